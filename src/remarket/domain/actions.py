@@ -1,0 +1,84 @@
+"""Outbound contract: the action messages downstream senders deliver. Source of `schemas/`.
+
+An action is decided once and identified deterministically: the same trigger always yields the
+same `action_id`, so a sender that dedups by it delivers each message at most once even if the
+topic were to carry a copy.
+"""
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from remarket.domain.events import Channel, Identifier, PromotionType
+
+ACTION_SCHEMA_VERSION = 1
+_ACTION_NAMESPACE = uuid.UUID("6f1d3c52-8a57-4c2e-9a0e-2c8d5a1f7b10")
+
+
+class ActionKind(StrEnum):
+    PAYMENT_REMINDER = "payment_reminder"
+    TARGETED_COUPON = "targeted_coupon"
+    LIFECYCLE_NEW = "lifecycle_new"
+    LIFECYCLE_GROWTH = "lifecycle_growth"
+    LIFECYCLE_MATURE = "lifecycle_mature"
+    LIFECYCLE_DECLINING = "lifecycle_declining"
+    LIFECYCLE_CHURNED = "lifecycle_churned"
+
+
+class CouponUnit(StrEnum):
+    PERCENT = "percent"
+    AMOUNT = "amount"
+
+
+class Coupon(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: PromotionType
+    value: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    unit: CouponUnit
+    min_spend: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    valid_until: AwareDatetime
+
+
+class Reason(BaseModel):
+    """Why this action: enough for a sender, an analyst or an auditor to follow the decision."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: str = Field(description="The named rule that fired, e.g. 'unpaid_order_reminder'.")
+    stage: str
+    tier: str
+    email_activity: str
+    site_activity: str
+    repurchase_score: Annotated[float, Field(ge=0, le=1)]
+    triggering_event_ids: list[Identifier] = Field(default_factory=list, max_length=50)
+    detail: str | None = None
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action_id: Identifier = Field(description="UUIDv5 of customer, kind and trigger: same trigger, same id.")
+    kind: ActionKind
+    customer_id: Identifier
+    channel: Channel
+    send_after: AwareDatetime = Field(description="Do not send before; already outside quiet hours.")
+    expires_at: AwareDatetime = Field(description="Do not send after.")
+    coupon: Coupon | None = None
+    product_ids: list[Identifier] = Field(default_factory=list, max_length=50)
+    order_id: Identifier | None = None
+    reason: Reason
+    policy_version: str
+    holdout: bool = Field(False, description="Control group: recorded, never sent.")
+    created_at: AwareDatetime = Field(description="Logical decision time (event time of the trigger).")
+    schema_version: Literal[1] = ACTION_SCHEMA_VERSION
+
+
+def action_id_for(customer_id: str, kind: ActionKind | str, trigger_ref: str) -> str:
+    """Deterministic id: the same customer, kind and trigger reference always map to one id."""
+    return str(uuid.uuid5(_ACTION_NAMESPACE, f"{customer_id}\x1f{kind}\x1f{trigger_ref}"))
+
+

@@ -1,0 +1,61 @@
+"""Runtime settings: one pydantic-settings class read from REMARKET_* environment variables.
+
+Build it in main() (`Settings()`), never at import time. Secrets are SecretStr so they never print.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REMARKET_", extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str | None = Field(
+        None, description="host:port[,host:port]; unset: the demo starts a local broker from Maven jars.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    # Worker
+    app_id: str = Field("remarket", description="Faust app id: consumer group and transactional id prefix.")
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    store: str = Field("rocksdb://", description="Table store: rocksdb:// (rocksdict) or memory:// (tests).")
+    data_dir: Path = Field(Path("var/remarket-data"), description="Where RocksDB state lives.")
+    partitions: int | None = Field(None, ge=1, le=1024, description="Overrides the catalog's partition count.")
+    replication_factor: int | None = Field(None, ge=1, le=16)
+    standby_replicas: int = Field(0, ge=0, le=8, description="Table standby replicas (faster failover).")
+    tick_interval_seconds: float = Field(
+        5.0, gt=0, le=60, description="How often due work is checked; stages move at most this late.")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    policy_file: Path | None = Field(None, description="Merchant policy (TOML); unset: built-in defaults.")
+    catalog_file: Path | None = Field(None, description="Topic catalog; unset: the packaged streams/topics.toml.")
+
+    # Topic names (stores have their own): REMARKET_TOPIC_ORDERS=shop.orders, ...
+    topic_visits: str | None = None
+    topic_orders: str | None = None
+    topic_carts: str | None = None
+    topic_email: str | None = None
+    topic_consent: str | None = None
+    topic_ticks: str | None = None
+    topic_actions: str | None = None
+    topic_holdout: str | None = None
+    topic_profiles: str | None = None
+    topic_dead_letter: str | None = None
+
+    def topic_overrides(self) -> dict[str, str]:
+        return {
+            name.removeprefix("topic_"): value
+            for name, value in self.__dict__.items()
+            if name.startswith("topic_") and value
+        }

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
         5.0, gt=0, le=60, description="How often due work is checked; stages move at most this late.")
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    lookup_token: SecretStr | None = Field(
+        None, description="Enables GET /customers/{id}; callers send 'Authorization: Bearer <token>'.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     policy_file: Path | None = Field(None, description="Merchant policy (TOML); unset: built-in defaults.")
     catalog_file: Path | None = Field(None, description="Topic catalog; unset: the packaged streams/topics.toml.")

@@ -1,0 +1,212 @@
+"""The `remarket` command: entry points parse arguments, build settings, and call one function."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+import orjson
+
+from remarket.catalog import CatalogError, load_catalog
+from remarket.settings import Settings
+
+
+def _catalog(settings: Settings):
+    return load_catalog(settings.catalog_file, overrides=settings.topic_overrides(),
+                        partitions=settings.partitions, replication_factor=settings.replication_factor)
+
+
+def _policy(settings: Settings, path: Path | None = None):
+    from remarket.domain import policy as policy_module
+
+    path = path or settings.policy_file
+    if path is None:
+        return policy_module.Policy()
+    return policy_module.load_policy(path)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from faust.worker import Worker as FaustWorker
+
+    from remarket.shell.app import Worker
+    from remarket.shell.kafka import apply_topics
+
+    catalog = _catalog(settings)
+    reports = asyncio.run(apply_topics(settings, catalog))
+    if _print_topic_reports(reports):
+        return 2
+    worker = Worker(settings, _policy(settings), catalog)
+    FaustWorker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from remarket.shell.kafka import apply_topics
+
+    reports = asyncio.run(apply_topics(settings, _catalog(settings)))
+    return 2 if _print_topic_reports(reports) else 0
+
+
+def _print_topic_reports(reports) -> bool:
+    mismatched = False
+    for r in reports:
+        print(f"{r.status:9} {r.name}  {r.detail}")
+        mismatched |= r.status == "mismatch"
+    if mismatched:
+        print("topic layout does not match the catalog: fix the topics (or REMARKET_PARTITIONS) first",
+              file=sys.stderr)
+    return mismatched
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    from remarket.shell.kafka import client_config
+    from remarket.simulate import TrafficModel, produce
+
+    catalog = _catalog(settings)
+    names = {spec.role: spec.name for spec in catalog}
+    model = TrafficModel(customers=args.customers, seed=args.seed, malformed_share=args.malformed,
+                         history_days=args.history_days)
+
+    async def run() -> dict:
+        producer = AIOKafkaProducer(**client_config(settings), linger_ms=5, acks="all")
+        await producer.start()
+        try:
+            return await produce(producer, names, model, rate=args.rate, duration=args.duration,
+                                 report=lambda line: print(line, flush=True))
+        finally:
+            await producer.stop()
+
+    counts = asyncio.run(run())
+    print(f"simulate: done: {counts}")
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
+    from remarket.tools import tail
+
+    catalog = _catalog(settings)
+    topic = catalog[args.topic.replace("-", "_")].name if args.topic.replace("-", "_") in catalog.topics else args.topic
+    return asyncio.run(tail(settings, topic, from_beginning=args.from_beginning, limit=args.limit,
+                            idle_timeout=args.idle_timeout, raw=args.raw))
+
+
+def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
+    from remarket.tools import inspect_customer
+
+    return asyncio.run(inspect_customer(settings, _catalog(settings), args.customer_id))
+
+
+def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
+    from remarket.domain.policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(args.file)
+    except PolicyError as exc:
+        print(f"{args.file}: invalid policy\n{exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: ok (policy version {policy.version})")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from remarket import replay
+
+    policy = _policy(settings, args.policy)
+    as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+    if as_of is not None and as_of.tzinfo is None:
+        print("--as-of needs a UTC offset, e.g. 2026-11-01T00:00:00+00:00", file=sys.stderr)
+        return 2
+    summary = replay.run(args.input, args.snapshot, args.actions, policy, as_of,
+                         lambda line: print(line, file=sys.stderr, flush=True))
+    print(orjson.dumps(summary, option=orjson.OPT_INDENT_2, default=str).decode())
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
+    from remarket import fit
+
+    result = fit.run(args.input, args.horizon_days)
+    print(result if isinstance(result, str) else orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="remarket", description="Real-time remarketing engine for a store's existing customers. "
+        "Configuration comes from REMARKET_* environment variables (see docs/configuration.md).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("worker", help="run the stream worker (Faust): state, timers, actions")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("topics", help="create or check the topics of the catalog")
+    p.add_argument("action", choices=["apply"])
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("simulate", help="produce realistic storefront traffic")
+    p.add_argument("--customers", type=int, default=200)
+    p.add_argument("--rate", type=float, default=20.0, help="live events per second")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of live traffic")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--malformed", type=float, default=0.01, help="share of malformed events")
+    p.add_argument("--history-days", type=int, default=180, help="back-dated order history (0: none)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("tail", help="pretty-print a topic (actions, dead-letter, profiles, an input...)")
+    p.add_argument("topic", help="catalog role (actions, dead-letter, orders...) or a topic name")
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--limit", type=int, default=None, help="stop after this many records")
+    p.add_argument("--idle-timeout", type=float, default=None, help="stop after this many idle seconds")
+    p.add_argument("--raw", action="store_true", help="one JSON line per record")
+    p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser("inspect", help="show one customer's state (read from the state changelog)")
+    p.add_argument("customer_id")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("policy", help="validate a merchant policy file")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_policy)
+
+    p = sub.add_parser("replay", help="run the core over a JSONL file of events (backfill, what-if)")
+    p.add_argument("--input", type=Path, required=True)
+    p.add_argument("--snapshot", type=Path, required=True)
+    p.add_argument("--actions", type=Path, default=None)
+    p.add_argument("--as-of", default=None, help="ISO time to advance the clock to (default: last event)")
+    p.add_argument("--policy", type=Path, default=None)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("fit", help="fit the repurchase model (BG/NBD) to a JSONL event history")
+    p.add_argument("--input", type=Path, required=True)
+    p.add_argument("--horizon-days", type=float, default=90.0)
+    p.set_defaults(func=cmd_fit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    try:
+        return args.func(args, settings)
+    except CatalogError as exc:
+        print(f"remarket: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the message, not a traceback, for known operator errors
+        from remarket.shell.kafka import BootstrapMissing
+
+        if isinstance(exc, BootstrapMissing):
+            print(f"remarket: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The only package that imports faust / aiokafka: topics, tables, agents, timers, views."""

@@ -1,0 +1,204 @@
+"""The Faust worker: composition root of topics, the customer table, the agent, timer and views.
+
+One agent consumes every input topic and the internal ticks topic. They are co-partitioned by
+customer id, so a customer's events, ticks and state share a partition and no repartition is
+needed. The agent hands each record to the Pipeline and carries out the result.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+
+from remarket.catalog import Catalog
+from remarket.domain.policy import Policy
+from remarket.domain.state import CustomerState
+from remarket.settings import Settings
+from remarket.shell.kafka import bootstrap_of, ssl_context
+from remarket.shell.metrics import Metrics
+from remarket.shell.pipeline import UNCHANGED, Handled, OutRecord, Pipeline, SourceRecord, tick_value
+from remarket.shell.schedule import DueIndex
+
+log = logging.getLogger("remarket.worker")
+
+TABLE_NAME = "customers"
+TICK_RETRY_AFTER = timedelta(minutes=1)
+"""A tick that never comes back (lost send) is retried after this; duplicates are harmless."""
+
+
+def faust_app(settings: Settings, catalog: Catalog) -> faust.App:
+    brokers = [f"kafka://{host.strip()}" for host in bootstrap_of(settings).split(",") if host.strip()]
+    return faust.App(
+        settings.app_id,
+        broker=brokers,
+        broker_credentials=_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=catalog.partitions,
+        topic_replication_factor=catalog["ticks"].replication_factor,
+        table_standby_replicas=settings.standby_replicas,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_enabled=True,
+        autodiscover=False,
+    )
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=password,
+        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        ssl_context=ssl_context(settings) if protocol == "SASL_SSL" else None,
+    )
+
+
+class Worker:
+    """Owns the Faust app and everything wired onto it; `app` is what `faust.Worker` runs."""
+
+    def __init__(self, settings: Settings, policy: Policy, catalog: Catalog,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.pipeline = Pipeline(catalog, policy)
+        self.due = DueIndex()
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.app = faust_app(settings, catalog)
+        self.exactly_once = settings.processing_guarantee == "exactly_once"
+        self._topic_names = {spec.role: spec.name for spec in catalog}
+        self._role_by_topic = {spec.name: spec.role for spec in catalog}
+        self._indexed_assignment: frozenset | None = None
+        self._wire()
+
+    # -- wiring -------------------------------------------------------------------------
+    def _wire(self) -> None:
+        app = self.app
+        consumed = [spec.name for spec in self.catalog.inputs] + [self.catalog["ticks"].name]
+        self.source = app.topic(*consumed, key_type=bytes, value_type=bytes)
+        self.table = app.Table(
+            TABLE_NAME, default=None, key_type=bytes, value_type=bytes,
+            partitions=self.catalog.partitions,
+            help="Per-customer state (CustomerState JSON), changelogged.",
+        )
+        app.agent(self.source, name="customer-events")(self._agent)
+        app.timer(self.settings.tick_interval_seconds, name="due-work")(self._fire_due_work)
+        setup_prometheus_sensors(app, pattern="/metrics", registry=self.registry,
+                                 name_prefix="faust")
+        from remarket.shell import views
+        views.register(self)
+
+    async def _agent(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await self.handle(event.message)
+
+    # -- the hot path ---------------------------------------------------------------------
+    async def handle(self, message: Any) -> Handled:
+        started = time.perf_counter()
+        record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value)
+        key = message.key
+        stored = self.table.get(key) if key is not None else None
+        handled = self.pipeline.handle(record, stored, datetime.now(timezone.utc))
+        if handled.state is None:
+            self.table.pop(key, None)
+        elif handled.state is not UNCHANGED:
+            self.table[key] = handled.state
+        for out in handled.records:
+            await self._send(out, message)
+        if handled.customer_id is not None and handled.outcome != "duplicate":
+            self.due.set(handled.customer_id, handled.due_at)
+        self._observe(handled, message, started)
+        return handled
+
+    async def _send(self, out: OutRecord, source: Any) -> None:
+        """Send in the transaction that commits `source`'s offset (when exactly-once).
+
+        faust's own Topic.send picks a transaction by the *destination* partition and sends
+        outside any transaction for topics it does not consume (faust #177), so outputs are
+        produced here with the source partition's transactional producer explicitly.
+        """
+        transactional_id = None
+        if self.exactly_once:
+            group = self.app.assignor.group_for_topic(source.topic)
+            transactional_id = f"{self.app.conf.id}-{group}-{source.partition}"
+        await self.app.producer.send(
+            self._topic_names[out.role], out.key, out.value, None, None, out.headers,
+            transactional_id=transactional_id,
+        )
+
+    def _observe(self, handled: Handled, message: Any, started: float) -> None:
+        m = self.metrics
+        role = self._role_by_topic.get(message.topic, "unknown")
+        if role == "ticks":
+            m.ticks.labels("handled").inc()
+        else:
+            m.events.labels(role, "dead_lettered" if handled.dead_letter_reason else handled.outcome).inc()
+        if handled.dead_letter_reason:
+            m.dead_letters.labels(handled.dead_letter_reason).inc()
+        core = handled.core
+        if core is not None:
+            for action in core.actions:
+                m.actions.labels(str(action.kind), str(action.channel), str(action.holdout).lower()).inc()
+            if core.actions and message.timestamp:
+                m.event_to_action.observe(max(0.0, time.time() - message.timestamp))
+            for kind, reason in getattr(core, "suppressions", ()):
+                m.suppressions.labels(kind, reason).inc()
+            for from_stage, to_stage in getattr(core, "transitions", ()):
+                m.stage_transitions.labels(from_stage, to_stage).inc()
+            if core.state is None and not core.duplicate:
+                m.erasures.inc()
+        m.processing.observe(time.perf_counter() - started)
+
+    # -- due work -------------------------------------------------------------------------
+    def is_ready(self) -> bool:
+        recovered = self.app.tables.recovery.completed.is_set()
+        return bool(recovered and self.app.assignor.assigned_actives())
+
+    async def _fire_due_work(self) -> None:
+        if not self.is_ready():
+            self.metrics.ready.set(0)
+            return
+        self.metrics.ready.set(1)
+        assignment = frozenset(self.app.assignor.assigned_actives())
+        if assignment != self._indexed_assignment:
+            self._rebuild_due_index()
+            self._indexed_assignment = assignment
+        now = datetime.now(timezone.utc)
+        due = self.due.pop_due(now)
+        tick = tick_value(now)
+        ticks_topic = self.catalog["ticks"].name
+        pending = []
+        for customer_id, due_at in due:
+            self.metrics.tick_lateness.observe((now - due_at).total_seconds())
+            pending.append(await self.app.producer.send(ticks_topic, customer_id.encode(), tick, None, None, None))
+        for fut in pending:
+            await fut  # plain producer: ticks are idempotent and must be visible now, not at commit
+        self.metrics.ticks.labels("sent").inc(len(due))
+        self.due.retry_later((cid for cid, _ in due), now, TICK_RETRY_AFTER)
+        self.metrics.pending_customers.set(len(self.due))
+
+    def _rebuild_due_index(self) -> None:
+        """Scan this worker's table partitions once per assignment change (never per tick)."""
+        entries = []
+        for key, raw in self.table.items():
+            if raw:
+                entries.append((key.decode(), CustomerState.from_bytes(raw).due_at))
+        self.due.rebuild(entries)
+        self.metrics.index_rebuilds.inc()
+        log.info("due-work index rebuilt: %d customers scheduled of %d", len(self.due), len(entries))

@@ -1,0 +1,204 @@
+"""From raw Kafka record to state change and outbound records, without Faust.
+
+The Faust agent hands every consumed record here and carries out what comes back (write or
+delete the customer's state, send the records). Keeping this free of Faust lets the benchmark
+and the unit tests drive the exact code the worker runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Final
+
+import orjson
+from pydantic import ValidationError
+
+from remarket.catalog import Catalog
+from remarket.domain.actions import Action
+from remarket.domain.events import EventType, family_of, inbound_event_adapter
+from remarket.domain.policy import Policy
+from remarket.domain.process import Outcome, RejectedEvent, advance, apply
+from remarket.domain.state import CustomerState
+
+MAX_EVENT_BYTES: Final = 256 * 1024
+KNOWN_EVENT_TYPES: Final = frozenset(t.value for t in EventType)
+ACTION_KIND_HEADER: Final = "remarket-kind"
+JSON_HEADERS: Final = [("content-type", b"application/json")]
+
+
+class DeadLetterReason:
+    """Why a record went to the dead-letter topic; bounded values (also a metric label)."""
+
+    EMPTY = "empty_value"
+    TOO_LARGE = "too_large"
+    NOT_JSON = "not_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    WRONG_TOPIC = "wrong_topic"
+    SCHEMA_VIOLATION = "schema_violation"
+    MISSING_KEY = "missing_key"
+    KEY_MISMATCH = "key_mismatch"
+    REJECTED = "rejected_by_core"
+    BAD_TICK = "bad_tick"
+
+    ALL: Final = (EMPTY, TOO_LARGE, NOT_JSON, NOT_AN_OBJECT, UNKNOWN_EVENT_TYPE, WRONG_TOPIC,
+                  SCHEMA_VIOLATION, MISSING_KEY, KEY_MISMATCH, REJECTED, BAD_TICK)
+
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Final = _Unchanged()
+"""State write marker: leave the table as it is (dead letters, duplicates)."""
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    role: str  # catalog role: actions, holdout, profiles, dead_letter, ticks
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class Handled:
+    """What the shell must do for one consumed record."""
+
+    outcome: str  # applied | duplicate | dead_lettered | tick | tick_for_unknown_customer
+    state: bytes | None | _Unchanged = UNCHANGED  # None: delete the key (erasure tombstone)
+    records: list[OutRecord] = field(default_factory=list)
+    customer_id: str | None = None
+    due_at: datetime | None = None
+    dead_letter_reason: str | None = None
+    core: Outcome | None = None
+    event_type: str | None = None
+
+
+class Pipeline:
+    def __init__(self, catalog: Catalog, policy: Policy) -> None:
+        self.catalog = catalog
+        self.policy = policy
+        self._families_by_topic = catalog.families_by_topic()
+        self._ticks_topic = catalog["ticks"].name
+
+    def handle(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
+        if record.topic == self._ticks_topic:
+            return self.handle_tick(record, stored, received_at)
+        return self.handle_event(record, stored, received_at)
+
+    def handle_event(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
+        families = self._families_by_topic.get(record.topic)
+        if families is None:
+            return self._dead_letter(record, DeadLetterReason.WRONG_TOPIC, f"{record.topic} is not an input topic")
+        value = record.value
+        if not value:
+            return self._dead_letter(record, DeadLetterReason.EMPTY, "the record has no value")
+        if len(value) > MAX_EVENT_BYTES:
+            return self._dead_letter(
+                record, DeadLetterReason.TOO_LARGE, f"{len(value)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+        try:
+            document = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            return self._dead_letter(record, DeadLetterReason.NOT_JSON, str(exc))
+        if not isinstance(document, dict):
+            return self._dead_letter(
+                record, DeadLetterReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(document).__name__}")
+        event_type = document.get("event_type")
+        if not isinstance(event_type, str) or event_type not in KNOWN_EVENT_TYPES:
+            return self._dead_letter(
+                record, DeadLetterReason.UNKNOWN_EVENT_TYPE, f"event_type {event_type!r} is not one of the documented types")
+        if family_of(event_type) not in families:
+            return self._dead_letter(
+                record, DeadLetterReason.WRONG_TOPIC,
+                f"{event_type} does not belong on {record.topic} (accepts {', '.join(sorted(families))})")
+        try:
+            event = inbound_event_adapter.validate_python(document)
+        except ValidationError as exc:
+            return self._dead_letter(record, DeadLetterReason.SCHEMA_VIOLATION, _summarise(exc))
+        if record.key is None:
+            return self._dead_letter(record, DeadLetterReason.MISSING_KEY, "the record has no key (customer id)")
+        if record.key != event.customer_id.encode():
+            return self._dead_letter(
+                record, DeadLetterReason.KEY_MISMATCH,
+                f"key {record.key[:128]!r} differs from customer_id {event.customer_id!r}")
+        state = CustomerState.from_bytes(stored) if stored else None
+        try:
+            outcome = apply(state, event, self.policy, received_at=received_at)
+        except RejectedEvent as exc:
+            return self._dead_letter(record, DeadLetterReason.REJECTED, str(exc))
+        if outcome.duplicate:
+            return Handled("duplicate", customer_id=event.customer_id, event_type=event_type,
+                           due_at=state.due_at if state else None, core=outcome)
+        return self._carry_out(outcome, event.customer_id, "applied", event_type)
+
+    def handle_tick(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
+        customer_id = record.key.decode() if record.key else None
+        try:
+            now = datetime.fromisoformat(orjson.loads(record.value or b"{}")["now"])
+            if now.tzinfo is None:
+                raise ValueError("tick time has no offset")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            return self._dead_letter(record, DeadLetterReason.BAD_TICK, f"unreadable tick: {exc}")
+        if not stored or customer_id is None:  # erased since the tick was scheduled: nothing to do
+            return Handled("tick_for_unknown_customer", customer_id=customer_id)
+        outcome = advance(CustomerState.from_bytes(stored), now, self.policy)
+        return self._carry_out(outcome, customer_id, "tick", None)
+
+    def _carry_out(self, outcome: Outcome, customer_id: str, label: str, event_type: str | None) -> Handled:
+        key = customer_id.encode()
+        records = [action_record(action) for action in outcome.actions]
+        profile = getattr(outcome, "profile", None)
+        if outcome.state is None:
+            records.append(OutRecord("profiles", key, None))  # compacted away: erasure reaches consumers
+            return Handled(label, state=None, records=records, customer_id=customer_id,
+                           core=outcome, event_type=event_type)
+        if profile is not None:
+            records.append(OutRecord("profiles", key, profile.model_dump_json().encode(), JSON_HEADERS))
+        return Handled(label, state=outcome.state.to_bytes(), records=records, customer_id=customer_id,
+                       due_at=outcome.state.due_at, core=outcome, event_type=event_type)
+
+    @staticmethod
+    def _dead_letter(record: SourceRecord, reason: str, detail: str) -> Handled:
+        headers = [
+            ("remarket-dlq-reason", reason.encode()),
+            ("remarket-dlq-detail", detail[:2000].encode(errors="replace")),
+            ("remarket-dlq-topic", record.topic.encode()),
+            ("remarket-dlq-partition", str(record.partition).encode()),
+            ("remarket-dlq-offset", str(record.offset).encode()),
+            ("remarket-dlq-failed-at", datetime.now(timezone.utc).isoformat().encode()),
+        ]
+        return Handled("dead_lettered", records=[OutRecord("dead_letter", record.key, record.value, headers)],
+                       dead_letter_reason=reason)
+
+
+def action_record(action: Action) -> OutRecord:
+    return OutRecord(
+        "holdout" if action.holdout else "actions",
+        action.customer_id.encode(),
+        action.model_dump_json().encode(),
+        [*JSON_HEADERS, (ACTION_KIND_HEADER, str(action.kind).encode())],
+    )
+
+
+def tick_value(now: datetime) -> bytes:
+    return orjson.dumps({"now": now.isoformat()})
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

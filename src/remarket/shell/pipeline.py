@@ -14,6 +14,7 @@ import orjson
 from pydantic import ValidationError
 
 from remarket.catalog import Catalog
+from remarket.contracts import Tick
 from remarket.domain.actions import Action
 from remarket.domain.events import EventType, family_of, inbound_event_adapter
 from remarket.domain.policy import Policy
@@ -145,11 +146,9 @@ class Pipeline:
     def handle_tick(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
         customer_id = record.key.decode() if record.key else None
         try:
-            now = datetime.fromisoformat(orjson.loads(record.value or b"{}")["now"])
-            if now.tzinfo is None:
-                raise ValueError("tick time has no offset")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            return self._dead_letter(record, DeadLetterReason.BAD_TICK, f"unreadable tick: {exc}")
+            now = Tick.model_validate_json(record.value or b"").now
+        except ValidationError as exc:
+            return self._dead_letter(record, DeadLetterReason.BAD_TICK, _summarise(exc))
         if not stored or customer_id is None:  # erased since the tick was scheduled: nothing to do
             return Handled("tick_for_unknown_customer", customer_id=customer_id)
         outcome = advance(CustomerState.from_bytes(stored), now, self.policy)
@@ -192,7 +191,7 @@ def action_record(action: Action) -> OutRecord:
 
 
 def tick_value(now: datetime) -> bytes:
-    return orjson.dumps({"now": now.isoformat()})
+    return Tick(now=now).model_dump_json().encode()
 
 
 def _summarise(exc: ValidationError) -> str:

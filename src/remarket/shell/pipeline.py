@@ -6,6 +6,7 @@ and the unit tests drive the exact code the worker runs.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Final
@@ -20,6 +21,8 @@ from remarket.domain.events import EventType, family_of, inbound_event_adapter
 from remarket.domain.policy import Policy
 from remarket.domain.process import Outcome, RejectedEvent, advance, apply
 from remarket.domain.state import CustomerState
+
+log = logging.getLogger("remarket.pipeline")
 
 MAX_EVENT_BYTES: Final = 256 * 1024
 KNOWN_EVENT_TYPES: Final = frozenset(t.value for t in EventType)
@@ -41,9 +44,10 @@ class DeadLetterReason:
     KEY_MISMATCH = "key_mismatch"
     REJECTED = "rejected_by_core"
     BAD_TICK = "bad_tick"
+    PROCESSING_ERROR = "processing_error"  # a bug or corrupt state: parked, not lost, partition keeps moving
 
     ALL: Final = (EMPTY, TOO_LARGE, NOT_JSON, NOT_AN_OBJECT, UNKNOWN_EVENT_TYPE, WRONG_TOPIC,
-                  SCHEMA_VIOLATION, MISSING_KEY, KEY_MISMATCH, REJECTED, BAD_TICK)
+                  SCHEMA_VIOLATION, MISSING_KEY, KEY_MISMATCH, REJECTED, BAD_TICK, PROCESSING_ERROR)
 
 
 class _Unchanged:
@@ -94,9 +98,13 @@ class Pipeline:
         self._ticks_topic = catalog["ticks"].name
 
     def handle(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
-        if record.topic == self._ticks_topic:
-            return self.handle_tick(record, stored, received_at)
-        return self.handle_event(record, stored, received_at)
+        try:
+            if record.topic == self._ticks_topic:
+                return self.handle_tick(record, stored, received_at)
+            return self.handle_event(record, stored, received_at)
+        except Exception as exc:  # one poison record must not stall its partition forever
+            log.exception("processing failed for %s[%d]@%d", record.topic, record.partition, record.offset)
+            return self._dead_letter(record, DeadLetterReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
 
     def handle_event(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
         families = self._families_by_topic.get(record.topic)

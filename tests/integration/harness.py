@@ -1,0 +1,192 @@
+"""Drive real `remarket worker` processes and read topics back, for integration tests."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from remarket.catalog import load_catalog
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Deployment:
+    """One isolated remarket deployment on the shared broker: own app id and topic names."""
+
+    bootstrap: str
+    workdir: Path
+    partitions: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.run_id = uuid.uuid4().hex[:8]
+        self.app_id = f"rmk-test-{self.run_id}"
+        base = load_catalog()
+        self.topics = {spec.role: f"t{self.run_id}.{spec.name}" for spec in base}
+        self.workers: list[WorkerProcess] = []
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REMARKET_")}
+        env.update({
+            "REMARKET_KAFKA_BOOTSTRAP": self.bootstrap,
+            "REMARKET_APP_ID": self.app_id,
+            "REMARKET_PARTITIONS": str(self.partitions),
+            "REMARKET_TICK_INTERVAL_SECONDS": "1",
+            "REMARKET_LOOKUP_TOKEN": "test-token",
+            "REMARKET_LOG_LEVEL": "info",
+        })
+        env.update({f"REMARKET_TOPIC_{role.upper()}": name for role, name in self.topics.items()})
+        env.update(self.extra_env)
+        env.update(overrides)
+        return env
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "remarket.cli", *args], env=self.env(),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def start_worker(self, name: str = "w1", **env: str) -> "WorkerProcess":
+        worker = WorkerProcess(self, name, free_port())
+        worker.start(**env)
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@dataclass
+class WorkerProcess:
+    deployment: Deployment
+    name: str
+    web_port: int
+    proc: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.deployment.workdir / f"{self.name}.log"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.deployment.workdir / f"{self.name}-data"
+
+    def start(self, ready_timeout: float = 90, **env: str) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "remarket.cli", "worker"],
+            env=self.deployment.env(REMARKET_WEB_PORT=str(self.web_port), REMARKET_DATA_DIR=str(self.data_dir),
+                                    **env),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.wait_ready(ready_timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited with {self.proc.returncode}\n{self.log_tail()}")
+            if self.get("/readyz")[0] == 200:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"worker {self.name} not ready after {timeout}s\n{self.log_tail()}")
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return 0, b""
+
+    def customer(self, customer_id: str) -> dict | None:
+        status, body = self.get(f"/customers/{customer_id}", token="test-token")
+        return orjson.loads(body) if status == 200 else None
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def consume_all(bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 30,
+                      settle: float = 2.0) -> list:
+    """Every committed record of `topic` (read_committed); waits for `expect` records if given."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", isolation_level="read_committed")
+    await consumer.start()
+    records: list = []
+    try:
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            fresh = [r for rs in batch.values() for r in rs]
+            records.extend(fresh)
+            if fresh:
+                quiet_since = time.monotonic()
+            if expect is not None and len(records) >= expect and time.monotonic() - quiet_since >= settle:
+                break
+            if expect is None and time.monotonic() - quiet_since >= settle and records:
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.5, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def run(coro):
+    return asyncio.run(coro)

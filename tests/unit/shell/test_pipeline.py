@@ -1,0 +1,107 @@
+"""The pipeline routes every record: applied, duplicate, or dead-lettered with a named reason."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from remarket.catalog import load_catalog
+from remarket.domain.policy import Policy
+from remarket.shell.pipeline import UNCHANGED, DeadLetterReason, Pipeline, SourceRecord, tick_value
+
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+CATALOG = load_catalog()
+T = {spec.role: spec.name for spec in CATALOG}
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    return Pipeline(CATALOG, Policy())
+
+
+def doc(event_type="visit.page_view", customer="c-1", event_id="e-1", at=NOW, **fields) -> bytes:
+    return orjson.dumps({"event_id": event_id, "event_type": event_type, "customer_id": customer,
+                         "occurred_at": at.isoformat(), "schema_version": 1, **fields})
+
+
+def record(topic_role="visits", key=b"c-1", value=None, offset=0) -> SourceRecord:
+    return SourceRecord(T[topic_role], 0, offset, key, doc() if value is None else value)
+
+
+@pytest.mark.parametrize("role,key,value,reason", [
+    ("visits", b"c-1", b"", DeadLetterReason.EMPTY),
+    ("visits", b"c-1", b"x" * (300 * 1024), DeadLetterReason.TOO_LARGE),
+    ("visits", b"c-1", b"{oops", DeadLetterReason.NOT_JSON),
+    ("visits", b"c-1", b"\xc3\x28", DeadLetterReason.NOT_JSON),
+    ("visits", b"c-1", b"[" * 5000 + b"]" * 5000, DeadLetterReason.NOT_JSON),
+    ("visits", b"c-1", b'"a string"', DeadLetterReason.NOT_AN_OBJECT),
+    ("visits", b"c-1", doc("visit.teleport"), DeadLetterReason.UNKNOWN_EVENT_TYPE),
+    ("visits", b"c-1", b'{"event_type": 7}', DeadLetterReason.UNKNOWN_EVENT_TYPE),
+    ("visits", b"c-1", doc("order.paid", order_id="o"), DeadLetterReason.WRONG_TOPIC),
+    ("orders", b"c-1", doc("order.paid"), DeadLetterReason.SCHEMA_VIOLATION),
+    ("orders", b"c-1", doc("order.paid", order_id="o", total="lots"), DeadLetterReason.SCHEMA_VIOLATION),
+    ("visits", None, doc(), DeadLetterReason.MISSING_KEY),
+    ("visits", b"c-2", doc(), DeadLetterReason.KEY_MISMATCH),
+    ("visits", b"c-1", doc(at=NOW + timedelta(days=2)), DeadLetterReason.REJECTED),
+])
+def test_bad_input_is_dead_lettered_with_its_reason_and_original_bytes(pipeline, role, key, value, reason):
+    handled = pipeline.handle(record(role, key, value, offset=41), None, NOW)
+    assert handled.outcome == "dead_lettered"
+    assert handled.dead_letter_reason == reason
+    assert handled.state is UNCHANGED
+    [dead] = handled.records
+    headers = dict(dead.headers)
+    assert dead.role == "dead_letter" and dead.value == value and dead.key == key
+    assert headers["remarket-dlq-reason"] == reason.encode()
+    assert headers["remarket-dlq-topic"] == T[role].encode()
+    assert headers["remarket-dlq-offset"] == b"41"
+    assert headers["remarket-dlq-detail"]
+
+
+def test_schema_violation_names_the_field(pipeline):
+    handled = pipeline.handle(record("orders", value=doc("order.paid", order_id="o", total=-1)), None, NOW)
+    assert b"total" in dict(handled.records[0].headers)["remarket-dlq-detail"]
+
+
+def test_valid_event_is_applied_and_state_written(pipeline):
+    handled = pipeline.handle(record(), None, NOW)
+    assert handled.outcome == "applied" and handled.customer_id == "c-1"
+    assert isinstance(handled.state, bytes) and b"c-1" in handled.state
+
+
+def test_repeated_event_id_is_a_duplicate_and_leaves_state_unchanged(pipeline):
+    first = pipeline.handle(record(), None, NOW)
+    again = pipeline.handle(record(offset=1), first.state, NOW)
+    assert again.outcome == "duplicate" and again.state is UNCHANGED and again.records == []
+
+
+def test_erasure_deletes_state_and_tombstones_the_profile(pipeline):
+    first = pipeline.handle(record(), None, NOW)
+    erase = SourceRecord(T["consent"], 0, 2, b"c-1", doc("consent.erasure_requested", event_id="e-2"))
+    handled = pipeline.handle(erase, first.state, NOW)
+    assert handled.state is None
+    assert ("profiles", b"c-1", None) in [(r.role, r.key, r.value) for r in handled.records]
+
+
+def test_tick_for_an_erased_customer_does_nothing(pipeline):
+    tick = SourceRecord(T["ticks"], 0, 0, b"c-1", tick_value(NOW))
+    handled = pipeline.handle(tick, None, NOW)
+    assert handled.outcome == "tick_for_unknown_customer" and handled.records == []
+
+
+def test_unreadable_tick_is_dead_lettered(pipeline):
+    handled = pipeline.handle(SourceRecord(T["ticks"], 0, 0, b"c-1", b"{}"), b"", NOW)
+    assert handled.dead_letter_reason == DeadLetterReason.BAD_TICK
+
+
+def test_a_crash_in_the_core_parks_the_record_instead_of_stalling(pipeline, monkeypatch):
+    import remarket.shell.pipeline as module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(module, "apply", boom)
+    handled = pipeline.handle(record(), None, NOW)
+    assert handled.dead_letter_reason == DeadLetterReason.PROCESSING_ERROR
+    assert b"RuntimeError: bug" in dict(handled.records[0].headers)["remarket-dlq-detail"]

@@ -1,17 +1,398 @@
-"""Merchant policy: every threshold, window, size and cap, with defaults from the domain notes."""
+"""Merchant policy: every threshold, window, size and cap, with defaults from the domain notes.
+
+One frozen pydantic model with a section per concern. Durations accept "30m", "20d", "1h30m",
+"2w", ISO 8601 ("P20D") or seconds. `load_policy` reads TOML and turns every validation problem
+into one `PolicyError` whose lines name the field path ("lifecycle.declining_factor: ...").
+"""
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+import tomllib
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from remarket.domain.events import Channel, PromotionType
+
+STAGES = ("prospect", "new", "growth", "mature", "declining", "churned")
+CAMPAIGN_STAGES = ("new", "growth", "mature", "declining", "churned")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(w|d|h|m|s)")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _parse_duration(value: Any) -> Any:
+    """"1h30m" -> timedelta; anything else is left to pydantic (ISO 8601, seconds)."""
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if text and _DURATION_PART.sub("", text) == "":
+            return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text)))
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+PositiveDuration = Annotated[Duration, Field(gt=timedelta(0))]
+NonNegativeDuration = Annotated[Duration, Field(ge=timedelta(0))]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventsPolicy(_Section):
+    future_tolerance: PositiveDuration = Field(
+        timedelta(minutes=5), description="Events further ahead of their receipt time are rejected.")
+    reorder_tolerance: NonNegativeDuration = Field(
+        timedelta(seconds=30), description="Events are held this long so late arrivals fold in event-time order; "
+                                           "also the lag of time-driven decisions behind the clock.")
+    dedup_event_ids: int = Field(64, ge=1, le=10_000, description="Recent event ids remembered per customer.")
+
+
+class LimitsPolicy(_Section):
+    """Bounds on what one customer's state may hold (oldest entries are forgotten first)."""
+
+    open_orders: int = Field(10, ge=1, le=1000)
+    products: int = Field(20, ge=1, le=1000, description="Products with recent attention.")
+    contacts: int = Field(16, ge=1, le=1000, description="Recent messages kept for frequency caps.")
+    couponed_products: int = Field(20, ge=1, le=1000, description="Products remembered for once-per-window.")
+    closed_ids: int = Field(20, ge=1, le=1000, description="Recently paid/cancelled order and cart ids.")
+    reorder_buffer: int = Field(50, ge=1, le=10_000, description="Events held for reordering.")
+
+
+class ActivityPolicy(_Section):
+    email_active_window: PositiveDuration = timedelta(days=30)
+    email_active_min: int = Field(2, ge=1, le=100, description="Opens/clicks within the window to be active.")
+    email_inactive_after: PositiveDuration = Field(timedelta(days=60), description="No open/click this long: inactive.")
+    site_active_window: PositiveDuration = timedelta(days=30)
+    site_active_min: int = Field(1, ge=1, le=100, description="Visits/cart events within the window to be active.")
+    site_inactive_after: PositiveDuration = timedelta(days=60)
+
+    @model_validator(mode="after")
+    def _windows_nest(self) -> "ActivityPolicy":
+        for kind in ("email", "site"):
+            if getattr(self, f"{kind}_inactive_after") < getattr(self, f"{kind}_active_window"):
+                raise ValueError(f"activity.{kind}_inactive_after: must not be shorter than {kind}_active_window")
+        return self
+
+
+class LifecyclePolicy(_Section):
+    default_cycle: PositiveDuration = Field(
+        timedelta(days=60), description="Store-wide purchase cycle, used for one-time buyers.")
+    min_cycle: PositiveDuration = Field(
+        timedelta(days=7), description="A personal cycle is never taken as shorter than this.")
+    love_period: PositiveDuration = Field(timedelta(days=90), description="A one-order customer is 'new' this long.")
+    growth_from_orders: int = Field(2, ge=2, le=10_000)
+    mature_from_orders: int = Field(5, ge=2, le=10_000)
+    declining_factor: float = Field(1.5, gt=1, le=100, allow_inf_nan=False)
+    churned_factor: float = Field(3.0, gt=1, le=100, allow_inf_nan=False)
+    churned_after_max: PositiveDuration = Field(
+        timedelta(days=180), description="Churned at the latest this long after the last order.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LifecyclePolicy":
+        if self.declining_factor >= self.churned_factor:
+            raise ValueError("lifecycle.declining_factor: must be less than lifecycle.churned_factor")
+        if self.mature_from_orders <= self.growth_from_orders:
+            raise ValueError("lifecycle.mature_from_orders: must be greater than growth_from_orders")
+        if self.min_cycle > self.default_cycle:
+            raise ValueError("lifecycle.min_cycle: must not exceed default_cycle")
+        return self
+
+
+class TierLevel(_Section):
+    name: str = Field(min_length=1, max_length=32)
+    min: float = Field(ge=0, allow_inf_nan=False)
+
+
+def _levels(*pairs: tuple[str, float]) -> list[TierLevel]:
+    return [TierLevel(name=n, min=m) for n, m in pairs]
+
+
+class TierPolicy(_Section):
+    basis: Literal["amount", "orders"] = Field("amount", description="Grade by lifetime paid amount or order count.")
+    amount_levels: list[TierLevel] = Field(
+        default_factory=lambda: _levels(("bronze", 0), ("silver", 200), ("gold", 1000), ("platinum", 5000)))
+    order_levels: list[TierLevel] = Field(
+        default_factory=lambda: _levels(("bronze", 0), ("silver", 2), ("gold", 5), ("platinum", 10)))
+
+    @model_validator(mode="after")
+    def _strictly_increasing(self) -> "TierPolicy":
+        for field in ("amount_levels", "order_levels"):
+            levels = getattr(self, field)
+            if not levels:
+                raise ValueError(f"tier.{field}: needs at least one level")
+            if levels[0].min != 0:
+                raise ValueError(f"tier.{field}: the first level must start at 0")
+            if any(b.min <= a.min for a, b in zip(levels, levels[1:])):
+                raise ValueError(f"tier.{field}: minimums must be strictly increasing")
+            if len({level.name for level in levels}) != len(levels):
+                raise ValueError(f"tier.{field}: level names must be unique")
+        return self
+
+
+def _four_increasing(path: str, cuts: list[float]) -> None:
+    if len(cuts) != 4 or any(b <= a for a, b in zip(cuts, cuts[1:])):
+        raise ValueError(f"rfm.{path}: needs 4 strictly increasing cut points")
+
+
+class RfmPolicy(_Section):
+    """Scores 1–5. Recency: 5 when the last order is at most recency_days[0] days old.
+    Frequency/monetary: 1 + how many cut points the customer reaches."""
+
+    recency_days: list[float] = Field(default_factory=lambda: [30, 90, 180, 365])
+    frequency_orders: list[float] = Field(default_factory=lambda: [2, 3, 5, 8])
+    monetary_amount: list[float] = Field(default_factory=lambda: [50, 200, 500, 1000])
+
+    @model_validator(mode="after")
+    def _cuts(self) -> "RfmPolicy":
+        _four_increasing("recency_days", self.recency_days)
+        _four_increasing("frequency_orders", self.frequency_orders)
+        _four_increasing("monetary_amount", self.monetary_amount)
+        return self
+
+
+class ScorePolicy(_Section):
+    """BG/NBD (Fader, Hardie & Lee 2005) population parameters, time unit = days.
+    Defaults: the paper's CDNOW fit (r=0.243, alpha=4.414 weeks, a=0.793, b=2.426), alpha in days."""
+
+    horizon: PositiveDuration = Field(timedelta(days=90), description="P(at least one purchase within this).")
+    r: float = Field(0.243, gt=0, le=1e4, allow_inf_nan=False)
+    alpha: float = Field(30.898, gt=0, le=1e6, allow_inf_nan=False)
+    a: float = Field(0.793, gt=0, le=1e4, allow_inf_nan=False)
+    b: float = Field(2.426, gt=0, le=1e4, allow_inf_nan=False)
+
+
+class PreferencePolicy(_Section):
+    min_redemptions: int = Field(1, ge=1, le=1000, description="Redemptions of a type before it counts as preferred.")
+    default: PromotionType = Field(PromotionType.DISCOUNT, description="Coupon type when no preference is known.")
+
+
+class ReminderPolicy(_Section):
+    enabled: bool = True
+    delay: PositiveDuration = timedelta(minutes=30)
+    valid_for: PositiveDuration = Field(timedelta(days=1), description="expires_at = send_after + this.")
+    include_checkouts: bool = Field(True, description="Also remind started-but-unfinished checkouts.")
+    skip_if_reminded_within: NonNegativeDuration = timedelta(days=20)
+    skip_if_paid_within: NonNegativeDuration = timedelta(days=20)
+
+
+class TargetedCouponPolicy(_Section):
+    enabled: bool = True
+    delay: PositiveDuration = Field(timedelta(hours=24), description="Attention with no order this long: coupon.")
+    repeat_views: int = Field(2, ge=1, le=1000, description="Product views that count as attention.")
+    attention_window: PositiveDuration = Field(timedelta(days=14), description="Views older than this are forgotten.")
+    once_per: PositiveDuration = Field(timedelta(days=30), description="At most one coupon per product this long.")
+    valid_for: PositiveDuration = timedelta(days=3)
+    percent_by_stage: dict[str, Percent] = Field(default_factory=lambda: {
+        "prospect": 10, "new": 5, "growth": 5, "mature": 5, "declining": 10, "churned": 15})
+    active_factor: float = Field(0.6, gt=0, le=1, description="Active customers get smaller discounts.")
+    min_spend: float = Field(0, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _every_stage(self) -> "TargetedCouponPolicy":
+        if set(self.percent_by_stage) != set(STAGES):
+            raise ValueError(f"coupon.percent_by_stage: needs exactly the stages {', '.join(STAGES)}")
+        return self
+
+
+class CouponTypesPolicy(_Section):
+    """How a promotion type becomes a coupon value: percent types scale; the others are fixed amounts."""
+
+    percent_types: list[PromotionType] = Field(default_factory=lambda: [
+        PromotionType.DISCOUNT, PromotionType.SPECIAL_PRICE, PromotionType.VALUE_BUNDLE])
+    amount_by_type: dict[PromotionType, float] = Field(default_factory=lambda: {
+        PromotionType.GIFT: 10.0, PromotionType.FREE_SHIPPING: 0.0},
+        description="Fixed value for non-percent types (free shipping: 0 = the whole shipping fee).")
+    max_percent: Percent = Field(40, description="No coupon, boosted or not, exceeds this.")
+
+    @model_validator(mode="after")
+    def _every_type(self) -> "CouponTypesPolicy":
+        missing = set(PromotionType) - set(self.percent_types) - set(self.amount_by_type)
+        if missing:
+            raise ValueError(f"coupon_types.amount_by_type: no value rule for {', '.join(sorted(missing))}")
+        return self
+
+
+class CampaignPolicy(_Section):
+    enabled: bool = True
+    delay: NonNegativeDuration = Field(timedelta(0), description="After entering the stage.")
+    cadence: Literal["once", "cycle", "fixed"] = Field(
+        "once", description="once: on entry only; cycle: every personal purchase cycle; fixed: every `every`.")
+    every: PositiveDuration = timedelta(days=30)
+    cycle_min: PositiveDuration = timedelta(days=14)
+    cycle_max: PositiveDuration = timedelta(days=90)
+    coupon_percent: Percent = Field(0, description="0 = no coupon (a notice).")
+    min_spend: float = Field(0, ge=0, allow_inf_nan=False)
+    valid_for: PositiveDuration = timedelta(days=7)
+
+    @model_validator(mode="after")
+    def _cycle_bounds(self) -> "CampaignPolicy":
+        if self.cycle_min > self.cycle_max:
+            raise ValueError("cycle_min: must not exceed cycle_max")
+        return self
+
+
+class CampaignsPolicy(_Section):
+    new: CampaignPolicy = CampaignPolicy(delay=timedelta(days=1), cadence="fixed", every=timedelta(days=30))
+    growth: CampaignPolicy = CampaignPolicy(cadence="cycle")
+    mature: CampaignPolicy = CampaignPolicy(cadence="cycle", coupon_percent=5)
+    declining: CampaignPolicy = CampaignPolicy(coupon_percent=15)
+    churned: CampaignPolicy = CampaignPolicy(coupon_percent=25, valid_for=timedelta(days=14))
+
+
+class FrequencyCap(_Section):
+    max: int = Field(ge=1, le=1000)
+    window: PositiveDuration
+
+
+class ContactPolicy(_Section):
+    default_consent: dict[Channel, bool] = Field(
+        default_factory=lambda: {Channel.EMAIL: True, Channel.IN_APP: True, Channel.PUSH: False, Channel.SMS: False},
+        description="Consent assumed until a consent event says otherwise.")
+    active_channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL, Channel.IN_APP, Channel.PUSH])
+    inactive_channels: list[Channel] = Field(default_factory=lambda: [Channel.SMS, Channel.PUSH, Channel.EMAIL])
+    email_bounce_limit: int = Field(2, ge=1, le=100, description="Bounces (without an open since) that stop email.")
+    default_timezone: str = Field("UTC", description="For customers whose time zone is unknown.")
+    cap: FrequencyCap = FrequencyCap(max=1, window=timedelta(days=1))
+    stage_caps: dict[str, FrequencyCap] = Field(
+        default_factory=lambda: {"declining": FrequencyCap(max=1, window=timedelta(days=7))})
+    cap_exempt_kinds: list[str] = Field(default_factory=lambda: ["payment_reminder"],
+                                        description="Transactional kinds that are never capped (still counted).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ContactPolicy":
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.default_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"contact.default_timezone: unknown time zone {self.default_timezone!r}") from None
+        for stage in self.stage_caps:
+            if stage not in STAGES:
+                raise ValueError(f"contact.stage_caps.{stage}: not a stage ({', '.join(STAGES)})")
+        for kind in self.cap_exempt_kinds:
+            _check_kind("contact.cap_exempt_kinds", kind)
+        return self
+
+
+class QuietHoursPolicy(_Section):
+    start: time = Field(time(21, 0), description="Local time quiet hours begin (customer's zone).")
+    end: time = Field(time(9, 0), description="Local time they end; may be on the next day. start == end: none.")
+    exempt_kinds: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> "QuietHoursPolicy":
+        for name in ("start", "end"):
+            if getattr(self, name).tzinfo is not None:
+                raise ValueError(f"quiet_hours.{name}: must be a local time without offset")
+        for kind in self.exempt_kinds:
+            _check_kind("quiet_hours.exempt_kinds", kind)
+        return self
+
+
+class FestivalWindow(_Section):
+    name: str = Field(min_length=1, max_length=64)
+    start: MonthDay = Field(description="MM-DD, first day, customer's local date, every year.")
+    end: MonthDay = Field(description="MM-DD, last day (may wrap past the new year).")
+    coupon_boost: float = Field(1.5, ge=1, le=10, description="Campaign coupon values are multiplied by this.")
+
+
+class FestivalPolicy(_Section):
+    hold_cadence_within: NonNegativeDuration = Field(
+        timedelta(days=7), description="A cadence campaign due this close before a festival waits for it.")
+    windows: list[FestivalWindow] = Field(default_factory=lambda: [
+        FestivalWindow(name="March New Trade Festival", start="03-01", end="03-31", coupon_boost=1.5),
+        FestivalWindow(name="September Procurement Festival", start="09-01", end="09-30", coupon_boost=1.5),
+        FestivalWindow(name="Double Eleven", start="11-11", end="11-11", coupon_boost=2.0),
+    ])
+
+
+class HoldoutPolicy(_Section):
+    share: Share = Field(0.05, description="Share of customers in the control group (stable hash of the id).")
+    salt: str = Field("remarket-holdout-1", min_length=1, max_length=64, description="Change to redraw the group.")
+
+
+def _check_kind(path: str, kind: str) -> None:
+    from remarket.domain.actions import ActionKind
+
+    if kind not in {k.value for k in ActionKind}:
+        raise ValueError(f"{path}: {kind!r} is not an action kind")
 
 
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: str = Field("default-1", min_length=1, max_length=64)
-    dedup_event_ids: int = Field(64, ge=1, le=10_000, description="Recent event ids kept per customer for dedup.")
-    future_tolerance: timedelta = Field(timedelta(minutes=5), description="Events further ahead of the clock are rejected.")
+    version: str = Field("default-1", min_length=1, max_length=64, description="Recorded with state and actions.")
+    events: EventsPolicy = EventsPolicy()
+    limits: LimitsPolicy = LimitsPolicy()
+    activity: ActivityPolicy = ActivityPolicy()
+    lifecycle: LifecyclePolicy = LifecyclePolicy()
+    tier: TierPolicy = TierPolicy()
+    rfm: RfmPolicy = RfmPolicy()
+    score: ScorePolicy = ScorePolicy()
+    preference: PreferencePolicy = PreferencePolicy()
+    reminder: ReminderPolicy = ReminderPolicy()
+    coupon: TargetedCouponPolicy = TargetedCouponPolicy()
+    coupon_types: CouponTypesPolicy = CouponTypesPolicy()
+    campaigns: CampaignsPolicy = CampaignsPolicy()
+    contact: ContactPolicy = ContactPolicy()
+    quiet_hours: QuietHoursPolicy = QuietHoursPolicy()
+    festivals: FestivalPolicy = FestivalPolicy()
+    holdout: HoldoutPolicy = HoldoutPolicy()
+
+    # The shell reads these two directly.
+    @property
+    def future_tolerance(self) -> timedelta:
+        return self.events.future_tolerance
+
+    @property
+    def dedup_event_ids(self) -> int:
+        return self.events.dedup_event_ids
 
 
 DEFAULT_POLICY = Policy()
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; each line names the field path and the problem."""
+
+
+_PHRASES = (("Input should be ", "must be "), ("Extra inputs are not permitted", "unknown field"),
+            ("Field required", "required"), ("Value error, ", ""))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    message = error["msg"]
+    for old, new in _PHRASES:
+        message = message.replace(old, new)
+    path = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "value_error":
+        # our own checks name the path from the section down; pydantic's loc is where they ran
+        if "." in message.split(":", 1)[0]:
+            return message
+        return f"{path}.{message}" if path else message
+    return f"{path}: {message}" if path else message
+
+
+def policy_from_dict(document: dict[str, Any]) -> Policy:
+    try:
+        return Policy.model_validate(document)
+    except ValidationError as exc:
+        raise PolicyError("\n".join(_describe(e) for e in exc.errors())) from None
+
+
+def load_policy(path: Path) -> Policy:
+    """Read a TOML policy file; missing fields take their defaults."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"not valid TOML: {exc}") from None
+    return policy_from_dict(document)

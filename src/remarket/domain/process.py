@@ -1,13 +1,24 @@
-"""The one entry point of the core: fold an event into state, or move state forward in time."""
+"""The one entry point of the core: fold an event into state, or move state forward in time.
+
+Event time only. Each customer's state keeps two clocks: `clock`, the latest time seen (event or
+tick, never moves back), and `upto`, the time processed so far, which trails `clock` by the
+policy's reorder tolerance. Events wait in a small buffer until `upto` reaches them and are then
+folded in event-time order, interleaved with whatever fell due in between; so events that arrive
+shuffled within the tolerance give exactly the same state and actions, live or in replay.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from remarket.domain.actions import Action
+from remarket.domain.contact import Effects
+from remarket.domain.decide import campaign_kind, evaluate, next_due
 from remarket.domain.events import InboundEvent, family_of
+from remarket.domain.fold import fold
 from remarket.domain.policy import Policy
-from remarket.domain.state import CustomerState, later, new_state
+from remarket.domain.profile import CustomerProfile, profile_of, segment_key
+from remarket.domain.state import CustomerState, from_ts, later, new_state, ring_add, ring_contains, to_ts
 
 
 class RejectedEvent(ValueError):
@@ -19,6 +30,67 @@ class Outcome:
     state: CustomerState | None  # None: the customer was erased
     actions: tuple[Action, ...] = field(default=())
     duplicate: bool = False
+    profile: CustomerProfile | None = None  # set when stage, tier or activity changed
+    transitions: tuple[tuple[str, str], ...] = ()  # (from_stage, to_stage)
+    suppressions: tuple[tuple[str, str], ...] = ()  # (action kind, reason)
+
+
+def _event_key(event: InboundEvent) -> tuple[datetime, str]:
+    return event.occurred_at, event.event_id
+
+
+def _insert(buffer: list[InboundEvent], event: InboundEvent) -> None:
+    key = _event_key(event)
+    index = len(buffer)
+    while index > 0 and _event_key(buffer[index - 1]) > key:
+        index -= 1
+    buffer.insert(index, event)
+
+
+def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effects) -> None:
+    """Fold buffered events and fire due work, in time order, up to `target` (inclusive)."""
+    while True:
+        event_ts = to_ts(state.buffer[0].occurred_at) if state.buffer else None
+        if event_ts is not None and event_ts > target:
+            event_ts = None
+        due = next_due(state, policy)
+        if due is not None and due <= target and (event_ts is None or due <= event_ts):
+            evaluate(state, due, policy, effects)
+        elif event_ts is not None:
+            event = state.buffer.pop(0)
+            at = event_ts if state.upto is None else max(event_ts, state.upto)
+            fold(state, event, policy)
+            evaluate(state, at, policy, effects)
+        else:
+            break
+    state.upto = target if state.upto is None else max(state.upto, target)
+
+
+def _finish(before: CustomerState | None, state: CustomerState, policy: Policy, effects: Effects) -> Outcome:
+    logical = [t for t in (next_due(state, policy),) if t is not None]
+    if state.buffer:
+        logical.append(to_ts(state.buffer[0].occurred_at))
+    lag = int(policy.events.reorder_tolerance.total_seconds())
+    state.due_at = from_ts(min(logical) + lag) if logical else None
+    state.policy_version = policy.version
+    profile = None
+    if state.upto is not None:
+        now_key = segment_key(state, state.upto, policy)
+        before_key = (segment_key(before, before.upto, policy) if before is not None and before.upto is not None
+                      else None)
+        if now_key != before_key:
+            profile = profile_of(state, from_ts(state.upto), policy)
+    return Outcome(state=state, actions=tuple(effects.actions), profile=profile,
+                   transitions=tuple(effects.transitions), suppressions=tuple(effects.suppressions))
+
+
+def _erased(state: CustomerState) -> Outcome:
+    """Nothing pending survives; count what was cancelled."""
+    cancelled = [("payment_reminder", "erasure")] * (len(state.open_orders) + len(state.open_checkouts))
+    cancelled += [("targeted_coupon", "erasure")] * sum(1 for a in state.products.values() if a.since)
+    if state.campaign_due is not None and (kind := campaign_kind(state.stage)) is not None:
+        cancelled.append((kind.value, "erasure"))
+    return Outcome(state=None, suppressions=tuple(cancelled))
 
 
 def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
@@ -29,25 +101,43 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
             f"occurred_at {event.occurred_at.isoformat()} is more than {policy.future_tolerance} "
             f"ahead of the time it was received ({received_at.isoformat()})"
         )
+    before = state
     if state is None:
         state = new_state(event.customer_id, policy.version)
-    if event.event_id in state.recent_event_ids:
+    if ring_contains(state.recent_event_hashes, event.event_id):
         return Outcome(state=state, duplicate=True)
     if event.event_type == "consent.erasure_requested":
-        return Outcome(state=None)
+        return _erased(state)
+    state = state.working_copy()
+    state.recent_event_hashes = ring_add(state.recent_event_hashes, event.event_id, policy.dedup_event_ids)
     family = family_of(event.event_type)
-    state = state.model_copy(update={
-        "clock": later(state.clock, event.occurred_at),
-        "recent_event_ids": (state.recent_event_ids + [event.event_id])[-policy.dedup_event_ids:],
-        "events_by_family": {**state.events_by_family, family: state.events_by_family.get(family, 0) + 1},
-        "last_seen_by_family": {
-            **state.last_seen_by_family,
-            family: later(state.last_seen_by_family.get(family), event.occurred_at),
-        },
-    })
-    return Outcome(state=state)
+    state.events_by_family[family] = state.events_by_family.get(family, 0) + 1
+    state.last_seen_by_family[family] = later(state.last_seen_by_family.get(family), event.occurred_at)
+    ts = to_ts(event.occurred_at)
+    state.clock = ts if state.clock is None else max(state.clock, ts)
+    _insert(state.buffer, event)
+    effects = Effects()
+    while len(state.buffer) > policy.limits.reorder_buffer:  # too many held: process the oldest now
+        _run_until(state, to_ts(state.buffer[0].occurred_at), policy, effects)
+    _run_until(state, state.clock - int(policy.events.reorder_tolerance.total_seconds()), policy, effects)
+    return _finish(before, state, policy, effects)
 
 
 def advance(state: CustomerState, now: datetime, policy: Policy) -> Outcome:
     """Move the customer's state to `now` with no new event (stages drift, due work fires)."""
-    return Outcome(state=state.model_copy(update={"clock": later(state.clock, now)}))
+    before, state = state, state.working_copy()
+    ts = to_ts(now)
+    state.clock = ts if state.clock is None else max(state.clock, ts)
+    effects = Effects()
+    _run_until(state, state.clock - int(policy.events.reorder_tolerance.total_seconds()), policy, effects)
+    return _finish(before, state, policy, effects)
+
+
+def settle(state: CustomerState, as_of: datetime, policy: Policy) -> Outcome:
+    """Process everything up to `as_of` itself, held events included (the end of a replay)."""
+    before, state = state, state.working_copy()
+    ts = to_ts(as_of)
+    state.clock = ts if state.clock is None else max(state.clock, ts)
+    effects = Effects()
+    _run_until(state, ts, policy, effects)
+    return _finish(before, state, policy, effects)

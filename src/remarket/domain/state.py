@@ -1,21 +1,115 @@
-"""Per-customer state: compact, bounded and serialisable (JSON via pydantic)."""
+"""Per-customer state: compact, bounded and serialisable (JSON via pydantic, defaults left out).
+
+Times inside the state are whole epoch seconds (int): compact to store and cheap to compare.
+Identifiers that only need a membership test (dedup, paid/cancelled orders, closed carts) are kept
+as short hashes packed in one bytes field (`IdRing`), base64 in JSON.
+"""
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import math
+from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from remarket.domain.events import InboundEvent, PromotionType
+
+_HASH_BYTES = 6  # 48 bits: a false "seen" once in ~10^13 look-ups at 64 remembered ids
+
+
+def to_ts(moment: datetime) -> int:
+    return math.floor(moment.timestamp())
+
+
+def from_ts(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def later(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
+def id_hash(identifier: str) -> bytes:
+    return hashlib.blake2b(identifier.encode(), digest_size=_HASH_BYTES).digest()
+
+
+def ring_contains(ring: bytes, identifier: str) -> bool:
+    needle, start = id_hash(identifier), 0
+    while (found := ring.find(needle, start)) >= 0:
+        if found % _HASH_BYTES == 0:
+            return True
+        start = found + 1
+    return False
+
+
+def ring_add(ring: bytes, identifier: str, cap: int) -> bytes:
+    """Append, keeping the newest `cap` ids."""
+    return (ring + id_hash(identifier))[-cap * _HASH_BYTES:]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenOrder(_Record):
+    """An order placed (or a checkout started) and not yet paid: a reminder may fall due."""
+
+    at: int
+    event_id: str
+    cart_id: str | None = None
+    total: float = 0.0
+    coupon_type: PromotionType | None = None
+
+
+class Attention(_Record):
+    """Recent attention to one product; `since` > 0 once it qualifies for a targeted coupon."""
+
+    last: int
+    views: int = 0
+    since: int = 0
+    event_id: str = ""
+
 
 class CustomerState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     customer_id: str
     policy_version: str
-    clock: AwareDatetime | None = Field(None, description="Latest logical time this state has seen.")
-    recent_event_ids: list[str] = Field(default_factory=list, description="Bounded, for dedup.")
+    clock: int | None = Field(None, description="Latest time seen (event or tick), epoch s; never goes back.")
+    upto: int | None = Field(None, description="Time up to which events and due work are processed.")
+    due_at: AwareDatetime | None = Field(None, description="Next time advance() may change something.")
+    buffer: list[InboundEvent] = Field(default_factory=list, description="Events held for reordering.")
+    recent_event_hashes: bytes = Field(b"", description="Bounded, for dedup of repeated event ids.")
     events_by_family: dict[str, int] = Field(default_factory=dict)
     last_seen_by_family: dict[str, AwareDatetime] = Field(default_factory=dict)
-    due_at: AwareDatetime | None = Field(None, description="Next time advance() may change something.")
+    timezone: str | None = None
+    country: str | None = None
+    # purchases
+    orders: int = 0
+    spent: float = 0.0
+    first_order: int | None = None
+    last_order: int | None = None
+    redeemed: dict[str, int] = Field(default_factory=dict, description="Coupon type -> paid orders using it.")
+    paid_orders: bytes = b""
+    cancelled_orders: bytes = b""
+    closed_carts: bytes = b""
+    open_orders: dict[str, OpenOrder] = Field(default_factory=dict)
+    open_checkouts: dict[str, OpenOrder] = Field(default_factory=dict)
+    # attention and engagement
+    products: dict[str, Attention] = Field(default_factory=dict)
+    email_engagements: list[int] = Field(default_factory=list, description="Latest opens/clicks.")
+    email_bounces: int = 0
+    site_visits: list[int] = Field(default_factory=list, description="Latest visits/cart events.")
+    consent: dict[str, bool] = Field(default_factory=dict, description="Explicit choices; the policy fills gaps.")
+    # life cycle and contact
+    stage: str = "prospect"
+    stage_since: int | None = None
+    reactivations: int = 0
+    campaign_due: int | None = None
+    campaign_seq: int = 0
+    last_reminded: int | None = None
+    contacts: list[int] = Field(default_factory=list, description="send_after of recent messages.")
+    couponed: dict[str, int] = Field(default_factory=dict, description="Product -> last targeted coupon.")
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_defaults=True).encode()
@@ -24,10 +118,21 @@ class CustomerState(BaseModel):
     def from_bytes(cls, raw: bytes) -> "CustomerState":
         return cls.model_validate_json(raw)
 
+    def working_copy(self) -> "CustomerState":
+        """A copy safe to mutate: containers are copied, their elements are immutable."""
+        copy = self.model_copy()
+        for name in _CONTAINER_FIELDS:
+            value = getattr(self, name)
+            if value:
+                setattr(copy, name, type(value)(value))
+        return copy
+
+
+_CONTAINER_FIELDS = tuple(
+    name for name, info in CustomerState.model_fields.items()
+    if getattr(info.annotation, "__origin__", None) in (list, dict)
+)
+
 
 def new_state(customer_id: str, policy_version: str) -> CustomerState:
     return CustomerState(customer_id=customer_id, policy_version=policy_version)
-
-
-def later(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None or b > a else a

@@ -1,0 +1,149 @@
+"""How and when a decided message may reach the customer: channel, quiet hours, caps, holdout.
+
+`deliver` is the one gate every action passes: it either returns the Action (possibly deferred
+past quiet hours, possibly marked holdout) or records why it was suppressed.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from remarket.domain.actions import Action, ActionKind, Coupon, CouponUnit, Reason, action_id_for
+from remarket.domain.calendar import customer_zone, festival_on, next_allowed
+from remarket.domain.events import Channel, PromotionType
+from remarket.domain.lifecycle import email_activity, is_active, site_activity, tier_of
+from remarket.domain.policy import Policy
+from remarket.domain.score import repurchase_score
+from remarket.domain.state import CustomerState, from_ts, to_ts
+
+
+@dataclass
+class Effects:
+    """What one call of the core produced, besides the new state."""
+
+    actions: list[Action] = field(default_factory=list)
+    suppressions: list[tuple[str, str]] = field(default_factory=list)
+    transitions: list[tuple[str, str]] = field(default_factory=list)
+
+    def suppress(self, kind: str, reason: str) -> None:
+        self.suppressions.append((str(kind), reason))
+
+
+def in_holdout(customer_id: str, policy: Policy) -> bool:
+    """Stable across runs, processes and policy edits other than share/salt."""
+    share = policy.holdout.share
+    if share <= 0:
+        return False
+    digest = hashlib.blake2b(f"{policy.holdout.salt}\x1f{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < share
+
+
+def consented(state: CustomerState, channel: Channel, policy: Policy) -> bool:
+    granted = state.consent.get(channel.value, policy.contact.default_consent.get(channel, False))
+    if channel is Channel.EMAIL and state.email_bounces >= policy.contact.email_bounce_limit:
+        return False
+    return granted
+
+
+def choose_channel(state: CustomerState, now: int, policy: Policy) -> Channel | None:
+    """Active customers: email / in-app; inactive ones: SMS first. None: no consented channel."""
+    preferred = (policy.contact.active_channels if is_active(state, now, policy.activity)
+                 else policy.contact.inactive_channels)
+    return next((c for c in preferred if consented(state, c, policy)), None)
+
+
+def _capped(state: CustomerState, send_at: int, policy: Policy) -> bool:
+    caps = [policy.contact.cap]
+    if (stage_cap := policy.contact.stage_caps.get(state.stage)) is not None:
+        caps.append(stage_cap)
+    for cap in caps:
+        window = int(cap.window.total_seconds())
+        if sum(abs(send_at - sent) < window for sent in state.contacts) >= cap.max:
+            return True
+    return False
+
+
+def _remember_contact(state: CustomerState, send_at: int, policy: Policy) -> None:
+    longest = max([policy.contact.cap.window, *(c.window for c in policy.contact.stage_caps.values())])
+    horizon = send_at - int(longest.total_seconds())
+    kept = sorted(t for t in state.contacts if t > horizon)
+    kept.append(send_at)
+    state.contacts = sorted(kept)[-policy.limits.contacts:]
+
+
+@dataclass(frozen=True)
+class CouponOffer:
+    type: PromotionType
+    percent: float          # size for percent types; 0 means no coupon
+    min_spend: float
+    valid_for: timedelta
+    boostable: bool = False  # campaign coupons grow in festival windows
+
+
+def _coupon(offer: CouponOffer, send_after, tz, policy: Policy) -> tuple[Coupon | None, str | None]:
+    percent, note = offer.percent, None
+    if offer.boostable and (festival := festival_on(send_after, tz, policy)) is not None:
+        percent, note = percent * festival.coupon_boost, f"festival: {festival.name}"
+    if percent <= 0:
+        return None, note
+    valid_until = send_after + offer.valid_for
+    if offer.type in policy.coupon_types.percent_types:
+        value = round(min(percent, policy.coupon_types.max_percent), 1)
+        return Coupon(type=offer.type, value=value, unit=CouponUnit.PERCENT, min_spend=offer.min_spend,
+                      valid_until=valid_until), note
+    amount = policy.coupon_types.amount_by_type.get(offer.type, 0.0)
+    return Coupon(type=offer.type, value=amount, unit=CouponUnit.AMOUNT, min_spend=offer.min_spend,
+                  valid_until=valid_until), note
+
+
+def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: ActionKind, now: int,
+            trigger_ref: str, rule: str, valid_for: timedelta, offer: CouponOffer | None = None,
+            product_ids: tuple[str, ...] = (), order_id: str | None = None,
+            triggering_event_ids: tuple[str, ...] = (), detail: str | None = None) -> Action | None:
+    channel = choose_channel(state, now, policy)
+    if channel is None:
+        effects.suppress(kind, "no_consent")
+        return None
+    tz = customer_zone(state.timezone, policy)
+    decided_at = from_ts(now)
+    send_after = decided_at
+    deferred = False
+    if kind.value not in policy.quiet_hours.exempt_kinds:
+        send_after = next_allowed(decided_at, tz, policy.quiet_hours)
+        deferred = send_after != decided_at
+    send_ts = to_ts(send_after)
+    if kind.value not in policy.contact.cap_exempt_kinds and _capped(state, send_ts, policy):
+        effects.suppress(kind, "frequency_cap")
+        return None
+    coupon, note = _coupon(offer, send_after, tz, policy) if offer is not None else (None, None)
+    if deferred:
+        effects.suppress(kind, "quiet_hours_deferred")
+    holdout = in_holdout(state.customer_id, policy)
+    if holdout:
+        effects.suppress(kind, "holdout")
+    _remember_contact(state, send_ts, policy)
+    action = Action(
+        action_id=action_id_for(state.customer_id, kind, trigger_ref),
+        kind=kind,
+        customer_id=state.customer_id,
+        channel=channel,
+        send_after=send_after,
+        expires_at=send_after + valid_for,
+        coupon=coupon,
+        product_ids=list(product_ids),
+        order_id=order_id,
+        reason=Reason(
+            rule=rule, stage=state.stage, tier=tier_of(state, policy),
+            email_activity=email_activity(state, now, policy.activity),
+            site_activity=site_activity(state, now, policy.activity),
+            repurchase_score=repurchase_score(state, now, policy.score),
+            triggering_event_ids=list(triggering_event_ids)[:50],
+            detail="; ".join(p for p in (detail, note) if p) or None,
+        ),
+        policy_version=policy.version,
+        holdout=holdout,
+        created_at=decided_at,
+    )
+    effects.actions.append(action)
+    return action

@@ -1,0 +1,159 @@
+"""Where a customer stands at a moment: activity, life-cycle stage, value tier, RFM, preference.
+
+Each rule is a small pure function of the state and a time (epoch seconds). `next_change_after`
+functions tell when a rule's answer changes by time alone, so the core can schedule a tick.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from remarket.domain.policy import ActivityPolicy, LifecyclePolicy, Policy
+from remarket.domain.state import CustomerState
+
+DAY = 86_400
+ACTIVE, LAPSING, INACTIVE = "active", "lapsing", "inactive"
+LAPSED_STAGES = ("declining", "churned")
+
+
+def _secs(duration) -> int:
+    return int(duration.total_seconds())
+
+
+# ---------------------------------------------------------------- activity
+
+def _activity(times: list[int], now: int, window: int, minimum: int, inactive_after: int) -> str:
+    """`times` holds the latest engagements, oldest first (at least `minimum` of them kept)."""
+    if len(times) >= minimum and now - times[-minimum] <= window:
+        return ACTIVE
+    if times and now - times[-1] <= inactive_after:
+        return LAPSING
+    return INACTIVE
+
+
+def _activity_change(times: list[int], now: int, window: int, minimum: int, inactive_after: int) -> int | None:
+    candidates = []
+    if len(times) >= minimum and (t := times[-minimum] + window + 1) > now:
+        candidates.append(t)
+    if times and (t := times[-1] + inactive_after + 1) > now:
+        candidates.append(t)
+    return min(candidates, default=None)
+
+
+def email_activity(state: CustomerState, now: int, policy: ActivityPolicy) -> str:
+    return _activity(state.email_engagements, now, _secs(policy.email_active_window), policy.email_active_min,
+                     _secs(policy.email_inactive_after))
+
+
+def site_activity(state: CustomerState, now: int, policy: ActivityPolicy) -> str:
+    return _activity(state.site_visits, now, _secs(policy.site_active_window), policy.site_active_min,
+                     _secs(policy.site_inactive_after))
+
+
+def is_active(state: CustomerState, now: int, policy: ActivityPolicy) -> bool:
+    return ACTIVE in (email_activity(state, now, policy), site_activity(state, now, policy))
+
+
+def next_activity_change(state: CustomerState, now: int, policy: ActivityPolicy) -> int | None:
+    times = [
+        _activity_change(state.email_engagements, now, _secs(policy.email_active_window),
+                         policy.email_active_min, _secs(policy.email_inactive_after)),
+        _activity_change(state.site_visits, now, _secs(policy.site_active_window),
+                         policy.site_active_min, _secs(policy.site_inactive_after)),
+    ]
+    return min((t for t in times if t is not None), default=None)
+
+
+def engagement_kept(policy: ActivityPolicy) -> tuple[int, int]:
+    """How many latest timestamps the state must keep (email, site)."""
+    return policy.email_active_min, policy.site_active_min
+
+
+# ---------------------------------------------------------------- life-cycle stage
+
+def personal_cycle(state: CustomerState, policy: LifecyclePolicy) -> int:
+    """Mean inter-purchase interval (s); the store-wide default for one-time buyers."""
+    if state.orders >= 2 and state.first_order is not None and state.last_order is not None:
+        mean = (state.last_order - state.first_order) / (state.orders - 1)
+        return max(int(mean), _secs(policy.min_cycle))
+    return _secs(policy.default_cycle)
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """Recency (s since the last order) beyond which the customer is declining / churned."""
+
+    declining_after: int
+    churned_after: int
+
+
+def overdue_thresholds(state: CustomerState, policy: LifecyclePolicy) -> Overdue:
+    cycle = personal_cycle(state, policy)
+    churned = min(int(policy.churned_factor * cycle), _secs(policy.churned_after_max))
+    declining = int(policy.declining_factor * cycle)
+    if state.orders == 1:
+        declining = min(declining, _secs(policy.love_period))  # the love period is over: overdue
+    return Overdue(min(declining, churned), churned)
+
+
+def stage_at(state: CustomerState, now: int, policy: LifecyclePolicy) -> str:
+    if state.orders <= 0 or state.last_order is None:
+        return "prospect"
+    recency = now - state.last_order
+    limits = overdue_thresholds(state, policy)
+    if recency > limits.churned_after:
+        return "churned"
+    if recency > limits.declining_after:
+        return "declining"
+    if state.orders >= policy.mature_from_orders:
+        return "mature"
+    if state.orders >= policy.growth_from_orders:
+        return "growth"
+    return "new"
+
+
+def next_stage_change(state: CustomerState, now: int, policy: LifecyclePolicy) -> int | None:
+    """The first second after `now` at which time alone moves the stage, if any."""
+    if state.orders <= 0 or state.last_order is None:
+        return None
+    limits = overdue_thresholds(state, policy)
+    for after in (limits.declining_after, limits.churned_after):
+        if (t := state.last_order + after + 1) > now:
+            return t
+    return None
+
+
+STAGE_RANK = {"prospect": 0, "new": 1, "growth": 1, "mature": 1, "declining": 2, "churned": 3}
+"""Order of stages by how overdue they are (for monotonicity and for 'entering a lapsed stage')."""
+
+
+# ---------------------------------------------------------------- tier, RFM, preference
+
+def tier_of(state: CustomerState, policy: Policy) -> str:
+    tiers = policy.tier
+    value, levels = ((state.spent, tiers.amount_levels) if tiers.basis == "amount"
+                     else (state.orders, tiers.order_levels))
+    name = levels[0].name
+    for level in levels:
+        if value >= level.min:
+            name = level.name
+    return name
+
+
+def rfm_of(state: CustomerState, now: int, policy: Policy) -> tuple[int, int, int] | None:
+    if state.orders <= 0 or state.last_order is None:
+        return None
+    cuts = policy.rfm
+    recency_days = (now - state.last_order) / DAY
+    recency = 5 - sum(recency_days > cut for cut in cuts.recency_days)
+    frequency = 1 + sum(state.orders >= cut for cut in cuts.frequency_orders)
+    monetary = 1 + sum(state.spent >= cut for cut in cuts.monetary_amount)
+    return recency, frequency, monetary
+
+
+def promotion_preference(state: CustomerState, policy: Policy) -> str | None:
+    """The most redeemed coupon type (ties: alphabetical, to stay deterministic), once redeemed often enough."""
+    best = None
+    for kind, count in sorted(state.redeemed.items()):
+        if count >= policy.preference.min_redemptions and (best is None or count > state.redeemed[best]):
+            best = kind
+    return best

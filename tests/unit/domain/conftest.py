@@ -1,0 +1,8 @@
+import pytest
+
+from .factories import Driver
+
+
+@pytest.fixture
+def driver():
+    return Driver()

@@ -1,0 +1,110 @@
+"""Watch a running worker: what the demo prints every few seconds.
+
+Reads the worker's /metrics and looks a few customers up (GET /customers/{id}) to show their
+state changing. Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+
+PORT = int(os.environ.get("REMARKET_WEB_PORT", "6066"))
+TOKEN = os.environ.get("REMARKET_LOOKUP_TOKEN", "demo")
+WATCHED = ["c-000001", "c-000002", "c-000003"]
+SAMPLE = re.compile(r'^(remarket_[a-z_]+?)(?:_total)?(\{[^}]*\})? ([0-9.e+-]+)$')
+
+
+def get(path: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        with urllib.request.urlopen(request, timeout=3) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
+
+
+def metrics() -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for line in get("/metrics")[1].decode().splitlines():
+        m = SAMPLE.match(line)
+        if not m or line.startswith("#") or "_created" in line or "_bucket" in line:
+            continue
+        name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
+        if name == "remarket_events":
+            outcome = re.search(r'outcome="([a-z_]+)"', labels).group(1)
+            totals[f"events {outcome}"] = totals.get(f"events {outcome}", 0) + value
+        elif name == "remarket_actions":
+            kind = re.search(r'kind="([a-z_]+)"', labels).group(1)
+            totals[f"action {kind}"] = totals.get(f"action {kind}", 0) + value
+        elif name in ("remarket_dead_letters", "remarket_suppressions", "remarket_stage_transitions"):
+            key = name.removeprefix("remarket_").replace("_", " ")
+            totals[key] = totals.get(key, 0) + value
+    return totals
+
+
+def describe(customer_id: str) -> str:
+    status, body = get(f"/customers/{customer_id}")
+    if status != 200:
+        return f"{customer_id}: (no state yet)"
+    state = json.loads(body)
+    profile = state.get("profile") or {}
+    parts = [f"{customer_id}:"]
+    for field in ("stage", "tier", "email_activity", "site_activity", "orders", "repurchase_score"):
+        if field in profile:
+            value = profile[field]
+            parts.append(f"{field}={value:.2f}" if isinstance(value, float) else f"{field}={value}")
+    counts = state.get("events_by_family") or {}
+    parts.append("events " + ",".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return " ".join(parts)
+
+
+def wait_ready(log: str | None, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if get("/readyz")[0] == 200:
+            print("==> worker ready")
+            return
+        time.sleep(1)
+    print(f"worker not ready after {timeout:.0f}s; last lines of {log}:", file=sys.stderr)
+    if log and os.path.exists(log):
+        print("".join(open(log, errors="replace").readlines()[-30:]), file=sys.stderr)
+    sys.exit(1)
+
+
+def watch(seconds: float) -> None:
+    started = time.monotonic()
+    while seconds <= 0 or time.monotonic() - started < seconds:
+        time.sleep(5)
+        m = metrics()
+        elapsed = time.monotonic() - started
+        summary = "  ".join(f"{k}={int(v)}" for k, v in sorted(m.items()))
+        print(f"[{elapsed:5.0f}s] {summary or 'waiting for events...'}", flush=True)
+        for customer_id in WATCHED:
+            print(f"         {describe(customer_id)}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--wait-ready", action="store_true")
+    parser.add_argument("--log", default=None)
+    parser.add_argument("--seconds", type=float, default=0)
+    args = parser.parse_args()
+    if args.wait_ready:
+        wait_ready(args.log)
+    else:
+        try:
+            watch(args.seconds)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

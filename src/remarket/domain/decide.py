@@ -134,7 +134,7 @@ def _due_campaign(state: CustomerState, t: int, policy: Policy, effects: Effects
         state.campaign_due = None
         return
     cadence = _cadence(state, campaign, policy)
-    if cadence is not None:  # a repeat can wait a few days for a festival and its boost
+    if cadence is not None and state.campaign_seq > 0:  # a repeat can wait a few days for a festival
         festival = next_festival_start(from_ts(t), customer_zone(state.timezone, policy), policy,
                                        policy.festivals.hold_cadence_within)
         if festival is not None:

@@ -89,6 +89,7 @@ def _close_cart(state: CustomerState, cart_id: str | None, policy: Policy) -> bo
 def _fold_order(state: CustomerState, event: OrderEvent, ts: int, policy: Policy) -> None:
     order_id, cap = event.order_id, policy.limits.closed_ids
     if event.event_type == "order.placed":
+        _visit(state, to_ts(event.occurred_at), policy)  # placing an order is being on the site
         if ring_contains(state.paid_orders, order_id) or ring_contains(state.cancelled_orders, order_id):
             return  # its outcome already arrived
         _forget_attention(state, (item.product_id for item in event.items))

@@ -237,12 +237,46 @@ class CampaignPolicy(_Section):
         return self
 
 
+# One class per stage so that a file overriding one field keeps that stage's other defaults.
+class NewCampaign(CampaignPolicy):
+    """Love-period care: preferential information, no coupon."""
+
+    delay: NonNegativeDuration = timedelta(days=1)
+    cadence: Literal["once", "cycle", "fixed"] = "fixed"
+
+
+class GrowthCampaign(CampaignPolicy):
+    """New-product notices and recommendations, no coupon."""
+
+    cadence: Literal["once", "cycle", "fixed"] = "cycle"
+
+
+class MatureCampaign(CampaignPolicy):
+    """Small exclusive coupons on the customer's own rhythm."""
+
+    cadence: Literal["once", "cycle", "fixed"] = "cycle"
+    coupon_percent: Percent = 5
+
+
+class DecliningCampaign(CampaignPolicy):
+    """Limited contact, medium coupon."""
+
+    coupon_percent: Percent = 15
+
+
+class ChurnedCampaign(CampaignPolicy):
+    """Recall with a large win-back coupon."""
+
+    coupon_percent: Percent = 25
+    valid_for: PositiveDuration = timedelta(days=14)
+
+
 class CampaignsPolicy(_Section):
-    new: CampaignPolicy = CampaignPolicy(delay=timedelta(days=1), cadence="fixed", every=timedelta(days=30))
-    growth: CampaignPolicy = CampaignPolicy(cadence="cycle")
-    mature: CampaignPolicy = CampaignPolicy(cadence="cycle", coupon_percent=5)
-    declining: CampaignPolicy = CampaignPolicy(coupon_percent=15)
-    churned: CampaignPolicy = CampaignPolicy(coupon_percent=25, valid_for=timedelta(days=14))
+    new: NewCampaign = NewCampaign()
+    growth: GrowthCampaign = GrowthCampaign()
+    mature: MatureCampaign = MatureCampaign()
+    declining: DecliningCampaign = DecliningCampaign()
+    churned: ChurnedCampaign = ChurnedCampaign()
 
 
 class FrequencyCap(_Section):

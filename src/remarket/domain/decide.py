@@ -110,7 +110,7 @@ def _due_coupons(state: CustomerState, t: int, policy: Policy, effects: Effects)
                          triggering_event_ids=(attention.event_id,) if attention.event_id else ())
         if action is not None:
             state.couponed[product] = t
-    if due:
+    if state.couponed and (due or min(state.couponed.values()) <= t - once_per):
         kept = {p: at for p, at in state.couponed.items() if t - at < once_per}
         state.couponed = dict(sorted(kept.items(), key=lambda kv: kv[1])[-policy.limits.couponed_products:])
 

@@ -50,7 +50,8 @@ class EventsPolicy(_Section):
     reorder_tolerance: NonNegativeDuration = Field(
         timedelta(seconds=30), description="Events are held this long so late arrivals fold in event-time order; "
                                            "also the lag of time-driven decisions behind the clock.")
-    dedup_event_ids: int = Field(64, ge=1, le=10_000, description="Recent event ids remembered per customer.")
+    dedup_event_ids: int = Field(
+        32, ge=1, le=10_000, description="Recent event ids remembered per customer (redeliveries come soon after).")
 
 
 class LimitsPolicy(_Section):

@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from remarket.domain.events import InboundEvent, PromotionType
 
-_HASH_BYTES = 6  # 48 bits: a false "seen" once in ~10^13 look-ups at 64 remembered ids
+_HASH_BYTES = 5  # 40 bits: a false "seen" about once in 3·10^10 look-ups at 32 remembered ids
 
 
 def to_ts(moment: datetime) -> int:
@@ -71,24 +71,26 @@ class Attention(_Record):
 
 
 class CustomerState(BaseModel):
-    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+    # Stored with short aliases (bytes per customer add up); Python names everywhere else.
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64",
+                              validate_by_name=True, validate_by_alias=True)
 
     customer_id: str
-    policy_version: str
+    policy_version: str = Field(alias="pv")
     clock: int | None = Field(None, description="Latest time seen (event or tick), epoch s; never goes back.")
     upto: int | None = Field(None, description="Time up to which events and due work are processed.")
     due_at: AwareDatetime | None = Field(None, description="Next time advance() may change something.")
     buffer: list[InboundEvent] = Field(default_factory=list, description="Events held for reordering.")
-    recent_event_hashes: bytes = Field(b"", description="Bounded, for dedup of repeated event ids.")
-    events_by_family: dict[str, int] = Field(default_factory=dict)
-    last_seen_by_family: dict[str, AwareDatetime] = Field(default_factory=dict)
+    recent_event_hashes: bytes = Field(b"", alias="seen", description="Bounded, for dedup of repeated event ids.")
+    events_by_family: dict[str, int] = Field(default_factory=dict, alias="count_by")
+    last_seen_by_family: dict[str, AwareDatetime] = Field(default_factory=dict, alias="last_by")
     timezone: str | None = None
     country: str | None = None
     # purchases
     orders: int = 0
     spent: float = 0.0
-    first_order: int | None = None
-    last_order: int | None = None
+    first_order: int | None = Field(None, alias="first")
+    last_order: int | None = Field(None, alias="last")
     redeemed: dict[str, int] = Field(default_factory=dict, description="Coupon type -> paid orders using it.")
     paid_orders: bytes = b""
     cancelled_orders: bytes = b""
@@ -97,22 +99,22 @@ class CustomerState(BaseModel):
     open_checkouts: dict[str, OpenOrder] = Field(default_factory=dict)
     # attention and engagement
     products: dict[str, Attention] = Field(default_factory=dict)
-    email_engagements: list[int] = Field(default_factory=list, description="Latest opens/clicks.")
+    email_engagements: list[int] = Field(default_factory=list, alias="engaged", description="Latest opens/clicks.")
     email_bounces: int = 0
-    site_visits: list[int] = Field(default_factory=list, description="Latest visits/cart events.")
+    site_visits: list[int] = Field(default_factory=list, alias="visits", description="Latest visits/cart events.")
     consent: dict[str, bool] = Field(default_factory=dict, description="Explicit choices; the policy fills gaps.")
     # life cycle and contact
     stage: str = "prospect"
-    stage_since: int | None = None
+    stage_since: int | None = Field(None, alias="since")
     reactivations: int = 0
-    campaign_due: int | None = None
-    campaign_seq: int = 0
-    last_reminded: int | None = None
+    campaign_due: int | None = Field(None, alias="campaign")
+    campaign_seq: int = Field(0, alias="seq")
+    last_reminded: int | None = Field(None, alias="reminded")
     contacts: list[int] = Field(default_factory=list, description="send_after of recent messages.")
     couponed: dict[str, int] = Field(default_factory=dict, description="Product -> last targeted coupon.")
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json(exclude_defaults=True).encode()
+        return self.model_dump_json(exclude_defaults=True, by_alias=True).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "CustomerState":

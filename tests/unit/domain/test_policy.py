@@ -86,7 +86,7 @@ def test_durations_accept_friendly_units_and_iso():
 
 def test_the_shell_reads_tolerances_at_the_top_level():
     assert DEFAULT_POLICY.future_tolerance == timedelta(minutes=5)
-    assert DEFAULT_POLICY.dedup_event_ids == 64
+    assert DEFAULT_POLICY.dedup_event_ids == 32
 
 
 def test_overriding_one_campaign_field_keeps_that_stages_other_defaults():

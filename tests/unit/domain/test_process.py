@@ -1,0 +1,114 @@
+from datetime import timedelta
+
+import pytest
+
+from remarket.domain.process import RejectedEvent, advance, apply
+from remarket.domain.state import CustomerState
+
+from .factories import T0, Driver, days, event, minutes, paid, placed, policy_with, view
+
+
+def test_erasure_forgets_the_customer_and_cancels_pending_work(driver):
+    driver.feed(placed(T0), view(T0, "p1"), view(T0 + minutes(1), "p1")).tick(T0 + minutes(4))
+    erased = apply(driver.state, event("consent.erasure_requested", T0 + minutes(5)), driver.policy)
+    assert erased.state is None and erased.actions == ()
+    assert ("payment_reminder", "erasure") in erased.suppressions
+    assert ("targeted_coupon", "erasure") in erased.suppressions
+
+
+def test_nothing_is_emitted_after_erasure_unless_the_customer_comes_back(driver):
+    driver.feed(placed(T0), event("consent.erasure_requested", T0 + minutes(1)))
+    assert driver.state is None
+    comeback = Driver().feed(event("visit.page_view", T0 + days(1))).run_until(T0 + days(3))
+    assert comeback.actions == [] and comeback.state.orders == 0
+
+
+def test_repeated_event_id_is_ignored(driver):
+    order = paid(T0)
+    driver.feed(order).run_until(T0 + minutes(1))
+    again = apply(driver.state, order, driver.policy)
+    assert again.duplicate and again.state == driver.state
+    assert driver.state.orders == 1
+
+
+def test_event_far_in_the_future_is_rejected(driver):
+    with pytest.raises(RejectedEvent, match="ahead of the time it was received"):
+        apply(None, placed(T0 + minutes(6)), driver.policy, received_at=T0)
+    assert apply(None, placed(T0 + minutes(4)), driver.policy, received_at=T0).state is not None
+
+
+def test_payment_arriving_before_its_order_within_tolerance_still_prevents_the_reminder(driver):
+    driver.feed(paid(T0 + minutes(20)), placed(T0)).run_until(T0 + days(1))
+    assert "payment_reminder" not in driver.kinds()
+
+
+def test_out_of_order_events_never_move_the_clock_back(driver):
+    driver.feed(event("visit.page_view", T0 + days(1)))
+    clock = driver.state.clock
+    driver.feed(event("visit.page_view", T0))  # a day late: folded at once, clock unchanged
+    assert driver.state.clock == clock
+    assert driver.state.events_by_family["visits"] == 2
+
+
+def test_very_late_order_is_still_reminded_once_at_the_processed_time(driver):
+    driver.feed(event("visit.page_view", T0 + days(1)), placed(T0))
+    assert [a.created_at for a in driver.actions] == [T0 + days(1) - timedelta(seconds=30)]
+
+
+def test_due_at_is_the_earliest_pending_work_plus_the_reorder_lag(driver):
+    driver.feed(placed(T0)).tick(T0 + minutes(1))
+    assert driver.state.due_at == T0 + minutes(30) + timedelta(seconds=30)
+
+
+def test_advance_twice_is_the_same_as_once(driver):
+    driver.feed(placed(T0), view(T0, "p1"), view(T0, "p1", event_id="v-again"))
+    once = advance(driver.state, T0 + days(2), driver.policy)
+    twice = advance(once.state, T0 + days(2), driver.policy)
+    assert twice.actions == () and twice.state == once.state
+
+
+def test_late_tick_fires_due_work_once_at_its_own_time(driver):
+    driver.feed(placed(T0)).tick(T0 + days(3)).tick(T0 + days(3)).tick(T0 + days(2))
+    [reminder] = driver.actions
+    assert reminder.created_at == T0 + minutes(30)
+
+
+def test_profile_is_published_when_stage_or_activity_changes_only(driver):
+    driver.feed(paid(T0)).tick(T0 + minutes(5))
+    assert driver.outcomes[-1].profile is not None and driver.outcomes[-1].profile.stage == "new"
+    driver.tick(T0 + minutes(6))
+    assert driver.outcomes[-1].profile is None
+
+
+def test_state_round_trips_through_bytes(driver):
+    driver.feed(placed(T0, context={"timezone": "Europe/Berlin", "country": "DE"}), view(T0 + minutes(1)))
+    raw = driver.state.to_bytes()
+    assert CustomerState.from_bytes(raw) == driver.state
+
+
+def test_policy_version_is_recorded_with_the_state():
+    driver = Driver(policy_with(version="shop-9")).feed(placed(T0))
+    assert driver.state.policy_version == "shop-9"
+
+
+def test_typical_customer_state_stays_under_one_kib():
+    driver = Driver()
+    when = T0
+    for week in range(12):
+        when = T0 + days(7 * week)
+        driver.feed(event("visit.page_view", when, context={"timezone": "Europe/Berlin", "country": "DE"}),
+                    view(when + minutes(1), f"product-{week % 5}"), view(when + minutes(2), f"product-{week % 5}"),
+                    event("email.delivered", when), event("email.open", when + minutes(3)))
+        if week % 4 == 0:
+            driver.feed(placed(when + minutes(4), f"order-{week}", cart_id=f"cart-{week}"),
+                        paid(when + minutes(6), f"order-{week}", coupon_type="discount"))
+        driver.run_until(when + days(6))
+    size = len(driver.state.to_bytes())
+    assert driver.state.events_by_family["visits"] == 36
+    assert size <= 1024, size
+
+
+def test_reorder_buffer_is_bounded():
+    driver = Driver(policy_with(limits={"reorder_buffer": 3}, events={"reorder_tolerance": "1h"}))
+    driver.feed(*(event("visit.page_view", T0 + minutes(i)) for i in range(10)))
+    assert len(driver.state.buffer) <= 3

@@ -61,7 +61,7 @@ def describe(customer_id: str) -> str:
         if field in profile:
             value = profile[field]
             parts.append(f"{field}={value:.2f}" if isinstance(value, float) else f"{field}={value}")
-    counts = state.get("events_by_family") or {}
+    counts = (state.get("state") or {}).get("events_by_family") or {}
     parts.append("events " + ",".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return " ".join(parts)
 

@@ -98,7 +98,7 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
     from remarket.tools import inspect_customer
 
-    return asyncio.run(inspect_customer(settings, _catalog(settings), args.customer_id))
+    return asyncio.run(inspect_customer(settings, _catalog(settings), _policy(settings), args.customer_id))
 
 
 def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:

@@ -148,7 +148,7 @@ class TrafficModel:
         coupon = self.rng.choice([None, None, *[t.value for t in PromotionType]])
         items = [{"product_id": product, "quantity": 1, "unit_price": total}]
         yield self._emit("orders", p, "order.placed", at, order_id=order_id, total=total, items=items)
-        yield self._emit("orders", p, "order.paid", at + timedelta(minutes=2), order_id=order_id, total=total,
+        yield self._emit("orders", p, "order.paid", at + timedelta(seconds=10), order_id=order_id, total=total,
                          items=items, coupon_type=coupon)
 
     def _malformed(self, now: datetime) -> SimEvent:

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from remarket.catalog import Catalog
+from remarket.domain.policy import Policy
 from remarket.settings import Settings
 from remarket.shell.kafka import changelog_topic, client_config
 from remarket.shell.views import public_view
@@ -97,7 +98,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int] | None
     return consumer.partitions_for_topic(topic)
 
 
-async def inspect_customer(settings: Settings, catalog: Catalog, customer_id: str) -> int:
+async def inspect_customer(settings: Settings, catalog: Catalog, policy: Policy, customer_id: str) -> int:
     try:
         raw = await read_latest_state(settings, catalog, customer_id)
     except LookupError as exc:
@@ -106,5 +107,6 @@ async def inspect_customer(settings: Settings, catalog: Catalog, customer_id: st
     if raw is None:
         print(f"remarket inspect: no state for customer {customer_id!r} (never seen, or erased)", file=sys.stderr)
         return 1
-    print(orjson.dumps(orjson.loads(public_view(raw)), option=orjson.OPT_INDENT_2).decode())
+    view = public_view(raw, policy, datetime.now(timezone.utc))
+    print(orjson.dumps(orjson.loads(view), option=orjson.OPT_INDENT_2).decode())
     return 0

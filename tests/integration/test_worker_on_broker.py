@@ -30,8 +30,9 @@ def test_events_of_every_input_topic_reach_the_customer_state(deployment):
         (t["email"], key, event("email.open", "cust-all", "e5", 20, message_id="m-1")),
         (t["consent"], key, event("consent.updated", "cust-all", "e6", 10, channel="sms", granted=True)),
     ]))
-    state = wait_until(lambda: (s := worker.customer("cust-all")) and sum(s["events_by_family"].values()) == 6 and s,
-                       message="six events applied")
+    view = wait_until(lambda: (v := worker.customer("cust-all")) and sum(v["state"]["events_by_family"].values()) == 6
+                      and v, message="six events applied")
+    state = view["state"]
     assert state["events_by_family"] == {"visits": 1, "carts": 1, "orders": 2, "email": 1, "consent": 1}
     assert datetime.fromisoformat(state["last_seen_by_family"]["orders"]) == NOW - timedelta(minutes=29)
     assert datetime.fromisoformat(state["last_seen_by_family"]["consent"]) == NOW - timedelta(minutes=10)
@@ -39,7 +40,8 @@ def test_events_of_every_input_topic_reach_the_customer_state(deployment):
     # inspect reads the committed changelog, not the worker: visible once the transaction commits
     inspected = wait_until(lambda: (r := deployment.cli("inspect", "cust-all")).returncode == 0 and r,
                            message="state committed to the changelog")
-    assert orjson.loads(inspected.stdout)["events_by_family"] == state["events_by_family"]
+    assert orjson.loads(inspected.stdout)["state"]["events_by_family"] == state["events_by_family"]
+    assert view["profile"]["orders"] == 1 and view["profile"]["stage"] == "new"
 
 
 def test_malformed_events_land_in_the_dead_letter_topic_with_reasons(deployment):
@@ -95,8 +97,9 @@ def test_a_repeated_event_id_changes_nothing(deployment):
     marker = event("visit.page_view", "cust-dup", "after-dup", 0)
     run(produce(deployment.bootstrap, [(t["orders"], b"cust-dup", first), (t["orders"], b"cust-dup", resent_later),
                                        (t["visits"], b"cust-dup", marker)]))
-    after = wait_until(lambda: (s := worker.customer("cust-dup")) and "visits" in s["events_by_family"] and s,
-                       message="marker applied")
+    before = before["state"]
+    after = wait_until(lambda: (v := worker.customer("cust-dup")) and "visits" in v["state"]["events_by_family"]
+                       and v["state"], message="marker applied")
     assert after["events_by_family"]["orders"] == before["events_by_family"]["orders"] == 1
     assert after["last_seen_by_family"]["orders"] == before["last_seen_by_family"]["orders"]
     metrics = worker.get("/metrics")[1].decode()

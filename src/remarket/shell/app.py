@@ -154,12 +154,15 @@ class Worker:
         core = handled.core
         if core is not None:
             for action in core.actions:
-                m.actions.labels(str(action.kind), str(action.channel), str(action.holdout).lower()).inc()
-            if core.actions and message.timestamp:
+                if action in handled.expired:
+                    m.suppressions.labels(str(action.kind), "expired_before_publish").inc()
+                else:
+                    m.actions.labels(str(action.kind), str(action.channel), str(action.holdout).lower()).inc()
+            if len(core.actions) > len(handled.expired) and message.timestamp:
                 m.event_to_action.observe(max(0.0, time.time() - message.timestamp))
-            for kind, reason in getattr(core, "suppressions", ()):
+            for kind, reason in core.suppressions:
                 m.suppressions.labels(kind, reason).inc()
-            for from_stage, to_stage in getattr(core, "transitions", ()):
+            for from_stage, to_stage in core.transitions:
                 m.stage_transitions.labels(from_stage, to_stage).inc()
             if core.state is None and not core.duplicate:
                 m.erasures.inc()

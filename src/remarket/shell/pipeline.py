@@ -88,6 +88,7 @@ class Handled:
     dead_letter_reason: str | None = None
     core: Outcome | None = None
     event_type: str | None = None
+    expired: list[Action] = field(default_factory=list)  # decided already past expiry: not published
 
 
 class Pipeline:
@@ -149,7 +150,7 @@ class Pipeline:
         if outcome.duplicate:
             return Handled("duplicate", customer_id=event.customer_id, event_type=event_type,
                            due_at=state.due_at if state else None, core=outcome)
-        return self._carry_out(outcome, event.customer_id, "applied", event_type)
+        return self._carry_out(outcome, event.customer_id, "applied", event_type, received_at)
 
     def handle_tick(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
         customer_id = record.key.decode() if record.key else None
@@ -160,20 +161,24 @@ class Pipeline:
         if not stored or customer_id is None:  # erased since the tick was scheduled: nothing to do
             return Handled("tick_for_unknown_customer", customer_id=customer_id)
         outcome = advance(CustomerState.from_bytes(stored), now, self.policy)
-        return self._carry_out(outcome, customer_id, "tick", None)
+        return self._carry_out(outcome, customer_id, "tick", None, received_at)
 
-    def _carry_out(self, outcome: Outcome, customer_id: str, label: str, event_type: str | None) -> Handled:
+    def _carry_out(self, outcome: Outcome, customer_id: str, label: str, event_type: str | None,
+                   received_at: datetime) -> Handled:
         key = customer_id.encode()
-        records = [action_record(action) for action in outcome.actions]
-        profile = getattr(outcome, "profile", None)
+        # Backfills and catch-up after downtime decide actions for the past (event time); the
+        # core records them, but one whose expiry has passed by the wall clock is not published.
+        live = [a for a in outcome.actions if a.expires_at > received_at]
+        expired = [a for a in outcome.actions if a.expires_at <= received_at]
+        records = [action_record(action) for action in live]
         if outcome.state is None:
             records.append(OutRecord("profiles", key, None))  # compacted away: erasure reaches consumers
             return Handled(label, state=None, records=records, customer_id=customer_id,
-                           core=outcome, event_type=event_type)
-        if profile is not None:
-            records.append(OutRecord("profiles", key, profile.model_dump_json().encode(), JSON_HEADERS))
+                           core=outcome, event_type=event_type, expired=expired)
+        if outcome.profile is not None:
+            records.append(OutRecord("profiles", key, outcome.profile.model_dump_json().encode(), JSON_HEADERS))
         return Handled(label, state=outcome.state.to_bytes(), records=records, customer_id=customer_id,
-                       due_at=outcome.state.due_at, core=outcome, event_type=event_type)
+                       due_at=outcome.state.due_at, core=outcome, event_type=event_type, expired=expired)
 
     @staticmethod
     def _dead_letter(record: SourceRecord, reason: str, detail: str) -> Handled:

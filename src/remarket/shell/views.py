@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import hmac
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from remarket.domain.policy import Policy
+from remarket.domain.profile import profile_of
 from remarket.domain.state import CustomerState
 
 if TYPE_CHECKING:
     from remarket.shell.app import Worker
 
-HIDDEN_STATE_FIELDS = {"recent_event_ids"}
+VISIBLE_STATE_FIELDS = {"events_by_family", "last_seen_by_family", "timezone", "country", "consent",
+                        "open_orders", "open_checkouts", "products", "stage_since", "last_reminded", "contacts",
+                        "couponed", "due_at", "policy_version"}
 
 
 def register(worker: "Worker") -> None:
@@ -40,10 +45,16 @@ def register(worker: "Worker") -> None:
         raw = worker.table.get(customer_id.encode())
         if not raw:
             return web.json({"error": "unknown customer", "customer_id": customer_id}, status=404)
-        return web.bytes(public_view(raw), content_type="application/json")
+        body = public_view(raw, worker.pipeline.policy, datetime.now(timezone.utc))
+        return web.bytes(body, content_type="application/json")
 
 
-def public_view(raw: bytes) -> bytes:
-    """What a lookup may show: the state without dedup bookkeeping."""
+def public_view(raw: bytes, policy: Policy, now: datetime) -> bytes:
+    """What a lookup may show: the profile as of now, and the state without raw events or dedup data."""
     state = CustomerState.from_bytes(raw)
-    return orjson.dumps(state.model_dump(mode="json", exclude=HIDDEN_STATE_FIELDS))
+    return orjson.dumps({
+        "customer_id": state.customer_id,
+        "profile": profile_of(state, now, policy).model_dump(mode="json"),
+        "state": state.model_dump(mode="json", include=VISIBLE_STATE_FIELDS),
+        "buffered_events": len(state.buffer),
+    })

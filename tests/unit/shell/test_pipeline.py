@@ -105,3 +105,15 @@ def test_a_crash_in_the_core_parks_the_record_instead_of_stalling(pipeline, monk
     handled = pipeline.handle(record(), None, NOW)
     assert handled.dead_letter_reason == DeadLetterReason.PROCESSING_ERROR
     assert b"RuntimeError: bug" in dict(handled.records[0].headers)["remarket-dlq-detail"]
+
+
+def test_actions_already_expired_by_the_wall_clock_are_recorded_but_not_published(pipeline):
+    """A back-dated unpaid order decides a reminder for the past; sending it now would be stale."""
+    long_ago = NOW - timedelta(days=30)
+    placed = doc("order.placed", event_id="o1", at=long_ago, order_id="o-1", total=10.0)
+    later = doc("visit.page_view", event_id="v1", at=NOW)
+    first = pipeline.handle(SourceRecord(T["orders"], 0, 0, b"c-1", placed), None, NOW)
+    handled = pipeline.handle(SourceRecord(T["visits"], 0, 1, b"c-1", later), first.state, NOW)
+    reminders = [a for a in handled.core.actions if a.kind == "payment_reminder"]
+    assert reminders and handled.expired == reminders
+    assert not [r for r in handled.records if r.role in ("actions", "holdout")]

@@ -31,6 +31,7 @@ def _policy(settings: Settings, path: Path | None = None):
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from faust.worker import Worker as FaustWorker
 
+    from remarket.shell import datadir
     from remarket.shell.app import Worker
     from remarket.shell.kafka import apply_topics
 
@@ -39,7 +40,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if _print_topic_reports(reports):
         return 2
     worker = Worker(settings, _policy(settings), catalog)
-    FaustWorker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    datadir.prepare(settings.data_dir, exactly_once=worker.exactly_once)
+    try:
+        FaustWorker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            datadir.mark_clean_stop(settings.data_dir)
+        raise
+    datadir.mark_clean_stop(settings.data_dir)
     return 0
 
 

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
 
+    kafka_session_timeout_seconds: float = Field(
+        30.0, ge=6, le=300, description="Consumer group session: how fast a dead worker's partitions move.")
+
     # Worker
     app_id: str = Field("remarket", description="Faust app id: consumer group and transactional id prefix.")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"

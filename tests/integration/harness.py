@@ -51,6 +51,7 @@ class Deployment:
             "REMARKET_TICK_INTERVAL_SECONDS": "1",
             "REMARKET_LOOKUP_TOKEN": "test-token",
             "REMARKET_LOG_LEVEL": "info",
+            "REMARKET_KAFKA_SESSION_TIMEOUT_SECONDS": "6",
         })
         env.update({f"REMARKET_TOPIC_{role.upper()}": name for role, name in self.topics.items()})
         env.update(self.extra_env)

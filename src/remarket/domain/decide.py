@@ -63,6 +63,8 @@ def _remind(state: CustomerState, key: str, order, t: int, policy: Policy, effec
     kind = ActionKind.PAYMENT_REMINDER
     if order.cart_id:
         state.closed_carts = ring_add(state.closed_carts, order.cart_id, policy.limits.closed_ids)
+    if not checkout:  # one reminder decision per order, even if it is placed again
+        state.closed_orders = ring_add(state.closed_orders, key, policy.limits.closed_ids)
     if state.last_reminded is not None and t - state.last_reminded <= _secs(rules.skip_if_reminded_within):
         effects.suppress(kind, "recently_reminded")
         return

@@ -90,7 +90,7 @@ def _fold_order(state: CustomerState, event: OrderEvent, ts: int, policy: Policy
     order_id, cap = event.order_id, policy.limits.closed_ids
     if event.event_type == "order.placed":
         _visit(state, to_ts(event.occurred_at), policy)  # placing an order is being on the site
-        if ring_contains(state.paid_orders, order_id) or ring_contains(state.cancelled_orders, order_id):
+        if ring_contains(state.paid_orders, order_id) or ring_contains(state.closed_orders, order_id):
             return  # its outcome already arrived
         _forget_attention(state, (item.product_id for item in event.items))
         already_reminded = _close_cart(state, event.cart_id, policy)
@@ -116,12 +116,12 @@ def _fold_order(state: CustomerState, event: OrderEvent, ts: int, policy: Policy
         state.open_orders.pop(order_id, None)
         _close_cart(state, event.cart_id, policy)
         if not ring_contains(state.paid_orders, order_id):
-            state.cancelled_orders = ring_add(state.cancelled_orders, order_id, cap)
+            state.closed_orders = ring_add(state.closed_orders, order_id, cap)
     elif event.event_type == "order.refunded":
         # a refund lowers the amount (tiers, RFM monetary); the purchase still happened
         refund_ref = f"refund:{order_id}"
-        if not ring_contains(state.cancelled_orders, refund_ref):
-            state.cancelled_orders = ring_add(state.cancelled_orders, refund_ref, cap)
+        if not ring_contains(state.closed_orders, refund_ref):
+            state.closed_orders = ring_add(state.closed_orders, refund_ref, cap)
             state.spent = max(0.0, round(state.spent - event.total, 2))
 
 

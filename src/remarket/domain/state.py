@@ -93,7 +93,7 @@ class CustomerState(BaseModel):
     last_order: int | None = Field(None, alias="last")
     redeemed: dict[str, int] = Field(default_factory=dict, description="Coupon type -> paid orders using it.")
     paid_orders: bytes = b""
-    cancelled_orders: bytes = b""
+    closed_orders: bytes = Field(b"", description="Orders cancelled, already reminded, or refunded ('refund:' id).")
     closed_carts: bytes = b""
     open_orders: dict[str, OpenOrder] = Field(default_factory=dict)
     open_checkouts: dict[str, OpenOrder] = Field(default_factory=dict)

@@ -45,9 +45,13 @@ def test_a_customer_who_stops_buying_declines_then_churns_without_any_event(fast
     assert timedelta(seconds=14) <= declined_at - last_order <= timedelta(seconds=25)
     assert timedelta(seconds=29) <= churned_at - last_order <= timedelta(seconds=40)
 
-    # other systems see the segments move on the compacted profile topic, in order
-    records = run(consume_all(d.bootstrap, d.topics["profiles"], timeout=15))
-    stages = [orjson.loads(r.value)["stage"] for r in records if r.key == b"c-time"]
+    # other systems see the segments move on the compacted profile topic, in order, once committed
+    def published_stages():
+        records = run(consume_all(d.bootstrap, d.topics["profiles"], timeout=5, settle=1))
+        stages = [orjson.loads(r.value)["stage"] for r in records if r.key == b"c-time"]
+        return stages if stages and stages[-1] == "churned" else None
+
+    stages = wait_until(published_stages, timeout=30, message="churned profile committed")
     assert stages[-3:] == ["growth", "declining", "churned"]
     metrics = worker.get("/metrics")[1].decode()
     assert 'remarket_stage_transitions_total{from_stage="declining",to_stage="churned"} 1.0' in metrics

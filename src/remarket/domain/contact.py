@@ -48,7 +48,7 @@ def consented(state: CustomerState, channel: Channel, policy: Policy) -> bool:
 
 def choose_channel(state: CustomerState, now: int, policy: Policy) -> Channel | None:
     """Active customers: email / in-app; inactive ones: SMS first. None: no consented channel."""
-    preferred = (policy.contact.active_channels if is_active(state, now, policy.activity)
+    preferred = (policy.contact.active_channels if is_active(state, now, policy)
                  else policy.contact.inactive_channels)
     return next((c for c in preferred if consented(state, c, policy)), None)
 
@@ -65,8 +65,7 @@ def _capped(state: CustomerState, send_at: int, policy: Policy) -> bool:
 
 
 def _remember_contact(state: CustomerState, send_at: int, policy: Policy) -> None:
-    longest = max([policy.contact.cap.window, *(c.window for c in policy.contact.stage_caps.values())])
-    horizon = send_at - int(longest.total_seconds())
+    horizon = send_at - policy.seconds.longest_cap_window
     kept = sorted(t for t in state.contacts if t > horizon)
     kept.append(send_at)
     state.contacts = sorted(kept)[-policy.limits.contacts:]
@@ -135,8 +134,8 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: Act
         order_id=order_id,
         reason=Reason(
             rule=rule, stage=state.stage, tier=tier_of(state, policy),
-            email_activity=email_activity(state, now, policy.activity),
-            site_activity=site_activity(state, now, policy.activity),
+            email_activity=email_activity(state, now, policy),
+            site_activity=site_activity(state, now, policy),
             repurchase_score=repurchase_score(state, now, policy.score),
             triggering_event_ids=list(triggering_event_ids)[:50],
             detail="; ".join(p for p in (detail, note) if p) or None,

@@ -44,7 +44,7 @@ def offer_type(state: CustomerState, policy: Policy) -> PromotionType:
 # ---------------------------------------------------------------- stage
 
 def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
-    stage = stage_at(state, t, policy.lifecycle)
+    stage = stage_at(state, t, policy)
     if stage == state.stage:
         return
     effects.transitions.append((state.stage, stage))
@@ -65,10 +65,10 @@ def _remind(state: CustomerState, key: str, order, t: int, policy: Policy, effec
         state.closed_carts = ring_add(state.closed_carts, order.cart_id, policy.limits.closed_ids)
     if not checkout:  # one reminder decision per order, even if it is placed again
         state.closed_orders = ring_add(state.closed_orders, key, policy.limits.closed_ids)
-    if state.last_reminded is not None and t - state.last_reminded <= _secs(rules.skip_if_reminded_within):
+    if state.last_reminded is not None and t - state.last_reminded <= policy.seconds.skip_if_reminded_within:
         effects.suppress(kind, "recently_reminded")
         return
-    if state.last_order is not None and t - state.last_order <= _secs(rules.skip_if_paid_within):
+    if state.last_order is not None and t - state.last_order <= policy.seconds.skip_if_paid_within:
         effects.suppress(kind, "recently_paid")
         return
     reference = f"cart:{key}" if checkout else f"order:{key}"
@@ -82,7 +82,7 @@ def _remind(state: CustomerState, key: str, order, t: int, policy: Policy, effec
 
 
 def _due_reminders(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
-    delay = _secs(policy.reminder.delay)
+    delay = policy.seconds.reminder_delay
     for checkout, pending in ((True, state.open_checkouts), (False, state.open_orders)):
         due = sorted((o.at, key) for key, o in pending.items() if o.at + delay <= t)
         for _, key in due:
@@ -93,7 +93,7 @@ def _due_reminders(state: CustomerState, t: int, policy: Policy, effects: Effect
 
 def _due_coupons(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
     rules = policy.coupon
-    delay, once_per = _secs(rules.delay), _secs(rules.once_per)
+    delay, once_per = policy.seconds.coupon_delay, policy.seconds.coupon_once_per
     due = sorted((a.since, product) for product, a in state.products.items() if a.since and a.since + delay <= t)
     for _, product in due:
         attention = state.products.pop(product)
@@ -102,7 +102,7 @@ def _due_coupons(state: CustomerState, t: int, policy: Policy, effects: Effects)
             effects.suppress(ActionKind.TARGETED_COUPON, "once_per_window")
             continue
         percent = rules.percent_by_stage.get(state.stage, 0.0)
-        if is_active(state, t, policy.activity):
+        if is_active(state, t, policy):
             percent *= rules.active_factor
         offer = CouponOffer(type=offer_type(state, policy), percent=percent, min_spend=rules.min_spend,
                             valid_for=rules.valid_for)
@@ -124,7 +124,7 @@ def _cadence(state: CustomerState, campaign: CampaignPolicy, policy: Policy) -> 
         return None
     if campaign.cadence == "fixed":
         return _secs(campaign.every)
-    cycle = personal_cycle(state, policy.lifecycle)
+    cycle = personal_cycle(state, policy)
     return min(max(cycle, _secs(campaign.cycle_min)), _secs(campaign.cycle_max))
 
 
@@ -170,13 +170,24 @@ def evaluate(state: CustomerState, t: int, policy: Policy, effects: Effects) -> 
 def next_due(state: CustomerState, policy: Policy) -> int | None:
     """Earliest moment after the processed time at which `evaluate` would change something."""
     upto = state.upto if state.upto is not None else -(2**62)
-    candidates = [state.campaign_due, next_stage_change(state, upto, policy.lifecycle),
-                  next_activity_change(state, upto, policy.activity)]
+    best = None
+
+    def consider(t: int | None) -> None:
+        nonlocal best
+        if t is not None and t > upto and (best is None or t < best):
+            best = t
+
+    consider(state.campaign_due)
+    consider(next_stage_change(state, upto, policy))
+    consider(next_activity_change(state, upto, policy))
     if policy.reminder.enabled:
-        delay = _secs(policy.reminder.delay)
-        candidates += [o.at + delay for o in state.open_orders.values()]
-        candidates += [o.at + delay for o in state.open_checkouts.values()]
+        delay = policy.seconds.reminder_delay
+        for pending in (state.open_orders, state.open_checkouts):
+            for order in pending.values():
+                consider(order.at + delay)
     if policy.coupon.enabled:
-        delay = _secs(policy.coupon.delay)
-        candidates += [a.since + delay for a in state.products.values() if a.since]
-    return min((c for c in candidates if c is not None and c > upto), default=None)
+        delay = policy.seconds.coupon_delay
+        for attention in state.products.values():
+            if attention.since:
+                consider(attention.since + delay)
+    return best

@@ -11,10 +11,6 @@ from remarket.domain.policy import Policy
 from remarket.domain.state import Attention, CustomerState, OpenOrder, ring_add, ring_contains, to_ts
 
 
-def _secs(duration) -> int:
-    return int(duration.total_seconds())
-
-
 def _remember_time(times: list[int], ts: int, keep: int) -> list[int]:
     times = list(times)
     insort(times, ts)
@@ -25,7 +21,7 @@ def _attend(state: CustomerState, product: str, ts: int, event_id: str, policy: 
     """A view counts towards `repeat_views`; a favourite or cart add qualifies at once."""
     rules = policy.coupon
     current = state.products.get(product)
-    if current is not None and not current.since and ts - current.last > _secs(rules.attention_window):
+    if current is not None and not current.since and ts - current.last > policy.seconds.attention_window:
         current = None  # old views are forgotten
     views = (current.views if current else 0) + (0 if strong else 1)
     since = current.since if current and current.since else 0

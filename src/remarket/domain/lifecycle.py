@@ -7,16 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from remarket.domain.policy import ActivityPolicy, LifecyclePolicy, Policy
+from remarket.domain.policy import Policy
 from remarket.domain.state import CustomerState
 
 DAY = 86_400
 ACTIVE, LAPSING, INACTIVE = "active", "lapsing", "inactive"
 LAPSED_STAGES = ("declining", "churned")
-
-
-def _secs(duration) -> int:
-    return int(duration.total_seconds())
 
 
 # ---------------------------------------------------------------- activity
@@ -39,43 +35,39 @@ def _activity_change(times: list[int], now: int, window: int, minimum: int, inac
     return min(candidates, default=None)
 
 
-def email_activity(state: CustomerState, now: int, policy: ActivityPolicy) -> str:
-    return _activity(state.email_engagements, now, _secs(policy.email_active_window), policy.email_active_min,
-                     _secs(policy.email_inactive_after))
+def email_activity(state: CustomerState, now: int, policy: Policy) -> str:
+    s = policy.seconds
+    return _activity(state.email_engagements, now, s.email_active_window, policy.activity.email_active_min,
+                     s.email_inactive_after)
 
 
-def site_activity(state: CustomerState, now: int, policy: ActivityPolicy) -> str:
-    return _activity(state.site_visits, now, _secs(policy.site_active_window), policy.site_active_min,
-                     _secs(policy.site_inactive_after))
+def site_activity(state: CustomerState, now: int, policy: Policy) -> str:
+    s = policy.seconds
+    return _activity(state.site_visits, now, s.site_active_window, policy.activity.site_active_min,
+                     s.site_inactive_after)
 
 
-def is_active(state: CustomerState, now: int, policy: ActivityPolicy) -> bool:
-    return ACTIVE in (email_activity(state, now, policy), site_activity(state, now, policy))
+def is_active(state: CustomerState, now: int, policy: Policy) -> bool:
+    return email_activity(state, now, policy) == ACTIVE or site_activity(state, now, policy) == ACTIVE
 
 
-def next_activity_change(state: CustomerState, now: int, policy: ActivityPolicy) -> int | None:
-    times = [
-        _activity_change(state.email_engagements, now, _secs(policy.email_active_window),
-                         policy.email_active_min, _secs(policy.email_inactive_after)),
-        _activity_change(state.site_visits, now, _secs(policy.site_active_window),
-                         policy.site_active_min, _secs(policy.site_inactive_after)),
-    ]
-    return min((t for t in times if t is not None), default=None)
-
-
-def engagement_kept(policy: ActivityPolicy) -> tuple[int, int]:
-    """How many latest timestamps the state must keep (email, site)."""
-    return policy.email_active_min, policy.site_active_min
+def next_activity_change(state: CustomerState, now: int, policy: Policy) -> int | None:
+    s = policy.seconds
+    email = _activity_change(state.email_engagements, now, s.email_active_window, policy.activity.email_active_min,
+                             s.email_inactive_after)
+    site = _activity_change(state.site_visits, now, s.site_active_window, policy.activity.site_active_min,
+                            s.site_inactive_after)
+    return email if site is None else site if email is None else min(email, site)
 
 
 # ---------------------------------------------------------------- life-cycle stage
 
-def personal_cycle(state: CustomerState, policy: LifecyclePolicy) -> int:
+def personal_cycle(state: CustomerState, policy: Policy) -> int:
     """Mean inter-purchase interval (s); the store-wide default for one-time buyers."""
     if state.orders >= 2 and state.first_order is not None and state.last_order is not None:
         mean = (state.last_order - state.first_order) / (state.orders - 1)
-        return max(int(mean), _secs(policy.min_cycle))
-    return _secs(policy.default_cycle)
+        return max(int(mean), policy.seconds.min_cycle)
+    return policy.seconds.default_cycle
 
 
 @dataclass(frozen=True)
@@ -86,16 +78,16 @@ class Overdue:
     churned_after: int
 
 
-def overdue_thresholds(state: CustomerState, policy: LifecyclePolicy) -> Overdue:
-    cycle = personal_cycle(state, policy)
-    churned = min(int(policy.churned_factor * cycle), _secs(policy.churned_after_max))
-    declining = int(policy.declining_factor * cycle)
+def overdue_thresholds(state: CustomerState, policy: Policy) -> Overdue:
+    cycle, rules = personal_cycle(state, policy), policy.lifecycle
+    churned = min(int(rules.churned_factor * cycle), policy.seconds.churned_after_max)
+    declining = int(rules.declining_factor * cycle)
     if state.orders == 1:
-        declining = min(declining, _secs(policy.love_period))  # the love period is over: overdue
+        declining = min(declining, policy.seconds.love_period)  # the love period is over: overdue
     return Overdue(min(declining, churned), churned)
 
 
-def stage_at(state: CustomerState, now: int, policy: LifecyclePolicy) -> str:
+def stage_at(state: CustomerState, now: int, policy: Policy) -> str:
     if state.orders <= 0 or state.last_order is None:
         return "prospect"
     recency = now - state.last_order
@@ -104,14 +96,14 @@ def stage_at(state: CustomerState, now: int, policy: LifecyclePolicy) -> str:
         return "churned"
     if recency > limits.declining_after:
         return "declining"
-    if state.orders >= policy.mature_from_orders:
+    if state.orders >= policy.lifecycle.mature_from_orders:
         return "mature"
-    if state.orders >= policy.growth_from_orders:
+    if state.orders >= policy.lifecycle.growth_from_orders:
         return "growth"
     return "new"
 
 
-def next_stage_change(state: CustomerState, now: int, policy: LifecyclePolicy) -> int | None:
+def next_stage_change(state: CustomerState, now: int, policy: Policy) -> int | None:
     """The first second after `now` at which time alone moves the stage, if any."""
     if state.orders <= 0 or state.last_order is None:
         return None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from datetime import time, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -380,6 +382,11 @@ class Policy(BaseModel):
     festivals: FestivalPolicy = FestivalPolicy()
     holdout: HoldoutPolicy = HoldoutPolicy()
 
+    @cached_property
+    def seconds(self) -> "PolicySeconds":
+        """The durations the hot path compares against, as whole seconds, computed once."""
+        return PolicySeconds.of(self)
+
     # The shell reads these two directly.
     @property
     def future_tolerance(self) -> timedelta:
@@ -388,6 +395,46 @@ class Policy(BaseModel):
     @property
     def dedup_event_ids(self) -> int:
         return self.events.dedup_event_ids
+
+
+def _s(duration: timedelta) -> int:
+    return int(duration.total_seconds())
+
+
+@dataclass(frozen=True)
+class PolicySeconds:
+    reorder_tolerance: int
+    email_active_window: int
+    email_inactive_after: int
+    site_active_window: int
+    site_inactive_after: int
+    default_cycle: int
+    min_cycle: int
+    love_period: int
+    churned_after_max: int
+    reminder_delay: int
+    skip_if_reminded_within: int
+    skip_if_paid_within: int
+    coupon_delay: int
+    coupon_once_per: int
+    attention_window: int
+    longest_cap_window: int
+
+    @classmethod
+    def of(cls, policy: "Policy") -> "PolicySeconds":
+        a, lc, r, c = policy.activity, policy.lifecycle, policy.reminder, policy.coupon
+        caps = [policy.contact.cap, *policy.contact.stage_caps.values()]
+        return cls(
+            reorder_tolerance=_s(policy.events.reorder_tolerance),
+            email_active_window=_s(a.email_active_window), email_inactive_after=_s(a.email_inactive_after),
+            site_active_window=_s(a.site_active_window), site_inactive_after=_s(a.site_inactive_after),
+            default_cycle=_s(lc.default_cycle), min_cycle=_s(lc.min_cycle), love_period=_s(lc.love_period),
+            churned_after_max=_s(lc.churned_after_max),
+            reminder_delay=_s(r.delay), skip_if_reminded_within=_s(r.skip_if_reminded_within),
+            skip_if_paid_within=_s(r.skip_if_paid_within),
+            coupon_delay=_s(c.delay), coupon_once_per=_s(c.once_per), attention_window=_s(c.attention_window),
+            longest_cap_window=max(_s(cap.window) for cap in caps),
+        )
 
 
 DEFAULT_POLICY = Policy()

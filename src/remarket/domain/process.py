@@ -13,7 +13,7 @@ from datetime import datetime
 
 from remarket.domain.actions import Action
 from remarket.domain.contact import Effects
-from remarket.domain.decide import campaign_kind, evaluate, next_due
+from remarket.domain.decide import campaign_kind, evaluate, next_due, update_stage
 from remarket.domain.events import InboundEvent, family_of
 from remarket.domain.fold import fold
 from remarket.domain.policy import Policy
@@ -47,34 +47,41 @@ def _insert(buffer: list[InboundEvent], event: InboundEvent) -> None:
     buffer.insert(index, event)
 
 
-def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effects) -> None:
-    """Fold buffered events and fire due work, in time order, up to `target` (inclusive)."""
+def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effects) -> int | None:
+    """Fold buffered events and fire due work, in time order, up to `target` (inclusive).
+    Returns the next logical due time (after `target`)."""
+    held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
     while True:
-        event_ts = to_ts(state.buffer[0].occurred_at) if state.buffer else None
-        if event_ts is not None and event_ts > target:
-            event_ts = None
+        event_ts = held if held is not None and held <= target else None
         due = next_due(state, policy)
         if due is not None and due <= target and (event_ts is None or due <= event_ts):
             evaluate(state, due, policy, effects)
         elif event_ts is not None:
             event = state.buffer.pop(0)
-            at = event_ts if state.upto is None else max(event_ts, state.upto)
+            held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
+            late = state.upto is not None and event_ts < state.upto
+            at = state.upto if late else event_ts
             fold(state, event, policy)
-            evaluate(state, at, policy, effects)
+            if late:  # what it set up may already be due: decide now
+                evaluate(state, at, policy, effects)
+            else:  # a purchase moves the stage at once; due work is picked up by the loop
+                update_stage(state, at, policy, effects)
         else:
             break
     state.upto = target if state.upto is None else max(state.upto, target)
+    return due
 
 
-def _finish(before: CustomerState | None, state: CustomerState, policy: Policy, effects: Effects) -> Outcome:
-    logical = [t for t in (next_due(state, policy),) if t is not None]
+def _finish(before: CustomerState | None, state: CustomerState, due: int | None, policy: Policy,
+            effects: Effects) -> Outcome:
+    logical = [due] if due is not None else []
     if state.buffer:
         logical.append(to_ts(state.buffer[0].occurred_at))
-    lag = int(policy.events.reorder_tolerance.total_seconds())
+    lag = policy.seconds.reorder_tolerance
     state.due_at = from_ts(min(logical) + lag) if logical else None
     state.policy_version = policy.version
     profile = None
-    if state.upto is not None:
+    if state.upto is not None and (before is None or state.upto != before.upto):
         now_key = segment_key(state, state.upto, policy)
         before_key = (segment_key(before, before.upto, policy) if before is not None and before.upto is not None
                       else None)
@@ -119,8 +126,8 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
     effects = Effects()
     while len(state.buffer) > policy.limits.reorder_buffer:  # too many held: process the oldest now
         _run_until(state, to_ts(state.buffer[0].occurred_at), policy, effects)
-    _run_until(state, state.clock - int(policy.events.reorder_tolerance.total_seconds()), policy, effects)
-    return _finish(before, state, policy, effects)
+    due = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects)
+    return _finish(before, state, due, policy, effects)
 
 
 def advance(state: CustomerState, now: datetime, policy: Policy) -> Outcome:
@@ -129,8 +136,8 @@ def advance(state: CustomerState, now: datetime, policy: Policy) -> Outcome:
     ts = to_ts(now)
     state.clock = ts if state.clock is None else max(state.clock, ts)
     effects = Effects()
-    _run_until(state, state.clock - int(policy.events.reorder_tolerance.total_seconds()), policy, effects)
-    return _finish(before, state, policy, effects)
+    due = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects)
+    return _finish(before, state, due, policy, effects)
 
 
 def settle(state: CustomerState, as_of: datetime, policy: Policy) -> Outcome:
@@ -139,5 +146,5 @@ def settle(state: CustomerState, as_of: datetime, policy: Policy) -> Outcome:
     ts = to_ts(as_of)
     state.clock = ts if state.clock is None else max(state.clock, ts)
     effects = Effects()
-    _run_until(state, ts, policy, effects)
-    return _finish(before, state, policy, effects)
+    due = _run_until(state, ts, policy, effects)
+    return _finish(before, state, due, policy, effects)

@@ -46,8 +46,8 @@ class CustomerProfile(BaseModel):
 
 def segment_key(state: CustomerState, now: int, policy: Policy) -> tuple[str, str, str, str]:
     """What a profile publication tracks: a change in any of these publishes a new profile."""
-    return (state.stage, tier_of(state, policy), email_activity(state, now, policy.activity),
-            site_activity(state, now, policy.activity))
+    return (state.stage, tier_of(state, policy), email_activity(state, now, policy),
+            site_activity(state, now, policy))
 
 
 def profile_of(state: CustomerState, now: datetime, policy: Policy) -> CustomerProfile:
@@ -59,8 +59,8 @@ def profile_of(state: CustomerState, now: datetime, policy: Policy) -> CustomerP
         stage=state.stage,
         tier=tier_of(state, policy),
         rfm=Rfm(r=rfm[0], f=rfm[1], m=rfm[2]) if rfm else None,
-        email_activity=email_activity(state, at, policy.activity),
-        site_activity=site_activity(state, at, policy.activity),
+        email_activity=email_activity(state, at, policy),
+        site_activity=site_activity(state, at, policy),
         orders=state.orders,
         total_spent=state.spent,
         last_order_at=from_ts(state.last_order) if state.last_order is not None else None,

@@ -52,20 +52,20 @@ def test_stage_move_is_late_by_at_most_the_reorder_tolerance(driver):
 
 def test_one_time_buyer_is_overdue_after_the_store_wide_cycle():
     state = _buyer(1, 0, 0)
-    assert stage_at(state, 89 * DAY, DEFAULT_POLICY.lifecycle) == "new"
-    assert stage_at(state, 91 * DAY, DEFAULT_POLICY.lifecycle) == "declining"
-    assert stage_at(state, 181 * DAY, DEFAULT_POLICY.lifecycle) == "churned"
+    assert stage_at(state, 89 * DAY, DEFAULT_POLICY) == "new"
+    assert stage_at(state, 91 * DAY, DEFAULT_POLICY) == "declining"
+    assert stage_at(state, 181 * DAY, DEFAULT_POLICY) == "churned"
 
 
 def test_overdue_is_measured_against_the_personal_cycle():
     weekly, quarterly = _buyer(5, 0, 28 * DAY), _buyer(3, 0, 180 * DAY)
-    assert stage_at(weekly, 28 * DAY + 12 * DAY, DEFAULT_POLICY.lifecycle) == "declining"
-    assert stage_at(quarterly, 180 * DAY + 12 * DAY, DEFAULT_POLICY.lifecycle) == "growth"
+    assert stage_at(weekly, 28 * DAY + 12 * DAY, DEFAULT_POLICY) == "declining"
+    assert stage_at(quarterly, 180 * DAY + 12 * DAY, DEFAULT_POLICY) == "growth"
 
 
 def test_churned_never_later_than_180_days():
     slow = _buyer(2, 0, 200 * DAY)  # cycle 200 d: 3x would be 600 d
-    assert stage_at(slow, 200 * DAY + 181 * DAY, DEFAULT_POLICY.lifecycle) == "churned"
+    assert stage_at(slow, 200 * DAY + 181 * DAY, DEFAULT_POLICY) == "churned"
 
 
 def test_lapsed_customer_who_buys_again_is_reactivated(driver):
@@ -79,7 +79,7 @@ def test_lapsed_customer_who_buys_again_is_reactivated(driver):
 
 def test_email_activity_needs_two_engagements_in_30_days_and_goes_inactive_after_60(driver):
     driver.feed(event("email.open", T0), event("email.click", T0 + days(1))).run_until(T0 + days(2))
-    policy, at = DEFAULT_POLICY.activity, lambda d: to_ts(T0 + days(d))
+    policy, at = DEFAULT_POLICY, lambda d: to_ts(T0 + days(d))
     assert email_activity(driver.state, at(2), policy) == "active"
     assert email_activity(driver.state, at(31), policy) == "lapsing"
     assert email_activity(driver.state, at(62), policy) == "inactive"
@@ -87,7 +87,7 @@ def test_email_activity_needs_two_engagements_in_30_days_and_goes_inactive_after
 
 def test_one_visit_makes_site_activity_active(driver):
     driver.feed(event("visit.page_view", T0)).run_until(T0 + days(1))
-    assert site_activity(driver.state, to_ts(T0 + days(1)), DEFAULT_POLICY.activity) == "active"
+    assert site_activity(driver.state, to_ts(T0 + days(1)), DEFAULT_POLICY) == "active"
 
 
 def test_activity_expiry_publishes_a_profile_without_any_event(driver):

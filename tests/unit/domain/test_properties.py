@@ -159,8 +159,8 @@ def test_stage_order_is_monotone_in_recency(orders, span_days, r1, r2):
     last = span_days * DAY if orders > 1 else 0
     state = CustomerState(customer_id="c", policy_version="t", orders=orders, first_order=0, last_order=last)
     near, far = sorted((r1, r2))
-    near_stage = stage_at(state, last + near * DAY, DEFAULT_POLICY.lifecycle)
-    far_stage = stage_at(state, last + far * DAY, DEFAULT_POLICY.lifecycle)
+    near_stage = stage_at(state, last + near * DAY, DEFAULT_POLICY)
+    far_stage = stage_at(state, last + far * DAY, DEFAULT_POLICY)
     assert STAGE_RANK[near_stage] <= STAGE_RANK[far_stage]
 
 

@@ -79,6 +79,10 @@ def test_malformed_events_land_in_the_dead_letter_topic_with_reasons(deployment)
                       if dict(r.headers)["remarket-dlq-reason"] == b"schema_violation"]
     assert any("total" in d for d in schema_details) and any("order_id" in d for d in schema_details)
 
+    shown = deployment.cli("tail", "dead-letter", "--from-beginning", "--idle-timeout", "3", "--limit", "50")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("remarket-dlq-reason:") == len(bad) and "(not JSON)" in shown.stdout
+
     # the worker kept going: the valid event after all the bad ones was applied
     assert wait_until(lambda: worker.customer("cust-ok"), message="valid event applied")
     assert worker.customer("cust-x") is None

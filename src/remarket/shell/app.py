@@ -160,6 +160,8 @@ class Worker:
                     m.suppressions.labels(str(action.kind), "expired_before_publish").inc()
                 else:
                     m.actions.labels(str(action.kind), str(action.channel), str(action.holdout).lower()).inc()
+                    if action.holdout:  # decided, recorded on the holdout topic, never sent
+                        m.suppressions.labels(str(action.kind), "holdout").inc()
             if len(core.actions) > len(handled.expired) and message.timestamp:
                 m.event_to_action.observe(max(0.0, time.time() - message.timestamp))
             for kind, reason in core.suppressions:

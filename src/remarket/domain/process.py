@@ -91,13 +91,15 @@ def _finish(before: CustomerState | None, state: CustomerState, due: int | None,
                    transitions=tuple(effects.transitions), suppressions=tuple(effects.suppressions))
 
 
-def _erased(state: CustomerState) -> Outcome:
+def _erased(state: CustomerState, effects: Effects) -> Outcome:
     """Nothing pending survives; count what was cancelled."""
-    cancelled = [("payment_reminder", "erasure")] * (len(state.open_orders) + len(state.open_checkouts))
+    cancelled = list(effects.suppressions)
+    cancelled += [("payment_reminder", "erasure")] * (len(state.open_orders) + len(state.open_checkouts))
     cancelled += [("targeted_coupon", "erasure")] * sum(1 for a in state.products.values() if a.since)
     if state.campaign_due is not None and (kind := campaign_kind(state.stage)) is not None:
         cancelled.append((kind.value, "erasure"))
-    return Outcome(state=None, suppressions=tuple(cancelled))
+    return Outcome(state=None, actions=tuple(effects.actions), transitions=tuple(effects.transitions),
+                   suppressions=tuple(cancelled))
 
 
 def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
@@ -113,9 +115,14 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
         state = new_state(event.customer_id, policy.version)
     if ring_contains(state.recent_event_hashes, event.event_id):
         return Outcome(state=state, duplicate=True)
-    if event.event_type == "consent.erasure_requested":
-        return _erased(state)
     state = state.working_copy()
+    effects = Effects()
+    if event.event_type == "consent.erasure_requested":
+        # what fell due before the request is decided as usual (as a tick would have); then forget
+        ts = to_ts(event.occurred_at)
+        state.clock = ts if state.clock is None else max(state.clock, ts)
+        _run_until(state, ts - policy.seconds.reorder_tolerance, policy, effects)
+        return _erased(state, effects)
     state.recent_event_hashes = ring_add(state.recent_event_hashes, event.event_id, policy.dedup_event_ids)
     family = family_of(event.event_type)
     state.events_by_family[family] = state.events_by_family.get(family, 0) + 1
@@ -123,7 +130,6 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
     ts = to_ts(event.occurred_at)
     state.clock = ts if state.clock is None else max(state.clock, ts)
     _insert(state.buffer, event)
-    effects = Effects()
     while len(state.buffer) > policy.limits.reorder_buffer:  # too many held: process the oldest now
         _run_until(state, to_ts(state.buffer[0].occurred_at), policy, effects)
     due = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects)

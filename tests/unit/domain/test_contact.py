@@ -11,9 +11,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def test_quiet_hours_defer_across_midnight_in_non_utc_zone():
-    # 21:20 UTC = 23:20 in Tokyo's morning? no: Asia/Tokyo is UTC+9, so 21:20 UTC is 06:20 local
     driver = Driver()
-    at = datetime(2025, 6, 2, 20, 50, tzinfo=UTC)  # 05:50 JST (quiet until 09:00 JST)
+    at = datetime(2025, 6, 2, 20, 50, tzinfo=UTC)  # 05:50 next day in Tokyo; the reminder is due at 06:20
     driver.feed(placed(at, context={"timezone": "Asia/Tokyo"})).run_until(at + days(1))
     [reminder] = driver.actions
     assert reminder.created_at == at + minutes(30)

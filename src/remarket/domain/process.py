@@ -59,7 +59,7 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
         elif event_ts is not None:
             event = state.buffer.pop(0)
             held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
-            late = state.upto is not None and event_ts < state.upto
+            late = state.upto is not None and event_ts <= state.upto
             at = state.upto if late else event_ts
             fold(state, event, policy)
             if late:  # what it set up may already be due: decide now

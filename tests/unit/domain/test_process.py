@@ -112,3 +112,11 @@ def test_reorder_buffer_is_bounded():
     driver = Driver(policy_with(limits={"reorder_buffer": 3}, events={"reorder_tolerance": "1h"}))
     driver.feed(*(event("visit.page_view", T0 + minutes(i)) for i in range(10)))
     assert len(driver.state.buffer) <= 3
+
+
+def test_event_at_exactly_the_processed_time_still_starts_its_campaign():
+    driver = Driver(policy_with(campaigns={"new": {"delay": "0s"}}))
+    driver.feed(event("visit.page_view", T0)).tick(T0 + minutes(10))
+    processed_up_to = T0 + minutes(10) - timedelta(seconds=30)
+    driver.feed(paid(processed_up_to)).run_until(T0 + days(1))
+    assert driver.kinds() == ["lifecycle_new"]

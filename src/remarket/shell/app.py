@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -87,6 +88,8 @@ class Worker:
         self._topic_names = {spec.role: spec.name for spec in catalog}
         self._role_by_topic = {spec.name: spec.role for spec in catalog}
         self._indexed_assignment: frozenset | None = None
+        self._segments: Counter[tuple[str, str]] = Counter()  # (stage, tier) -> customers here
+        self._processed_offsets: dict[Any, int] = {}
         self._wire()
 
     # -- wiring -------------------------------------------------------------------------
@@ -125,6 +128,7 @@ class Worker:
             await self._send(out, message)
         if handled.customer_id is not None and handled.outcome != "duplicate":
             self.due.set(handled.customer_id, handled.due_at)
+        self._processed_offsets[message.tp] = message.offset
         self._observe(handled, message, started)
         return handled
 
@@ -170,6 +174,8 @@ class Worker:
                 m.stage_transitions.labels(from_stage, to_stage).inc()
             if core.state is None and not core.duplicate:
                 m.erasures.inc()
+        if handled.segment_change is not None:
+            self._move_segment(*handled.segment_change)
         m.processing.observe(time.perf_counter() - started)
 
     # -- due work -------------------------------------------------------------------------
@@ -199,13 +205,42 @@ class Worker:
         self.metrics.ticks.labels("sent").inc(len(due))
         self.due.retry_later((cid for cid, _ in due), now, TICK_RETRY_AFTER)
         self.metrics.pending_customers.set(len(self.due))
+        self._update_lag()
+
+    def _move_segment(self, before: tuple[str, str] | None, after: tuple[str, str] | None) -> None:
+        for segment, step in ((before, -1), (after, 1)):
+            if segment is not None:
+                self._segments[segment] += step
+                self.metrics.customers.labels(*segment).set(max(0, self._segments[segment]))
+
+    def _update_lag(self) -> None:
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            role = self._role_by_topic.get(tp.topic)
+            if role is None:  # changelogs and faust internals: not ours to report
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            done = self._processed_offsets.get(tp)
+            # nothing processed here yet: what the group committed (faust keeps it, privately)
+            position = done + 1 if done is not None else consumer._committed_offset.get(tp) or 0
+            lag = highwater - position
+            self.metrics.consumer_lag.labels(role, str(tp.partition)).set(max(0, lag))
 
     def _rebuild_due_index(self) -> None:
         """Scan this worker's table partitions once per assignment change (never per tick)."""
         entries = []
+        segments: Counter[tuple[str, str]] = Counter()
         for key, raw in self.table.items():
             if raw:
-                entries.append((key.decode(), CustomerState.from_bytes(raw).due_at))
+                state = CustomerState.from_bytes(raw)
+                entries.append((key.decode(), state.due_at))
+                if (segment := self.pipeline.segment(state)) is not None:
+                    segments[segment] += 1
         self.due.rebuild(entries)
+        for segment in set(self._segments) | set(segments):
+            self.metrics.customers.labels(*segment).set(segments[segment])
+        self._segments = segments
         self.metrics.index_rebuilds.inc()
         log.info("due-work index rebuilt: %d customers scheduled of %d", len(self.due), len(entries))

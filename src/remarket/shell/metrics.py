@@ -48,5 +48,11 @@ class Metrics:
         self.index_rebuilds = Counter(
             "remarket_due_index_rebuilds_total", "Rebuilds of the due-work index after assignment changes.",
             registry=registry)
+        self.customers = Gauge(
+            "remarket_customers", "Customers whose state lives on this worker, by stage and tier.",
+            ["stage", "tier"], registry=registry)
+        self.consumer_lag = Gauge(
+            "remarket_consumer_lag_records", "Records not yet processed, per consumed topic role and partition.",
+            ["topic", "partition"], registry=registry)
         self.ready = Gauge(
             "remarket_ready", "1 when partitions are assigned and tables recovered.", registry=registry)

@@ -20,6 +20,7 @@ from remarket.domain.actions import Action
 from remarket.domain.events import EventType, family_of, inbound_event_adapter
 from remarket.domain.policy import Policy
 from remarket.domain.process import Outcome, RejectedEvent, advance, apply
+from remarket.domain.profile import segment_key
 from remarket.domain.state import CustomerState
 
 log = logging.getLogger("remarket.pipeline")
@@ -89,6 +90,7 @@ class Handled:
     core: Outcome | None = None
     event_type: str | None = None
     expired: list[Action] = field(default_factory=list)  # decided already past expiry: not published
+    segment_change: tuple[tuple[str, str] | None, tuple[str, str] | None] | None = None  # (stage, tier) before/after
 
 
 class Pipeline:
@@ -150,7 +152,7 @@ class Pipeline:
         if outcome.duplicate:
             return Handled("duplicate", customer_id=event.customer_id, event_type=event_type,
                            due_at=state.due_at if state else None, core=outcome)
-        return self._carry_out(outcome, event.customer_id, "applied", event_type, received_at)
+        return self._carry_out(outcome, state, event.customer_id, "applied", event_type, received_at)
 
     def handle_tick(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
         customer_id = record.key.decode() if record.key else None
@@ -160,11 +162,12 @@ class Pipeline:
             return self._dead_letter(record, DeadLetterReason.BAD_TICK, _summarise(exc))
         if not stored or customer_id is None:  # erased since the tick was scheduled: nothing to do
             return Handled("tick_for_unknown_customer", customer_id=customer_id)
-        outcome = advance(CustomerState.from_bytes(stored), now, self.policy)
-        return self._carry_out(outcome, customer_id, "tick", None, received_at)
+        before = CustomerState.from_bytes(stored)
+        outcome = advance(before, now, self.policy)
+        return self._carry_out(outcome, before, customer_id, "tick", None, received_at)
 
-    def _carry_out(self, outcome: Outcome, customer_id: str, label: str, event_type: str | None,
-                   received_at: datetime) -> Handled:
+    def _carry_out(self, outcome: Outcome, before: CustomerState | None, customer_id: str, label: str,
+                   event_type: str | None, received_at: datetime) -> Handled:
         key = customer_id.encode()
         # Backfills and catch-up after downtime decide actions for the past (event time); the
         # core records them, but one whose expiry has passed by the wall clock is not published.
@@ -173,12 +176,22 @@ class Pipeline:
         records = [action_record(action) for action in live]
         if outcome.state is None:
             records.append(OutRecord("profiles", key, None))  # compacted away: erasure reaches consumers
-            return Handled(label, state=None, records=records, customer_id=customer_id,
-                           core=outcome, event_type=event_type, expired=expired)
+            return Handled(label, state=None, records=records, customer_id=customer_id, core=outcome,
+                           event_type=event_type, expired=expired,
+                           segment_change=(self.segment(before), None) if before is not None else None)
+        change = None
         if outcome.profile is not None:
             records.append(OutRecord("profiles", key, outcome.profile.model_dump_json().encode(), JSON_HEADERS))
+            change = (self.segment(before), (outcome.profile.stage, outcome.profile.tier))
         return Handled(label, state=outcome.state.to_bytes(), records=records, customer_id=customer_id,
-                       due_at=outcome.state.due_at, core=outcome, event_type=event_type, expired=expired)
+                       due_at=outcome.state.due_at, core=outcome, event_type=event_type, expired=expired,
+                       segment_change=change)
+
+    def segment(self, state: CustomerState | None) -> tuple[str, str] | None:
+        """(stage, tier) as last published, for the per-worker customer gauges."""
+        if state is None or state.upto is None:
+            return None
+        return segment_key(state, state.upto, self.policy)[:2]
 
     @staticmethod
     def _dead_letter(record: SourceRecord, reason: str, detail: str) -> Handled:

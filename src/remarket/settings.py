@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     partitions: int | None = Field(None, ge=1, le=1024, description="Overrides the catalog's partition count.")
     replication_factor: int | None = Field(None, ge=1, le=16)
     standby_replicas: int = Field(0, ge=0, le=8, description="Table standby replicas (faster failover).")
+    commit_interval_seconds: float = Field(
+        2.8, gt=0, le=60, description="How often offsets (and, exactly-once, transactions) commit: "
+        "actions become visible to read_committed consumers at most this late.")
     tick_interval_seconds: float = Field(
         5.0, gt=0, le=60, description="How often due work is checked; stages move at most this late.")
     web_host: str = "127.0.0.1"

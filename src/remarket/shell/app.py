@@ -49,6 +49,7 @@ def faust_app(settings: Settings, catalog: Catalog) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_session_timeout=settings.kafka_session_timeout_seconds,
+        broker_commit_interval=settings.commit_interval_seconds,
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_seconds / 10),
         web_host=settings.web_host,
         web_port=settings.web_port,

@@ -118,9 +118,7 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: Act
     coupon, note = _coupon(offer, send_after, tz, policy) if offer is not None else (None, None)
     if deferred:
         effects.suppress(kind, "quiet_hours_deferred")
-    holdout = in_holdout(state.customer_id, policy)
-    if holdout:
-        effects.suppress(kind, "holdout")
+    holdout = in_holdout(state.customer_id, policy)  # counted by whoever routes action.holdout, not here
     _remember_contact(state, send_ts, policy)
     action = Action(
         action_id=action_id_for(state.customer_id, kind, trigger_ref),

@@ -114,4 +114,4 @@ def test_holdout_actions_are_recorded_with_holdout_true():
     customer = next(f"h{i}" for i in range(100) if in_holdout(f"h{i}", policy))
     driver = Driver(policy).feed(placed(T0, customer=customer)).run_until(T0 + days(1))
     assert [a.holdout for a in driver.actions] == [True]
-    assert ("payment_reminder", "holdout") in driver.suppressions
+    assert not any(reason == "holdout" for _, reason in driver.suppressions)  # the shell counts it from the action

@@ -35,3 +35,17 @@ ensure_venv() {
   echo "==> resolving the Apache Kafka broker jars (cached in ~/.cache/remarket)"
   "$PY" deploy/kafka/local_broker.py fetch >/dev/null
 }
+
+# promtool and prometheus for tests/ops and the real-Prometheus test (Debian package `prometheus`).
+# Installed only when missing and we are root with apt-get; otherwise those tests skip (fail in CI).
+ensure_prometheus() {
+  command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing prometheus and promtool (apt-get install prometheus)"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1 ||
+      echo "could not install prometheus: the Prometheus tests will skip (and fail in CI)" >&2
+  else
+    echo "prometheus/promtool missing (apt-get install prometheus): those tests will skip" >&2
+  fi
+}

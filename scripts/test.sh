@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_common.sh
 ensure_venv
+ensure_prometheus
 
 if [ -z "${REMARKET_KAFKA_BOOTSTRAP:-}" ]; then
   run_dir=$(mktemp -d -t remarket-test-kafka.XXXXXX)

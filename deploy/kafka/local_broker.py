@@ -110,7 +110,22 @@ class LocalBroker:
             raise BrokerError(f"no broker state in {self.run_dir}")
         return f"127.0.0.1:{st['port']}"
 
-    def start(self, port: int | None = None, timeout: float = 90.0, extra_config: dict | None = None) -> str:
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT listener's address (started with `sasl_users`)."""
+        st = self.state()
+        if not st or not st.get("sasl_port"):
+            raise BrokerError(f"no SASL listener in {self.run_dir}: start(sasl_users={{...}})")
+        return f"127.0.0.1:{st['sasl_port']}"
+
+    def start(self, port: int | None = None, timeout: float = 90.0, extra_config: dict | None = None,
+              sasl_users: dict[str, str] | None = None) -> str:
+        """Start the broker; returns the PLAINTEXT bootstrap address.
+
+        `sasl_users` ({name: password}) adds a SASL_PLAINTEXT listener (see `sasl_bootstrap`) that
+        accepts these users with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 (SCRAM credentials are
+        written into the KRaft metadata when storage is formatted).
+        """
         if st := self.running():
             return f"127.0.0.1:{st['port']}"
         libs = resolve_jars()
@@ -123,14 +138,18 @@ class LocalBroker:
             shutil.rmtree(data)
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         config = self.run_dir / "server.properties"
-        config.write_text(_server_properties(port, ctrl_port, data, extra_config or {}))
+        sasl_port = free_port() if sasl_users else None
+        extra = {**_sasl_properties(port, ctrl_port, sasl_port, sasl_users), **(extra_config or {})} \
+            if sasl_users else (extra_config or {})
+        config.write_text(_server_properties(port, ctrl_port, data, extra))
         log4j = self.run_dir / "log4j2.properties"
         log4j.write_text(_LOG4J2.format(log=self.log_file))
         cp = f"{libs}/*"
         cluster_id = uuid.uuid4().hex[:22].replace("-", "a")
         fmt = subprocess.run(
             ["java", "-cp", cp, f"-Dlog4j2.configurationFile={log4j}",
-             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), "--ignore-formatted"],
+             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), "--ignore-formatted",
+             *_scram_format_args(sasl_users or {})],
             capture_output=True, text=True,
         )
         if fmt.returncode != 0:
@@ -143,7 +162,8 @@ class LocalBroker:
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # survives the shell that started it; stop() kills the group
             )
-        self.state_file.write_text(json.dumps({"pid": proc.pid, "port": port, "controller_port": ctrl_port}))
+        self.state_file.write_text(json.dumps({"pid": proc.pid, "port": port, "controller_port": ctrl_port,
+                                               "sasl_port": sasl_port}))
         try:
             self._wait_ready(proc, port, timeout)
         except BrokerError:
@@ -211,6 +231,35 @@ def _server_properties(port: int, ctrl_port: int, data: Path, extra: dict) -> st
     }
     props.update({k: str(v) for k, v in extra.items()})
     return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _sasl_properties(port: int, ctrl_port: int, sasl_port: int, users: dict[str, str]) -> dict:
+    """A SASL_PLAINTEXT listener beside PLAINTEXT (which stays the inter-broker listener)."""
+    plain_users = " ".join(f'user_{name}="{password}"' for name, password in users.items())
+    props = {
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctrl_port},"
+                     f"SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+    }
+    for mechanism in SASL_MECHANISMS[1:]:
+        props[f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config"] = \
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    return props
+
+
+def _scram_format_args(users: dict[str, str]) -> list[str]:
+    args = []
+    for name, password in users.items():
+        for mechanism in SASL_MECHANISMS[1:]:
+            args += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
+    return args
 
 
 _LOG4J2 = """\

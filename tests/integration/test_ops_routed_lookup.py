@@ -1,0 +1,54 @@
+"""GET /customers/{id} on either of two workers in one group answers for any customer: faust's
+table_route forwards the request to the worker that owns the key's partition. No token: 401."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import orjson
+
+from tests.integration.harness import produce, run, wait_until
+
+CUSTOMERS = [f"c-route-{i:03d}" for i in range(24)]
+
+
+def _product_view(customer_id: str) -> bytes:
+    return orjson.dumps({
+        "event_id": str(uuid.uuid4()), "event_type": "visit.product_view", "customer_id": customer_id,
+        "occurred_at": datetime.now(timezone.utc).isoformat(), "schema_version": 1,
+        "context": {"timezone": "Europe/Berlin", "country": "DE"}, "product_id": "p-0001"})
+
+
+def _assigned(worker) -> int:
+    status, body = worker.get("/readyz")
+    return orjson.loads(body)["assigned_partitions"] if status == 200 else 0
+
+
+def test_either_worker_answers_a_lookup_for_any_customer_and_refuses_without_token(deployment):
+    w1 = deployment.start_worker("w1")
+    w2 = deployment.start_worker("w2")
+    # both own partitions (the group rebalanced), so some lookups must be forwarded
+    wait_until(lambda: _assigned(w1) > 0 and _assigned(w2) > 0 and
+               w1.get("/readyz")[0] == 200 and w2.get("/readyz")[0] == 200,
+               timeout=60, message="both workers own partitions")
+
+    run(produce(deployment.bootstrap,
+                [(deployment.topics["visits"], cid.encode(), _product_view(cid)) for cid in CUSTOMERS]))
+
+    def all_found(worker) -> bool:
+        return all(worker.customer(cid) is not None for cid in CUSTOMERS)
+
+    wait_until(lambda: all_found(w1), timeout=60, message="every customer found through w1")
+    for worker in (w1, w2):
+        for cid in CUSTOMERS:
+            view = worker.customer(cid)
+            assert view is not None, f"{worker.name} did not answer for {cid}"
+            assert view["customer_id"] == cid
+            assert view["state"]["events_by_family"], view
+            assert "buffer" not in view["state"]  # raw events and dedup data stay inside
+
+    # each worker owns one of the two partitions, so half of those answers were forwarded
+    status, _ = w1.get(f"/customers/{CUSTOMERS[0]}")
+    assert status == 401
+    assert w2.get(f"/customers/{CUSTOMERS[0]}", token="wrong-token")[0] == 401
+    assert w1.get("/customers/c-nobody-here", token="test-token")[0] == 404

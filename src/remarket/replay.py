@@ -108,11 +108,15 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
             transitions.update(f"{a}->{b}" for a, b in outcome.transitions)
 
         def finish_customer() -> None:
-            nonlocal state, snapshot_lines
+            nonlocal state, snapshot_lines, erased
             if state is None:
                 return
             outcome = settle(state, as_of, policy)
             emit(outcome)
+            state = None
+            if outcome.state is None:  # an erasure request that was still held is carried out
+                erased += 1
+                return
             profile = profile_of(outcome.state, as_of, policy)
             stages[profile.stage] += 1
             snapshot.write(profile.model_dump_json() + "\n")

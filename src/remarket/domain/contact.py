@@ -25,6 +25,7 @@ class Effects:
     actions: list[Action] = field(default_factory=list)
     suppressions: list[tuple[str, str]] = field(default_factory=list)
     transitions: list[tuple[str, str]] = field(default_factory=list)
+    erased: bool = False  # an erasure request was carried out during this call
 
     def suppress(self, kind: str, reason: str) -> None:
         self.suppressions.append((str(kind), reason))

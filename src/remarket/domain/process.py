@@ -58,6 +58,10 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
             evaluate(state, due, policy, effects)
         elif event_ts is not None:
             event = state.buffer.pop(0)
+            if event.event_type == "consent.erasure_requested":
+                _erase_in_place(state, effects)  # later held events start a fresh customer
+                held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
+                continue
             held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
             late = state.upto is not None and event_ts <= state.upto
             at = state.upto if late else event_ts
@@ -74,6 +78,9 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
 
 def _finish(before: CustomerState | None, state: CustomerState, due: int | None, policy: Policy,
             effects: Effects) -> Outcome:
+    if effects.erased and not state.buffer:  # forgotten, and nothing newer is waiting: delete
+        return Outcome(state=None, actions=tuple(effects.actions), transitions=tuple(effects.transitions),
+                       suppressions=tuple(effects.suppressions))
     logical = [due] if due is not None else []
     if state.buffer:
         logical.append(to_ts(state.buffer[0].occurred_at))
@@ -91,15 +98,23 @@ def _finish(before: CustomerState | None, state: CustomerState, due: int | None,
                    transitions=tuple(effects.transitions), suppressions=tuple(effects.suppressions))
 
 
-def _erased(state: CustomerState, effects: Effects) -> Outcome:
-    """Nothing pending survives; count what was cancelled."""
-    cancelled = list(effects.suppressions)
-    cancelled += [("payment_reminder", "erasure")] * (len(state.open_orders) + len(state.open_checkouts))
-    cancelled += [("targeted_coupon", "erasure")] * sum(1 for a in state.products.values() if a.since)
+def _erase_in_place(state: CustomerState, effects: Effects) -> None:
+    """Forget everything the request covers; count what was cancelled. Held events that are later
+    than the request stay (the customer came back), and so does the clock."""
+    effects.suppressions += [("payment_reminder", "erasure")] * (len(state.open_orders) + len(state.open_checkouts))
+    effects.suppressions += [("targeted_coupon", "erasure")] * sum(1 for a in state.products.values() if a.since)
     if state.campaign_due is not None and (kind := campaign_kind(state.stage)) is not None:
-        cancelled.append((kind.value, "erasure"))
-    return Outcome(state=None, actions=tuple(effects.actions), transitions=tuple(effects.transitions),
-                   suppressions=tuple(cancelled))
+        effects.suppressions.append((kind.value, "erasure"))
+    fresh = new_state(state.customer_id, state.policy_version)
+    keep = {"buffer": state.buffer, "clock": state.clock, "upto": state.upto,
+            "recent_event_hashes": state.recent_event_hashes}  # hashed ids only: still dedup retries
+    for name in CustomerState.model_fields:
+        setattr(state, name, keep[name] if name in keep else getattr(fresh, name))
+    for held in state.buffer:  # counted on arrival; they belong to the fresh customer
+        family = family_of(held.event_type)
+        state.events_by_family[family] = state.events_by_family.get(family, 0) + 1
+        state.last_seen_by_family[family] = later(state.last_seen_by_family.get(family), held.occurred_at)
+    effects.erased = True
 
 
 def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
@@ -117,12 +132,8 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
         return Outcome(state=state, duplicate=True)
     state = state.working_copy()
     effects = Effects()
-    if event.event_type == "consent.erasure_requested":
-        # what fell due before the request is decided as usual (as a tick would have); then forget
-        ts = to_ts(event.occurred_at)
-        state.clock = ts if state.clock is None else max(state.clock, ts)
-        _run_until(state, ts - policy.seconds.reorder_tolerance, policy, effects)
-        return _erased(state, effects)
+    # An erasure request waits in the reorder buffer like any event, so that events from before it
+    # that arrive late (another topic, another producer) are folded first and erased with the rest.
     state.recent_event_hashes = ring_add(state.recent_event_hashes, event.event_id, policy.dedup_event_ids)
     family = family_of(event.event_type)
     state.events_by_family[family] = state.events_by_family.get(family, 0) + 1

@@ -10,14 +10,33 @@ from .factories import T0, Driver, days, event, minutes, paid, placed, policy_wi
 
 def test_erasure_forgets_the_customer_and_cancels_pending_work(driver):
     driver.feed(placed(T0), view(T0, "p1"), view(T0 + minutes(1), "p1")).tick(T0 + minutes(4))
-    erased = apply(driver.state, event("consent.erasure_requested", T0 + minutes(5)), driver.policy)
+    request = T0 + minutes(5)
+    held = apply(driver.state, event("consent.erasure_requested", request), driver.policy)
+    assert held.state is not None  # waits out the reorder tolerance like every event
+    assert held.state.due_at == request + driver.policy.events.reorder_tolerance
+    erased = advance(held.state, held.state.due_at, driver.policy)
     assert erased.state is None and erased.actions == ()
     assert ("payment_reminder", "erasure") in erased.suppressions
     assert ("targeted_coupon", "erasure") in erased.suppressions
 
 
+def test_an_event_from_before_the_erasure_arriving_after_it_is_erased_too(driver):
+    """Erasure and attention come on different topics, so they can arrive in either order."""
+    driver.feed(event("consent.erasure_requested", T0 + minutes(1)))
+    driver.feed(event("visit.favourite", T0, product_id="p1"))
+    driver.run_until(T0 + days(3))
+    assert driver.state is None and driver.actions == []
+
+
+def test_an_event_after_the_erasure_starts_a_fresh_customer(driver):
+    driver.feed(paid(T0), event("consent.erasure_requested", T0 + minutes(1)),
+                event("visit.page_view", T0 + minutes(2))).run_until(T0 + minutes(10))
+    assert driver.state is not None and driver.state.orders == 0
+    assert driver.state.events_by_family == {"visits": 1}
+
+
 def test_nothing_is_emitted_after_erasure_unless_the_customer_comes_back(driver):
-    driver.feed(placed(T0), event("consent.erasure_requested", T0 + minutes(1)))
+    driver.feed(placed(T0), event("consent.erasure_requested", T0 + minutes(1))).run_until(T0 + minutes(2))
     assert driver.state is None
     comeback = Driver().feed(event("visit.page_view", T0 + days(1))).run_until(T0 + days(3))
     assert comeback.actions == [] and comeback.state.orders == 0

@@ -79,7 +79,9 @@ def test_repeated_event_id_is_a_duplicate_and_leaves_state_unchanged(pipeline):
 def test_erasure_deletes_state_and_tombstones_the_profile(pipeline):
     first = pipeline.handle(record(), None, NOW)
     erase = SourceRecord(T["consent"], 0, 2, b"c-1", doc("consent.erasure_requested", event_id="e-2"))
-    handled = pipeline.handle(erase, first.state, NOW)
+    held = pipeline.handle(erase, first.state, NOW)  # waits out the reorder tolerance, then a tick
+    tick_at = held.due_at
+    handled = pipeline.handle(SourceRecord(T["ticks"], 0, 0, b"c-1", tick_value(tick_at)), held.state, tick_at)
     assert handled.state is None
     assert ("profiles", b"c-1", None) in [(r.role, r.key, r.value) for r in handled.records]
 

@@ -40,6 +40,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if _print_topic_reports(reports):
         return 2
     worker = Worker(settings, _policy(settings), catalog)
+    quiet_client_libraries(settings.log_level)
     datadir.prepare(settings.data_dir, exactly_once=worker.exactly_once)
     try:
         FaustWorker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
@@ -49,6 +50,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         raise
     datadir.mark_clean_stop(settings.data_dir)
     return 0
+
+
+def quiet_client_libraries(level: str) -> None:
+    """aiokafka logs every produce request at debug; unless asked for, keep it to warnings."""
+    import logging
+
+    if level != "debug":
+        for name in ("aiokafka", "kafka"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:

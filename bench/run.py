@@ -1,0 +1,419 @@
+"""remarket benchmark: all contenders, same broker, same data, one command.
+
+    .venv/bin/pip install -r bench/requirements.txt
+    .venv/bin/python bench/run.py                      # full run (about 10-15 minutes on 2 cores)
+    .venv/bin/python bench/run.py --quick              # smoke run with small numbers
+    .venv/bin/python bench/run.py --write-docs         # also rewrite the results in docs/benchmarks.md
+
+Contenders, each one process consuming the same pre-produced topic (4 partitions):
+  (a) raw aiokafka loop: consume -> orjson decode -> produce (the ceiling for a Python worker)
+  (b) remarket worker, full pipeline (validation, dedup, state in RocksDB + changelog, actions),
+      exactly-once on and off
+  (c) Quix Streams running remarket's same per-record pipeline in its stateful apply
+Then: event->action latency at half of (b)'s rate, restore time of N customers' state from the
+changelog, bytes of state per customer, peak RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "deploy" / "kafka"))
+
+from local_broker import LocalBroker, free_port  # noqa: E402
+
+from remarket.catalog import load_catalog  # noqa: E402
+from remarket.domain.policy import Policy  # noqa: E402
+from remarket.domain.state import CustomerState  # noqa: E402
+from remarket.shell.pipeline import UNCHANGED, Pipeline, SourceRecord  # noqa: E402
+from remarket.simulate import TrafficModel  # noqa: E402
+
+CATALOG = ROOT / "bench" / "catalog.toml"
+EVENTS_TOPIC = "bench.events"
+PARTITIONS = 4
+PY = sys.executable
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- data ----------------------------------------------------------------------------------
+def generate_events(n: int, customers: int, seed: int = 11) -> list[tuple[bytes, bytes]]:
+    """n live events over the last n milliseconds, by `customers` simulated customers."""
+    model = TrafficModel(customers=customers, seed=seed, malformed_share=0.005)
+    start = datetime.now(timezone.utc) - timedelta(milliseconds=n)
+    out: list[tuple[bytes, bytes]] = []
+    i = 0
+    while len(out) < n:
+        for ev in model.live(start + timedelta(milliseconds=i)):
+            out.append((ev.key or b"", ev.value))
+        i += 1
+    return out[:n]
+
+
+async def produce_all(bootstrap: str, topic: str, records, *, acks="all") -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=acks, linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(topic, value, key=key or None) for key, value in records]
+        await producer.flush()
+        for fut in futures[-100:]:
+            await fut
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def create_topics(bootstrap: str, topics: list[tuple[str, int, dict]]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [NewTopic(name, partitions, 1, topic_configs=config) for name, partitions, config in topics
+               if name not in existing]
+        if new:
+            await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+# -- remarket worker -----------------------------------------------------------------------
+class WorkerRun:
+    def __init__(self, bootstrap: str, app_id: str, workdir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.data_dir = workdir / f"{app_id}-data"
+        self.log_path = workdir / f"{app_id}.log"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("REMARKET_")}
+        full_env.update({"REMARKET_KAFKA_BOOTSTRAP": bootstrap, "REMARKET_APP_ID": app_id,
+                         "REMARKET_CATALOG_FILE": str(CATALOG), "REMARKET_WEB_PORT": str(self.port),
+                         "REMARKET_DATA_DIR": str(self.data_dir), "REMARKET_LOG_LEVEL": "warning",
+                         "REMARKET_KAFKA_SESSION_TIMEOUT_SECONDS": "10", **env})
+        self.proc = subprocess.Popen([PY, "-m", "remarket.cli", "worker"], env=full_env, cwd=ROOT,
+                                     stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT)
+        self.started = time.perf_counter()
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, b""
+        except OSError:
+            return 0, b""
+
+    def wait_ready(self, timeout: float = 600) -> float:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: see {self.log_path}")
+            if self.get("/readyz")[0] == 200:
+                return time.perf_counter() - self.started
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready after {timeout}s: see {self.log_path}")
+
+    def events_done(self) -> int:
+        text = self.get("/metrics")[1].decode()
+        return int(sum(float(v) for v in re.findall(r'^remarket_events_total\{[^}]*\} ([0-9.e+]+)$', text, re.M)))
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def peak_rss_mb(self) -> float:
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+            return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+        except (OSError, AttributeError):
+            return float("nan")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def run_worker_throughput(bootstrap: str, workdir: Path, n: int, guarantee: str) -> dict:
+    app_id = f"bench-{guarantee.replace('_', '')}-{uuid.uuid4().hex[:6]}"
+    worker = WorkerRun(bootstrap, app_id, workdir, REMARKET_PROCESSING_GUARANTEE=guarantee)
+    try:
+        worker.wait_ready()
+        marks: list[tuple[float, int, float]] = []
+        deadline = time.perf_counter() + 1800
+        while time.perf_counter() < deadline:
+            done = worker.events_done()
+            marks.append((time.perf_counter(), done, worker.cpu_seconds()))
+            if done >= n:
+                break
+            time.sleep(0.25)
+        lo = next(m for m in marks if m[1] >= 0.05 * n)
+        hi = next(m for m in marks if m[1] >= 0.95 * n)
+        events = hi[1] - lo[1]
+        return {"events": marks[-1][1], "rate": events / (hi[0] - lo[0]),
+                "cpu_rate": events / max(1e-9, hi[2] - lo[2]), "peak_rss_mb": worker.peak_rss_mb()}
+    finally:
+        worker.stop()
+
+
+def run_contender(kind: str, bootstrap: str, n: int, *extra: str) -> dict:
+    out = f"bench.out-{kind}-{uuid.uuid4().hex[:6]}"
+    asyncio.run(create_topics(bootstrap, [(out, PARTITIONS, {})]))
+    done = subprocess.run([PY, str(ROOT / "bench" / "contenders.py"), kind, "--bootstrap", bootstrap,
+                           "--topic", EVENTS_TOPIC, "--out", out, "--events", str(n),
+                           "--group", f"bench-{kind}-{uuid.uuid4().hex[:6]}", *extra],
+                          capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- latency ------------------------------------------------------------------------------
+async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: float,
+                          guarantee: str, commit_interval: float) -> dict:
+    tag = uuid.uuid4().hex[:6]
+    topics = {"visits": f"bench.lat-{tag}.events", "actions": f"bench.lat-{tag}.actions",
+              "holdout": f"bench.lat-{tag}.holdout", "profiles": f"bench.lat-{tag}.profiles",
+              "ticks": f"bench.lat-{tag}.ticks", "dead_letter": f"bench.lat-{tag}.dlq"}
+    env = {f"REMARKET_TOPIC_{role.upper()}": name for role, name in topics.items()}
+    worker = WorkerRun(bootstrap, f"bench-lat-{tag}", workdir, REMARKET_PROCESSING_GUARANTEE=guarantee,
+                       REMARKET_COMMIT_INTERVAL_SECONDS=str(commit_interval),
+                       REMARKET_POLICY_FILE=str(ROOT / "bench" / "policy.latency.toml"), **env)
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    try:
+        await asyncio.to_thread(worker.wait_ready)
+        consumer = AIOKafkaConsumer(topics["actions"], bootstrap_servers=bootstrap, group_id=None,
+                                    auto_offset_reset="earliest", isolation_level="read_committed")
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        await consumer.start()
+        await producer.start()
+
+        async def read_actions(until: float) -> None:
+            while time.perf_counter() < until and (len(latencies) < len(sent) or not sent):
+                batch = await consumer.getmany(timeout_ms=200)
+                now = time.perf_counter()
+                for records in batch.values():
+                    for record in records:
+                        customer = record.key.decode()  # one event per customer: its action answers it
+                        if customer in sent:
+                            latencies.append(now - sent.pop(customer))
+
+        total = int(rate * seconds)
+        reader = asyncio.create_task(read_actions(time.perf_counter() + seconds + 60))
+        started = time.perf_counter()
+        for i in range(total):
+            target = started + i / rate
+            if (delay := target - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            customer = f"lat-{tag}-{i}"
+            doc = {"event_id": f"{customer}-paid", "event_type": "order.paid", "customer_id": customer,
+                   "occurred_at": datetime.now(timezone.utc).isoformat(), "schema_version": 1,
+                   "order_id": f"o-{i}", "total": 20.0}
+            sent[customer] = time.perf_counter()
+            await producer.send(topics["visits"], orjson.dumps(doc), key=customer.encode())
+        await reader
+        await producer.stop()
+        await consumer.stop()
+    finally:
+        worker.stop()
+    latencies.sort()
+    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000  # noqa: E731
+    return {"rate": rate, "events": total, "actions_seen": len(latencies), "missing": len(sent),
+            "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99), "guarantee": guarantee,
+            "commit_interval_s": commit_interval}
+
+
+# -- restore ------------------------------------------------------------------------------
+def sample_states(events: list[tuple[bytes, bytes]]) -> list[CustomerState]:
+    """Real states: the generated traffic folded through the same pipeline the worker runs."""
+    pipeline = Pipeline(load_catalog(CATALOG), Policy())
+    stored: dict[bytes, bytes] = {}
+    now = datetime.now(timezone.utc) + timedelta(minutes=1)
+    for offset, (key, value) in enumerate(events):
+        handled = pipeline.handle(SourceRecord(EVENTS_TOPIC, 0, offset, key or None, value), stored.get(key), now)
+        if handled.state is None:
+            stored.pop(key, None)
+        elif handled.state is not UNCHANGED:
+            stored[key] = handled.state
+    return [CustomerState.from_bytes(raw) for raw in stored.values()]
+
+
+async def produce_changelog(bootstrap: str, topic: str, states: list[CustomerState], customers: int) -> float:
+    await create_topics(bootstrap, [(topic, PARTITIONS, {"cleanup.policy": "compact"})])
+    templates = [s.to_bytes() for s in states]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=50, max_batch_size=512 * 1024,
+                                compression_type=None)
+    await producer.start()
+    started = time.perf_counter()
+    rng = random.Random(5)
+    try:
+        for i in range(customers):
+            template = rng.choice(templates)
+            old_id = orjson.loads(template)["customer_id"] if b'"customer_id"' in template else None
+            new_id = f"r-{i:07d}"
+            value = template.replace(old_id.encode(), new_id.encode(), 1) if old_id else template
+            await producer.send(topic, value, key=new_id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+def measure_restore(bootstrap: str, workdir: Path, states: list[CustomerState], customers: int) -> dict:
+    app_id = f"bench-restore-{uuid.uuid4().hex[:6]}"
+    changelog = f"{app_id}-customers-changelog"
+    log(f"writing {customers:,} customers' state into {changelog}")
+    produce_seconds = asyncio.run(produce_changelog(bootstrap, changelog, states, customers))
+    worker = WorkerRun(bootstrap, app_id, workdir)
+    try:
+        ready_after = worker.wait_ready(timeout=1800)
+        disk = sum(p.stat().st_size for p in worker.data_dir.rglob("*") if p.is_file())
+        return {"customers": customers, "ready_after_s": ready_after, "changelog_write_s": produce_seconds,
+                "rocksdb_mb": disk / 2**20, "peak_rss_mb": worker.peak_rss_mb()}
+    finally:
+        worker.stop()
+
+
+# -- report -------------------------------------------------------------------------------
+def markdown(results: dict, command: str) -> str:
+    t = results["throughput"]
+    a, b_eos, b_alo = t["a_raw_aiokafka"]["rate"], t["b_remarket_eos"]["rate"], t["b_remarket_alo"]["rate"]
+    c_eos, c_alo = t["c_quix_eos"]["rate"], t["c_quix_alo"]["rate"]
+    rows = [
+        "| contender | events/s (one process, wall) | events per CPU-second | peak RSS MB |",
+        "|---|---:|---:|---:|",
+        *[f"| {label} | {t[key]['rate']:,.0f} | {t[key]['cpu_rate']:,.0f} | {t[key]['peak_rss_mb']:.0f} |"
+          for label, key in (("(a) raw aiokafka consume → orjson → produce", "a_raw_aiokafka"),
+                             ("(b) remarket worker, exactly-once", "b_remarket_eos"),
+                             ("(b) remarket worker, at-least-once", "b_remarket_alo"),
+                             ("(c) Quix Streams + same pipeline, exactly-once", "c_quix_eos"),
+                             ("(c) Quix Streams + same pipeline, at-least-once", "c_quix_alo"))],
+        "", "| ratio | value | target |", "|---|---:|---:|",
+        f"| b/a (exactly-once) | {b_eos / a:.2f} | ≥ 0.5 |",
+        f"| b/a (at-least-once) | {b_alo / a:.2f} | ≥ 0.5 |",
+        f"| b/c (exactly-once vs exactly-once) | {b_eos / c_eos:.2f} | ≥ 1.5 |",
+        f"| b/c (at-least-once vs at-least-once) | {b_alo / c_alo:.2f} | ≥ 1.5 |",
+        "", "| event → action latency | rate ev/s | p50 ms | p95 ms | p99 ms | missing |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for lat in results["latency"]:
+        rows.append(f"| {lat['guarantee']}, commit every {lat['commit_interval_s']} s | {lat['rate']:.0f} | "
+                    f"{lat['p50_ms']:.1f} | {lat['p95_ms']:.1f} | {lat['p99_ms']:.1f} | {lat['missing']} |")
+    r, s = results["restore"], results["state"]
+    rows += ["", "| state | value | target |", "|---|---:|---:|",
+             f"| restore {r['customers']:,} customers from the changelog (worker start → ready) | "
+             f"{r['ready_after_s']:.1f} s | ≤ 60 s |",
+             f"| RocksDB on disk after restore | {r['rocksdb_mb']:.0f} MB | |",
+             f"| worker peak RSS after restore | {r['peak_rss_mb']:.0f} MB | |",
+             f"| serialized state per customer (mean / p95 / max) | {s['mean_bytes']:.0f} / {s['p95_bytes']} / "
+             f"{s['max_bytes']} B | ≤ 1 KiB |"]
+    header = (f"Run {results['when']} on {results['machine']}; {results['events']:,} events by "
+              f"{results['customers']:,} customers, topic with {PARTITIONS} partitions, one local Kafka "
+              f"{results['kafka']} broker.\n\nCommand: `{command}`\n")
+    return header + "\n" + "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--restore-customers", type=int, default=1_000_000)
+    parser.add_argument("--latency-seconds", type=float, default=30)
+    parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--skip", default="", help="comma list: quix,latency,restore")
+    args = parser.parse_args()
+    if args.quick:
+        args.events = min(args.events, 20_000)
+        args.customers, args.restore_customers, args.latency_seconds = 2_000, 20_000, 8
+    skip = set(filter(None, args.skip.split(",")))
+    workdir = Path(tempfile.mkdtemp(prefix="remarket-bench-"))
+    # always a private broker: the topics must hold exactly this run's data
+    broker = LocalBroker(workdir / "kafka")
+    bootstrap = broker.start()
+    log(f"broker {bootstrap}; work dir {workdir}")
+    results: dict = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                     "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
+                     "events": args.events, "customers": args.customers, "kafka": "4.1.1"}
+    try:
+        env = {**os.environ, "REMARKET_KAFKA_BOOTSTRAP": bootstrap, "REMARKET_CATALOG_FILE": str(CATALOG),
+               "REMARKET_APP_ID": f"bench-setup-{uuid.uuid4().hex[:6]}"}
+        subprocess.run([PY, "-m", "remarket.cli", "topics", "apply"], env=env, cwd=ROOT, check=True,
+                       capture_output=True)
+        log(f"generating and producing {args.events:,} events")
+        events = generate_events(args.events, args.customers)
+        asyncio.run(produce_all(bootstrap, EVENTS_TOPIC, events))
+
+        t: dict = {}
+        log("(a) raw aiokafka loop")
+        t["a_raw_aiokafka"] = run_contender("raw", bootstrap, args.events)
+        for guarantee in ("exactly_once", "at_least_once"):
+            log(f"(b) remarket worker, {guarantee}")
+            t[f"b_remarket_{'eos' if guarantee == 'exactly_once' else 'alo'}"] = run_worker_throughput(
+                bootstrap, workdir, args.events, guarantee)
+        if "quix" not in skip:
+            log("(c) Quix Streams, exactly-once")
+            t["c_quix_eos"] = run_contender("quix", bootstrap, args.events, "--exactly-once")
+            log("(c) Quix Streams, at-least-once")
+            t["c_quix_alo"] = run_contender("quix", bootstrap, args.events)
+        results["throughput"] = t
+        log(json.dumps(t))
+
+        results["latency"] = []
+        if "latency" not in skip:
+            half = t["b_remarket_eos"]["rate"] / 2
+            for guarantee, commit in (("exactly_once", 2.8), ("exactly_once", 0.1), ("at_least_once", 0.1)):
+                log(f"latency at {half:.0f} ev/s, {guarantee}, commit every {commit} s")
+                results["latency"].append(asyncio.run(measure_latency(
+                    bootstrap, workdir, half, args.latency_seconds, guarantee, commit)))
+                log(json.dumps(results["latency"][-1]))
+
+        states = sample_states(events)
+        sizes = sorted(len(s.to_bytes()) for s in states)
+        results["state"] = {"customers": len(sizes), "mean_bytes": statistics.fmean(sizes),
+                            "p95_bytes": sizes[int(0.95 * (len(sizes) - 1))], "max_bytes": sizes[-1]}
+        if "restore" not in skip:
+            results["restore"] = measure_restore(bootstrap, workdir, states, args.restore_customers)
+            log(json.dumps(results["restore"]))
+    finally:
+        if broker:
+            broker.stop()
+    command = "python bench/run.py" + (" --quick" if args.quick else "")
+    print(json.dumps(results, indent=2, default=str))
+    if not skip:
+        table = markdown(results, command)
+        print(table)
+        if args.write_docs:
+            doc = ROOT / "docs" / "benchmarks.md"
+            text = doc.read_text() if doc.exists() else "# Benchmarks\n\n<!-- results -->\n<!-- /results -->\n"
+            start, end = text.index("<!-- results -->"), text.index("<!-- /results -->")
+            doc.write_text(text[:start] + "<!-- results -->\n" + table + text[end:])
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

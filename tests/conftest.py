@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def load_local_broker_module():
     spec = importlib.util.spec_from_file_location("local_broker", ROOT / "deploy" / "kafka" / "local_broker.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("local_broker", module)  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

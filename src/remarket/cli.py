@@ -53,9 +53,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def quiet_client_libraries(level: str) -> None:
-    """aiokafka logs every produce request at debug; unless asked for, keep it to warnings."""
+    """aiokafka logs every request at debug, the SASL handshake too (a PLAIN password in clear):
+    its connection logger never goes below info; the rest of aiokafka stays at warning unless debug."""
     import logging
 
+    logging.getLogger("aiokafka.conn").setLevel(logging.INFO if level == "debug" else logging.WARNING)
     if level != "debug":
         for name in ("aiokafka", "kafka"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -218,10 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the message, not a traceback, for known operator errors
+        from aiokafka.errors import KafkaError
+
         from remarket.shell.kafka import BootstrapMissing
 
         if isinstance(exc, BootstrapMissing):
             print(f"remarket: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, KafkaError):
+            print(f"remarket: Kafka said: {exc!r}", file=sys.stderr)
             return 2
         raise
 

@@ -101,10 +101,6 @@ def test_a_wrong_password_fails_with_an_authentication_error_and_is_not_printed(
     assert WRONG_PASSWORD not in logs
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known leak: at REMARKET_LOG_LEVEL=debug aiokafka.conn logs every request, including the "
-    "SaslAuthenticateRequest whose PLAIN payload is the password; fix in the shell's logging setup "
-    "(redact or cap aiokafka.conn at INFO), then drop this marker"))
 def test_debug_logging_does_not_print_the_plain_password(sasl_broker, tmp_path):
     deployment = _sasl_deployment(sasl_broker, tmp_path, "PLAIN", PASSWORD)
     try:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import faust
+from faust.types import TP
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
@@ -94,6 +95,7 @@ class Worker:
         self._indexed_assignment: frozenset | None = None
         self._segments: Counter[tuple[str, str]] = Counter()  # (stage, tier) -> customers here
         self._processed_offsets: dict[Any, int] = {}
+        self._lag_labels: set[tuple[str, str]] = set()
         self._wire()
 
     # -- wiring -------------------------------------------------------------------------
@@ -106,6 +108,8 @@ class Worker:
             partitions=self.catalog.partitions,
             help="Per-customer state (CustomerState JSON), changelogged.",
         )
+        self.store = self.table.data  # the RocksDB (or memory) store behind the table
+        self._changelog_topic = self.table.changelog_topic.get_topic_name()
         app.agent(self.source, name="customer-events")(self._agent)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._fire_due_work)
         setup_prometheus_sensors(app, pattern="/metrics", registry=self.registry,
@@ -122,12 +126,10 @@ class Worker:
         started = time.perf_counter()
         record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value)
         key = message.key
-        stored = self.table.get(key) if key is not None else None
+        stored = self.store.get(key) if key is not None else None
         handled = self.pipeline.handle(record, stored, datetime.now(timezone.utc))
-        if handled.state is None:
-            self.table.pop(key, None)
-        elif handled.state is not UNCHANGED:
-            self.table[key] = handled.state
+        if handled.state is not UNCHANGED and key is not None:
+            await self._write_state(key, handled.state, message)
         for out in handled.records:
             await self._send(out, message)
         if handled.customer_id is not None and handled.outcome != "duplicate":
@@ -136,6 +138,39 @@ class Worker:
         self._observe(handled, message, started)
         return handled
 
+    async def _write_state(self, key: bytes, value: bytes | None, source: Any) -> None:
+        """Local store + changelog, like a table assignment, minus faust's per-write layers.
+
+        `table[key] = value` goes through sensors, a send buffer and a transaction lookup per
+        write (measured here: ~0.7 ms of CPU per event, more than the whole pipeline); writing
+        the store and producing the changelog record directly, in the source's transaction, does
+        the same for about half. The changelog offset is persisted as faust does it: at commit
+        under exactly-once, at once otherwise.
+        """
+        if value is None:
+            self.store.pop(key, None)  # erasure: local delete + tombstone in the changelog
+        else:
+            self.store[key] = value
+        fut = await self.app.producer.send(
+            self._changelog_topic, key, value, source.partition, None, None,
+            transactional_id=self._transactional_id(source))
+        fut.add_done_callback(self._changelog_written)
+
+    def _changelog_written(self, fut: Any) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return  # the transaction aborts; faust crashes the worker on a failed send anyway
+        meta = fut.result()
+        tp = TP(meta.topic, meta.partition)
+        if self.exactly_once:
+            self.app.tables.persist_offset_on_commit(self.store, tp, meta.offset)
+        else:
+            self.store.set_persisted_offset(tp, meta.offset)
+
+    def _transactional_id(self, source: Any) -> str | None:
+        if not self.exactly_once:
+            return None
+        return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(source.topic)}-{source.partition}"
+
     async def _send(self, out: OutRecord, source: Any) -> None:
         """Send in the transaction that commits `source`'s offset (when exactly-once).
 
@@ -143,13 +178,9 @@ class Worker:
         outside any transaction for topics it does not consume (faust #177), so outputs are
         produced here with the source partition's transactional producer explicitly.
         """
-        transactional_id = None
-        if self.exactly_once:
-            group = self.app.assignor.group_for_topic(source.topic)
-            transactional_id = f"{self.app.conf.id}-{group}-{source.partition}"
         await self.app.producer.send(
             self._topic_names[out.role], out.key, out.value, None, None, out.headers,
-            transactional_id=transactional_id,
+            transactional_id=self._transactional_id(source),
         )
 
     def _observe(self, handled: Handled, message: Any, started: float) -> None:
@@ -219,6 +250,7 @@ class Worker:
 
     def _update_lag(self) -> None:
         consumer = self.app.consumer
+        reported = set()
         for tp in consumer.assignment():
             role = self._role_by_topic.get(tp.topic)
             if role is None:  # changelogs and faust internals: not ours to report
@@ -231,6 +263,10 @@ class Worker:
             position = done + 1 if done is not None else consumer._committed_offset.get(tp) or 0
             lag = highwater - position
             self.metrics.consumer_lag.labels(role, str(tp.partition)).set(max(0, lag))
+            reported.add((role, str(tp.partition)))
+        for labels in self._lag_labels - reported:  # partitions that moved away: not ours to report
+            self.metrics.consumer_lag.remove(*labels)
+        self._lag_labels = reported
 
     def _rebuild_due_index(self) -> None:
         """Scan this worker's table partitions once per assignment change (never per tick)."""

@@ -151,7 +151,11 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     from remarket import fit
 
     result = fit.run(args.input, args.horizon_days)
-    print(result if isinstance(result, str) else orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    snippet = result.pop("policy_toml", None)
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode(), file=sys.stderr if snippet else sys.stdout)
+    if snippet is None:
+        return 1
+    print(snippet)  # paste into the policy file
     return 0
 
 

@@ -49,6 +49,9 @@ class _Section(BaseModel):
 class EventsPolicy(_Section):
     future_tolerance: PositiveDuration = Field(
         timedelta(minutes=5), description="Events further ahead of their receipt time are rejected.")
+    max_age: PositiveDuration = Field(
+        timedelta(days=3650), description="Events older than this when received are rejected (clock errors, "
+                                          "epoch-zero timestamps); history backfills within it are fine.")
     reorder_tolerance: NonNegativeDuration = Field(
         timedelta(seconds=30), description="Events are held this long so late arrivals fold in event-time order; "
                                            "also the lag of time-driven decisions behind the clock.")

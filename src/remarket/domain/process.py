@@ -125,6 +125,11 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
             f"occurred_at {event.occurred_at.isoformat()} is more than {policy.future_tolerance} "
             f"ahead of the time it was received ({received_at.isoformat()})"
         )
+    if received_at is not None and received_at - event.occurred_at > policy.events.max_age:
+        raise RejectedEvent(
+            f"occurred_at {event.occurred_at.isoformat()} is more than {policy.events.max_age.days} days "
+            f"before the time it was received ({received_at.isoformat()})"
+        )
     before = state
     if state is None:
         state = new_state(event.customer_id, policy.version)

@@ -56,6 +56,12 @@ def test_event_far_in_the_future_is_rejected(driver):
     assert apply(None, placed(T0 + minutes(4)), driver.policy, received_at=T0).state is not None
 
 
+def test_an_ancient_event_is_rejected(driver):
+    with pytest.raises(RejectedEvent, match="before the time it was received"):
+        apply(None, placed(T0 - days(3651)), driver.policy, received_at=T0)
+    assert apply(None, placed(T0 - days(3000)), driver.policy, received_at=T0).state is not None
+
+
 def test_payment_arriving_before_its_order_within_tolerance_still_prevents_the_reminder(driver):
     driver.feed(paid(T0 + minutes(20)), placed(T0)).run_until(T0 + days(1))
     assert "payment_reminder" not in driver.kinds()

@@ -8,12 +8,27 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal, Union
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
 SCHEMA_VERSION = 1
 
+def _a_json_number(value: object) -> object:
+    """Lax parsing would read True as 1.0 and "10" as 10: for money that is a producer bug."""
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+def _an_iso_timestamp(value: object) -> object:
+    """Lax parsing would read 5 as 1970-01-01T00:00:05Z: event times must say what they mean."""
+    if isinstance(value, (bool, int, float)):
+        raise ValueError("must be an ISO 8601 date-time string with a UTC offset")
+    return value
+
+
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")]
-Money = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False), BeforeValidator(_a_json_number)]
+EventTime = Annotated[AwareDatetime, BeforeValidator(_an_iso_timestamp)]
 TimeZoneName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-/]+$")]
 CountryCode = Annotated[str, Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]
 
@@ -70,7 +85,7 @@ class _EventBase(BaseModel):
 
     event_id: Identifier = Field(description="Unique per event; a repeated id is ignored (dedup).")
     customer_id: Identifier = Field(description="Also the Kafka message key.")
-    occurred_at: AwareDatetime = Field(description="Event time, ISO 8601 with offset.")
+    occurred_at: EventTime = Field(description="Event time, ISO 8601 with offset.")
     schema_version: Literal[1] = SCHEMA_VERSION
     context: CustomerContext | None = None
 
@@ -79,7 +94,7 @@ class LineItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     product_id: Identifier
-    quantity: int = Field(1, ge=1, le=10_000)
+    quantity: int = Field(1, ge=1, le=10_000, strict=True)
     unit_price: Money = 0.0
 
 
@@ -132,7 +147,7 @@ class ConsentEvent(_EventBase):
 
     event_type: Literal["consent.updated", "consent.erasure_requested"]
     channel: Channel | None = Field(None, description="Required for consent.updated.")
-    granted: bool | None = Field(None, description="Required for consent.updated.")
+    granted: bool | None = Field(None, strict=True, description="Required for consent.updated.")
 
     @model_validator(mode="after")
     def _consent_names_channel_and_choice(self) -> "ConsentEvent":

@@ -212,8 +212,10 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
         await consumer.start()
         await producer.start()
 
+        total = int(rate * seconds)
+
         async def read_actions(until: float) -> None:
-            while time.perf_counter() < until and (len(latencies) < len(sent) or not sent):
+            while time.perf_counter() < until and len(latencies) < total:
                 batch = await consumer.getmany(timeout_ms=200)
                 now = time.perf_counter()
                 for records in batch.values():
@@ -222,7 +224,6 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
                         if customer in sent:
                             latencies.append(now - sent.pop(customer))
 
-        total = int(rate * seconds)
         reader = asyncio.create_task(read_actions(time.perf_counter() + seconds + 60))
         started = time.perf_counter()
         for i in range(total):
@@ -345,7 +346,9 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     parser.add_argument("--write-docs", action="store_true")
-    parser.add_argument("--skip", default="", help="comma list: quix,latency,restore")
+    parser.add_argument("--skip", default="", help="comma list: throughput,quix,latency,restore")
+    parser.add_argument("--latency-rate", type=float, default=None,
+                        help="events/s for the latency runs (default: half of (b) exactly-once's rate)")
     args = parser.parse_args()
     if args.quick:
         args.events = min(args.events, 20_000)
@@ -369,12 +372,16 @@ def main() -> None:
         asyncio.run(produce_all(bootstrap, EVENTS_TOPIC, events))
 
         t: dict = {}
-        log("(a) raw aiokafka loop")
-        t["a_raw_aiokafka"] = run_contender("raw", bootstrap, args.events)
-        for guarantee in ("exactly_once", "at_least_once"):
-            log(f"(b) remarket worker, {guarantee}")
-            t[f"b_remarket_{'eos' if guarantee == 'exactly_once' else 'alo'}"] = run_worker_throughput(
-                bootstrap, workdir, args.events, guarantee)
+        if "throughput" in skip:
+            skip.add("quix")
+            t["b_remarket_eos"] = {"rate": 2 * (args.latency_rate or 200)}
+        else:
+            log("(a) raw aiokafka loop")
+            t["a_raw_aiokafka"] = run_contender("raw", bootstrap, args.events)
+            for guarantee in ("exactly_once", "at_least_once"):
+                log(f"(b) remarket worker, {guarantee}")
+                t[f"b_remarket_{'eos' if guarantee == 'exactly_once' else 'alo'}"] = run_worker_throughput(
+                    bootstrap, workdir, args.events, guarantee)
         if "quix" not in skip:
             log("(c) Quix Streams, exactly-once")
             t["c_quix_eos"] = run_contender("quix", bootstrap, args.events, "--exactly-once")
@@ -385,7 +392,7 @@ def main() -> None:
 
         results["latency"] = []
         if "latency" not in skip:
-            half = t["b_remarket_eos"]["rate"] / 2
+            half = args.latency_rate or t["b_remarket_eos"]["rate"] / 2
             for guarantee, commit in (("exactly_once", 2.8), ("exactly_once", 0.1), ("at_least_once", 0.1)):
                 log(f"latency at {half:.0f} ev/s, {guarantee}, commit every {commit} s")
                 results["latency"].append(asyncio.run(measure_latency(

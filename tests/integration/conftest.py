@@ -1,20 +1,41 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.integration.harness import Deployment
 
+POLICIES = Path(__file__).parent / "policies"
+
 
 @pytest.fixture
-def deployment(kafka_bootstrap, tmp_path):
-    deployment = Deployment(kafka_bootstrap, tmp_path)
-    result = deployment.cli("topics", "apply")
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield deployment
-    deployment.stop_all()
-    for worker in deployment.workers:
-        if worker.proc and worker.proc.returncode not in (0, None, -9, -15):
-            print(f"--- worker {worker.name} log ---\n{worker.log_tail()}")
+def make_deployment(kafka_bootstrap, tmp_path):
+    """Deployments with their topics applied, optionally under a test policy (policies/NAME.toml);
+    every worker they start is stopped at the end."""
+    made: list[Deployment] = []
+
+    def make(policy: str | None = None, **kwargs) -> Deployment:
+        extra_env = kwargs.pop("extra_env", {})
+        if policy is not None:
+            extra_env["REMARKET_POLICY_FILE"] = str(POLICIES / f"{policy}.toml")
+        deployment = Deployment(kafka_bootstrap, tmp_path, extra_env=extra_env, **kwargs)
+        result = deployment.cli("topics", "apply")
+        assert result.returncode == 0, result.stdout + result.stderr
+        made.append(deployment)
+        return deployment
+
+    yield make
+    for deployment in made:
+        deployment.stop_all()
+        for worker in deployment.workers:
+            if worker.proc and worker.proc.returncode not in (0, None, -9, -15):
+                print(f"--- worker {worker.name} log ---\n{worker.log_tail()}")
+
+
+@pytest.fixture
+def deployment(make_deployment):
+    return make_deployment()
 
 
 def pytest_collection_modifyitems(items):

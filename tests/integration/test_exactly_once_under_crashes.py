@@ -8,23 +8,18 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.integration.harness import Deployment, consume_all, produce, run
+from tests.integration.harness import consume_all, produce, run
 
-POLICIES = Path(__file__).parent / "policies"
 KILLS = int(os.environ.get("CRASH_KILLS", "3"))  # CI: 3; the long form: CRASH_KILLS=20
 
 
 @pytest.fixture
-def crash_deployment(kafka_bootstrap, tmp_path):
-    deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"REMARKET_POLICY_FILE": str(POLICIES / "crash.toml")})
-    assert deployment.cli("topics", "apply").returncode == 0
-    yield deployment
-    deployment.stop_all()
+def crash_deployment(make_deployment):
+    return make_deployment("crash")
 
 
 def doc(event_type: str, customer: str, event_id: str, **fields) -> bytes:

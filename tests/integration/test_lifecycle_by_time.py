@@ -2,23 +2,17 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.integration.harness import Deployment, consume_all, produce, run, wait_until
+from tests.integration.harness import consume_all, produce, run, wait_until
 
-POLICIES = Path(__file__).parent / "policies"
 
 
 @pytest.fixture
-def fast_lifecycle(kafka_bootstrap, tmp_path):
-    deployment = Deployment(kafka_bootstrap, tmp_path,
-                            extra_env={"REMARKET_POLICY_FILE": str(POLICIES / "fast_lifecycle.toml")})
-    assert deployment.cli("topics", "apply").returncode == 0
-    yield deployment
-    deployment.stop_all()
+def fast_lifecycle(make_deployment):
+    return make_deployment("fast_lifecycle")
 
 
 def paid_order(customer: str, order: str, at: datetime) -> bytes:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path

@@ -9,19 +9,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.integration.harness import Deployment, consume_all, produce, run
+from tests.integration.harness import consume_all, produce, run
 
 POLICIES = Path(__file__).parent / "policies"
 ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC"]
 
 
 @pytest.fixture
-def equivalence(kafka_bootstrap, tmp_path):
-    deployment = Deployment(kafka_bootstrap, tmp_path,
-                            extra_env={"REMARKET_POLICY_FILE": str(POLICIES / "equivalence.toml")})
-    assert deployment.cli("topics", "apply").returncode == 0
-    yield deployment
-    deployment.stop_all()
+def equivalence(make_deployment):
+    return make_deployment("equivalence")
 
 
 def workload(rng: random.Random, start: datetime) -> list[tuple[str, dict]]:
@@ -60,7 +56,7 @@ def workload(rng: random.Random, start: datetime) -> list[tuple[str, dict]]:
 
 def test_replay_emits_the_same_actions_as_the_live_worker(equivalence, tmp_path):
     d = equivalence
-    worker = d.start_worker()
+    d.start_worker()
     start = datetime.now(timezone.utc)
     events = workload(random.Random(7), start)
     per_customer_order = sorted(events, key=lambda e: (e[1]["customer_id"], e[1]["occurred_at"]))

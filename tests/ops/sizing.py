@@ -17,7 +17,6 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import orjson
 
 from remarket.domain.events import parse_event
 from remarket.domain.policy import Policy

@@ -154,19 +154,18 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
 
 def advance(state: CustomerState, now: datetime, policy: Policy) -> Outcome:
     """Move the customer's state to `now` with no new event (stages drift, due work fires)."""
-    before, state = state, state.working_copy()
-    ts = to_ts(now)
-    state.clock = ts if state.clock is None else max(state.clock, ts)
-    effects = Effects()
-    due = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects)
-    return _finish(before, state, due, policy, effects)
+    return _move_clock(state, to_ts(now), policy, hold_recent=True)
 
 
 def settle(state: CustomerState, as_of: datetime, policy: Policy) -> Outcome:
     """Process everything up to `as_of` itself, held events included (the end of a replay)."""
+    return _move_clock(state, to_ts(as_of), policy, hold_recent=False)
+
+
+def _move_clock(state: CustomerState, ts: int, policy: Policy, *, hold_recent: bool) -> Outcome:
     before, state = state, state.working_copy()
-    ts = to_ts(as_of)
     state.clock = ts if state.clock is None else max(state.clock, ts)
     effects = Effects()
-    due = _run_until(state, ts, policy, effects)
+    target = state.clock - policy.seconds.reorder_tolerance if hold_recent else ts
+    due = _run_until(state, target, policy, effects)
     return _finish(before, state, due, policy, effects)

@@ -44,7 +44,7 @@ def test_replay_emits_the_same_actions_as_the_live_worker(tmp_path):
                 for line in (tmp_path / "actions.jsonl").read_text().splitlines()}
     as_of = parse_event(max(source.read_bytes().splitlines(), key=lambda l: parse_event(l).occurred_at)).occurred_at
     # the worker: events in file order (arrival), a tick whenever a customer's due_at passes
-    states, live = {}, {}
+    live = {}
     by_customer = defaultdict(list)
     for line in source.read_bytes().splitlines():
         event = parse_event(line)

@@ -3,6 +3,7 @@
 
     python deploy/kafka/local_broker.py start   # resolves jars once, starts, prints bootstrap
     python deploy/kafka/local_broker.py status
+    python deploy/kafka/local_broker.py restart # after a crash: same ports and data, nothing wiped
     python deploy/kafka/local_broker.py stop
 
 Standard library only, so it runs before remarket is installed; the test suite imports it too.
@@ -65,6 +66,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _port_bindable(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the broker binds: TIME_WAIT is fine
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def _port_open(port: int) -> bool:
@@ -154,29 +165,64 @@ class LocalBroker:
         )
         if fmt.returncode != 0:
             raise BrokerError("formatting KRaft storage failed:\n" + (fmt.stdout + fmt.stderr)[-3000:])
+        self._launch(libs, {"port": port, "controller_port": ctrl_port, "sasl_port": sasl_port,
+                            "cluster_id": cluster_id}, timeout)
+        return f"127.0.0.1:{port}"
+
+    def restart(self, timeout: float = 90.0) -> str:
+        """Start the broker again with the same ports, config, cluster id and data (fault tests).
+
+        Unlike `start()`, nothing is wiped or reformatted: topics, committed offsets, transaction
+        state and records written before a `kill()` are all still there, and clients reconnect to
+        the same bootstrap address. A broker that is still running is killed first (hard, as a
+        crash would). `stop()` forgets the ports (it removes broker.json), so it ends the run dir.
+        """
+        st = self.state()
+        if not st or not st.get("port") or not st.get("controller_port"):
+            raise BrokerError(f"nothing to restart in {self.run_dir}: start() it first")
+        config = self.run_dir / "server.properties"
+        if not config.exists() or not (self.run_dir / "data" / "meta.properties").exists():
+            raise BrokerError(f"no formatted broker data in {self.run_dir} to restart from")
+        if _pid_alive(st["pid"]):
+            _signal_group(st["pid"], signal.SIGKILL)
+            deadline = time.monotonic() + 15
+            while _pid_alive(st["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        ports = [p for p in (st["port"], st["controller_port"], st.get("sasl_port")) if p]
+        deadline = time.monotonic() + 30
+        while any(not _port_bindable(p) for p in ports):
+            if time.monotonic() > deadline:
+                raise BrokerError(f"ports {ports} of {self.run_dir} are still taken; cannot restart there")
+            time.sleep(0.5)
+        self._launch(resolve_jars(), st, timeout)
+        return f"127.0.0.1:{st['port']}"
+
+    def _launch(self, libs: Path, st: dict, timeout: float) -> None:
+        """Run the broker on the config in run_dir, record its pid and ports, wait until it serves."""
+        config = self.run_dir / "server.properties"
+        log4j = self.run_dir / "log4j2.properties"
+        log_offset = len(_read(self.log_file))  # a restart appends: only a new ready line counts
         with open(self.stdout_file, "ab") as out:
             proc = subprocess.Popen(
                 ["java", BROKER_HEAP, "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
                  f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={self.run_dir / 'logs'}",
-                 "-cp", cp, "kafka.Kafka", str(config)],
+                 "-cp", f"{libs}/*", "kafka.Kafka", str(config)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # survives the shell that started it; stop() kills the group
             )
-        self.state_file.write_text(json.dumps({"pid": proc.pid, "port": port, "controller_port": ctrl_port,
-                                               "sasl_port": sasl_port}))
+        self.state_file.write_text(json.dumps({**st, "pid": proc.pid}))
         try:
-            self._wait_ready(proc, port, timeout)
+            self._wait_ready(proc, st["port"], timeout, log_offset)
         except BrokerError:
             self.stop()
             raise
-        return f"127.0.0.1:{port}"
 
-    def _wait_ready(self, proc: subprocess.Popen, port: int, timeout: float) -> None:
+    def _wait_ready(self, proc: subprocess.Popen, port: int, timeout: float, log_offset: int = 0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise BrokerError(f"broker exited with code {proc.returncode}\n{self.log_tail()}")
-            if _port_open(port) and READY_MARKER in _read(self.log_file) and _metadata_ok(port):
+            if _port_open(port) and READY_MARKER in _read(self.log_file)[log_offset:] and _metadata_ok(port):
                 return
             time.sleep(0.5)
         raise BrokerError(f"broker not ready after {timeout:.0f}s\n{self.log_tail()}")
@@ -330,7 +376,7 @@ def _signal_group(pid: int, sig: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["start", "stop", "status", "fetch", "log"])
+    parser.add_argument("command", choices=["start", "restart", "stop", "status", "fetch", "log"])
     parser.add_argument("--dir", type=Path, default=Path(os.environ.get("REMARKET_LOCAL_KAFKA_DIR", DEFAULT_RUN_DIR)),
                         help="run directory (config, data, logs, pid); default %(default)s")
     parser.add_argument("--port", type=int, default=None, help="PLAINTEXT port (default: a free one)")
@@ -342,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             print(resolve_jars())
         elif args.command == "start":
             print(broker.start(port=args.port, timeout=args.timeout))
+        elif args.command == "restart":
+            print(broker.restart(timeout=args.timeout))
         elif args.command == "stop":
             print("stopped" if broker.stop() else "not running")
         elif args.command == "status":

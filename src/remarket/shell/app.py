@@ -21,6 +21,7 @@ from remarket.catalog import Catalog
 from remarket.domain.policy import Policy
 from remarket.domain.state import CustomerState
 from remarket.settings import Settings
+from remarket.shell import faust_fixes
 from remarket.shell.kafka import bootstrap_of, ssl_context
 from remarket.shell.metrics import Metrics
 from remarket.shell.pipeline import UNCHANGED, Handled, OutRecord, Pipeline, SourceRecord, tick_value
@@ -82,6 +83,7 @@ class Worker:
 
     def __init__(self, settings: Settings, policy: Policy, catalog: Catalog,
                  registry: CollectorRegistry | None = None) -> None:
+        faust_fixes.apply_all()
         self.settings = settings
         self.catalog = catalog
         self.pipeline = Pipeline(catalog, policy)

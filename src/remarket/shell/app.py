@@ -128,7 +128,10 @@ class Worker:
         started = time.perf_counter()
         record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value)
         key = message.key
-        stored = self.store.get(key) if key is not None else None
+        stored = None
+        if key is not None:
+            self.app.sensors.on_table_get(self.table, key)
+            stored = self.store.get(key)
         handled = self.pipeline.handle(record, stored, datetime.now(timezone.utc))
         if handled.state is not UNCHANGED and key is not None:
             await self._write_state(key, handled.state, message)
@@ -151,11 +154,11 @@ class Worker:
         """
         if value is None:
             self.store.pop(key, None)  # erasure: local delete + tombstone in the changelog
+            self.app.sensors.on_table_del(self.table, key)
         else:
             self.store[key] = value
-        fut = await self.app.producer.send(
-            self._changelog_topic, key, value, source.partition, None, None,
-            transactional_id=self._transactional_id(source))
+            self.app.sensors.on_table_set(self.table, key, value)
+        fut = await self._produce(self._changelog_topic, key, value, source.partition, None, source)
         fut.add_done_callback(self._changelog_written)
 
     def _changelog_written(self, fut: Any) -> None:
@@ -180,10 +183,26 @@ class Worker:
         outside any transaction for topics it does not consume (faust #177), so outputs are
         produced here with the source partition's transactional producer explicitly.
         """
-        await self.app.producer.send(
-            self._topic_names[out.role], out.key, out.value, None, None, out.headers,
-            transactional_id=self._transactional_id(source),
-        )
+        await self._produce(self._topic_names[out.role], out.key, out.value, None, out.headers, source)
+
+    async def _produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+                       headers: Any, source: Any) -> Any:
+        """One record in the source's transaction, reported to faust's sensors like its own sends."""
+        producer, sensors = self.app.producer, self.app.sensors
+        state = sensors.on_send_initiated(producer, topic, None, len(key or b""), len(value or b""))
+        fut = await producer.send(topic, key, value, partition, None, headers,
+                                  transactional_id=self._transactional_id(source))
+
+        def reported(done: Any) -> None:
+            if done.cancelled():
+                return
+            if (error := done.exception()) is not None:
+                sensors.on_send_error(producer, error, state)
+            else:
+                sensors.on_send_completed(producer, state, done.result())
+
+        fut.add_done_callback(reported)
+        return fut
 
     def _observe(self, handled: Handled, message: Any, started: float) -> None:
         m = self.metrics

@@ -40,11 +40,6 @@ class DueIndex:
                 due.append((customer_id, at))
         return due
 
-    def oldest(self) -> datetime | None:
-        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
-
     def rebuild(self, entries: Iterable[tuple[str, datetime | None]]) -> None:
         self._due = {cid: at for cid, at in entries if at is not None}
         self._compact()

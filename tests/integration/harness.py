@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,3 +192,32 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.5, message: s
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def log_tails(workers: list[WorkerProcess], lines: int = 40) -> str:
+    return "\n".join(f"--- {w.name} (pid {w.proc.pid if w.proc else '-'}) log tail ---\n{w.log_tail(lines)}"
+                     for w in workers)
+
+
+def assert_every_action_exactly_once(d: Deployment, expected: Counter, workers: list[WorkerProcess],
+                                     timeout: float = 120) -> list:
+    """The crash test's count (by action_id, read_committed): 0 duplicated, 0 lost, 0 unexpected."""
+    records = run(consume_all(d.bootstrap, d.topics["actions"], expect=sum(expected.values()), timeout=timeout,
+                              settle=8))
+    actions = [orjson.loads(r.value) for r in records]
+    by_id = Counter(a["action_id"] for a in actions)
+    duplicated = {i: n for i, n in by_id.items() if n > 1}
+    got = Counter((a["customer_id"], a["kind"]) for a in {a["action_id"]: a for a in actions}.values())
+    lost = expected - got
+    unexpected = got - expected
+    tails = log_tails(workers)
+    copies = [f"{a['customer_id']} {a['kind']} {a['action_id']} at {r.partition}@{r.offset}"
+              for r, a in zip(records, actions) if a["action_id"] in duplicated]
+    assert not duplicated, (f"{len(duplicated)} action ids delivered more than once:\n  " + "\n  ".join(copies[:12])
+                            + f"\n{tails}")
+    assert not lost, f"{sum(lost.values())} of {sum(expected.values())} actions lost: {sorted(lost)[:10]}\n{tails}"
+    assert not unexpected, f"unexpected actions: {sorted(unexpected)[:10]}\n{tails}"
+    assert len(records) == sum(expected.values()), f"{len(records)} action records\n{tails}"
+    dead = run(consume_all(d.bootstrap, d.topics["dead_letter"], timeout=3, settle=1))
+    assert dead == [], f"{len(dead)} dead letters, first: {dead[0].value[:300]!r}"
+    return actions

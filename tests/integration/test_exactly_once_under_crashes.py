@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from tests.integration.harness import consume_all, produce, run
+from tests.integration.harness import assert_every_action_exactly_once, produce, run
 
 KILLS = int(os.environ.get("CRASH_KILLS", "3"))  # CI: 3; the long form: CRASH_KILLS=20
 
@@ -80,15 +80,4 @@ def test_every_reminder_and_coupon_arrives_exactly_once_across_sigkills(crash_de
         worker.start()
     feeder.join()
 
-    records = run(consume_all(d.bootstrap, d.topics["actions"], expect=sum(expected.values()), timeout=120, settle=8))
-    actions = [orjson.loads(r.value) for r in records]
-    by_id = Counter(a["action_id"] for a in actions)
-    duplicated = {i: n for i, n in by_id.items() if n > 1}
-    got = Counter((a["customer_id"], a["kind"]) for a in {a["action_id"]: a for a in actions}.values())
-    lost = expected - got
-    unexpected = got - expected
-    assert not duplicated, f"{len(duplicated)} action ids delivered more than once"
-    assert not lost, f"{sum(lost.values())} actions lost: {sorted(lost)[:10]}"
-    assert not unexpected, f"unexpected actions: {sorted(unexpected)[:10]}"
-    assert len(records) == sum(expected.values()) == 80
-    assert run(consume_all(d.bootstrap, d.topics["dead_letter"], timeout=3, settle=1)) == []
+    assert_every_action_exactly_once(d, expected, [worker])

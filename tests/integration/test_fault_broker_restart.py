@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from pathlib import Path
 
-import orjson
 import pytest
 
 from tests.conftest import load_local_broker_module
-from tests.integration.harness import Deployment, WorkerProcess, consume_all, produce, run
+from tests.integration.harness import (Deployment, WorkerProcess, assert_every_action_exactly_once, log_tails,
+                                       produce, run)
 from tests.integration.test_exactly_once_under_crashes import workload
 
 CRASH_POLICY = Path(__file__).parent / "policies" / "crash.toml"
@@ -43,11 +42,6 @@ def step_records(d: Deployment, steps: list) -> list[tuple[str, bytes, bytes]]:
     return records
 
 
-def log_tails(workers: list[WorkerProcess], lines: int = 40) -> str:
-    return "\n".join(f"--- {w.name} (pid {w.proc.pid if w.proc else '-'}) log tail ---\n{w.log_tail(lines)}"
-                     for w in workers)
-
-
 def wait_for(predicate, timeout: float, what: str, workers: list[WorkerProcess], interval: float = 0.5) -> None:
     """Bounded wait; on timeout the failure names what was awaited and shows the workers' logs."""
     deadline = time.monotonic() + timeout
@@ -56,30 +50,6 @@ def wait_for(predicate, timeout: float, what: str, workers: list[WorkerProcess],
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{log_tails(workers)}")
-
-
-def assert_every_action_exactly_once(d: Deployment, expected: Counter, workers: list[WorkerProcess],
-                                     timeout: float = 120) -> list:
-    """The crash test's count (by action_id, read_committed): 0 duplicated, 0 lost, 0 unexpected."""
-    records = run(consume_all(d.bootstrap, d.topics["actions"], expect=sum(expected.values()), timeout=timeout,
-                              settle=8))
-    actions = [orjson.loads(r.value) for r in records]
-    by_id = Counter(a["action_id"] for a in actions)
-    duplicated = {i: n for i, n in by_id.items() if n > 1}
-    got = Counter((a["customer_id"], a["kind"]) for a in {a["action_id"]: a for a in actions}.values())
-    lost = expected - got
-    unexpected = got - expected
-    tails = log_tails(workers)
-    copies = [f"{a['customer_id']} {a['kind']} {a['action_id']} at {r.partition}@{r.offset}"
-              for r, a in zip(records, actions) if a["action_id"] in duplicated]
-    assert not duplicated, (f"{len(duplicated)} action ids delivered more than once:\n  " + "\n  ".join(copies[:12])
-                            + f"\n{tails}")
-    assert not lost, f"{sum(lost.values())} of {sum(expected.values())} actions lost: {sorted(lost)[:10]}\n{tails}"
-    assert not unexpected, f"unexpected actions: {sorted(unexpected)[:10]}\n{tails}"
-    assert len(records) == sum(expected.values()), f"{len(records)} action records\n{tails}"
-    dead = run(consume_all(d.bootstrap, d.topics["dead_letter"], timeout=3, settle=1))
-    assert dead == [], f"{len(dead)} dead letters, first: {dead[0].value[:300]!r}"
-    return actions
 
 
 def test_worker_recovers_by_itself_when_the_broker_restarts_mid_stream(private_broker, tmp_path):

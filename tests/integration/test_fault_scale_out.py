@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.integration.harness import Deployment, WorkerProcess, produce, run
+from tests.integration.harness import (Deployment, WorkerProcess, assert_every_action_exactly_once, log_tails,
+                                       produce, run)
 from tests.integration.test_exactly_once_under_crashes import workload
-from tests.integration.test_fault_broker_restart import (assert_every_action_exactly_once, log_tails,
-                                                         step_records, wait_for)
+from tests.integration.test_fault_broker_restart import step_records, wait_for
 
 CRASH_POLICY = Path(__file__).parent / "policies" / "crash.toml"
 PARTITIONS = 6

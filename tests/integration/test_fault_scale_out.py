@@ -46,13 +46,6 @@ def group_settled(workers: list[WorkerProcess]) -> bool:
     return True
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "faust-streaming 0.15.3 under exactly_once: the open transaction of a partition a worker keeps "
-    "survives the rebalance ('Exception in begin_transaction ... IN_TRANSACTION -> IN_TRANSACTION') while "
-    "the stream seeks back to the committed offset and the table is restored from the changelog: action ids "
-    "delivered twice (seen here, 4 of 80). The other failure seen on this test, ConsistencyError when a "
-    "standby takes over (changelog highwater -1, faust #158), is worked around in remarket.shell.faust_fixes. "
-    "Run with --runxfail to see it fail; remove this marker once remarket works around the first."))
 def test_state_follows_partitions_from_two_to_three_to_two_workers_with_standbys(standby_deployment):
     d = standby_deployment
     steps, expected = workload(random.Random(20261124))

@@ -97,6 +97,7 @@ class Worker:
         self._indexed_assignment: frozenset | None = None
         self._segments: Counter[tuple[str, str]] = Counter()  # (stage, tier) -> customers here
         self._processed_offsets: dict[Any, int] = {}
+        self._uncommitted: dict[TP, int] = {}  # processed since the last commit of our own (see below)
         self._lag_labels: set[tuple[str, str]] = set()
         self._wire()
 
@@ -118,6 +119,8 @@ class Worker:
                                  name_prefix="faust")
         from remarket.shell import views
         views.register(self)
+        if self.exactly_once:
+            app.on_partitions_revoked.connect(self._commit_before_revoke)
 
     async def _agent(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
@@ -140,6 +143,7 @@ class Worker:
         if handled.customer_id is not None and handled.outcome != "duplicate":
             self.due.set(handled.customer_id, handled.due_at)
         self._processed_offsets[message.tp] = message.offset
+        self._uncommitted[message.tp] = message.offset
         self._observe(handled, message, started)
         return handled
 
@@ -174,7 +178,48 @@ class Worker:
     def _transactional_id(self, source: Any) -> str | None:
         if not self.exactly_once:
             return None
-        return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(source.topic)}-{source.partition}"
+        return self._transactional_id_of(source.topic, source.partition)
+
+    def _transactional_id_of(self, topic: str, partition: int) -> str:
+        return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(topic)}-{partition}"
+
+    async def _commit_before_revoke(self, sender: Any, revoked: set[TP], **_: Any) -> None:
+        """Commit every open transaction, with the offsets it covers, before partitions move.
+
+        faust 0.15 only flushes on revocation: the open transaction of a partition this worker
+        keeps survives the rebalance while the consumer seeks back to the last committed
+        offset, so the same events are processed again into the same transaction and their
+        actions are delivered twice when it commits (seen: 4 of 80 in the scale-out test).
+        Kafka Streams commits here; so do we. The agent is idle and the producer flushed by
+        the time faust sends this signal. Transactions of partitions that are kept start
+        again when faust begins them after the assignment; those that moved are never begun.
+        """
+        done = {tp: offset for tp, offset in self._uncommitted.items() if tp in revoked}
+        if not done:
+            self._uncommitted.clear()
+            return
+        by_transaction: dict[str, dict[TP, int]] = {}
+        for tp, offset in done.items():
+            by_transaction.setdefault(self._transactional_id_of(tp.topic, tp.partition), {})[tp] = offset + 1
+        producer, committed = self.app.producer, set()
+        for transactional_id, offsets in by_transaction.items():
+            # faust's commit_transactions, minus its failure when faust's own (timer) commit got
+            # there first and did not begin the next transaction (seen with the broker down)
+            txn = producer._transaction_producers.get(transactional_id)
+            if txn is None:
+                continue
+            async with producer._trn_locks[transactional_id]:
+                if not txn._txn_manager.is_in_transaction():
+                    log.warning("no open transaction %s to commit before the rebalance", transactional_id)
+                    continue
+                await txn.send_offsets_to_transaction(offsets, self.app.conf.id)
+                await txn.commit_transaction()
+                committed.update(offsets)
+        self._uncommitted.clear()
+        # the changelog offsets those transactions made durable (faust keys them by changelog TP)
+        for partition in {tp.partition for tp in committed}:
+            self.app.tables.on_commit_tp(TP(self._changelog_topic, partition))
+        log.info("committed the transactions of %d partitions before the rebalance", len(committed))
 
     async def _send(self, out: OutRecord, source: Any) -> None:
         """Send in the transaction that commits `source`'s offset (when exactly-once).
@@ -235,9 +280,15 @@ class Worker:
         m.processing.observe(time.perf_counter() - started)
 
     # -- due work -------------------------------------------------------------------------
+    def tables_recovered(self) -> bool:
+        """This generation's tables are restored. `recovery.completed` alone stays set from the
+        previous recovery while the next one runs: a due-work index built then misses every
+        customer still being restored, and their reminders never fire."""
+        app = self.app
+        return bool(app.tables.recovery.completed.is_set() and app.tables.actives_ready and not app.rebalancing)
+
     def is_ready(self) -> bool:
-        recovered = self.app.tables.recovery.completed.is_set()
-        return bool(recovered and self.app.assignor.assigned_actives())
+        return bool(self.tables_recovered() and self.app.assignor.assigned_actives())
 
     async def _fire_due_work(self) -> None:
         if not self.is_ready():

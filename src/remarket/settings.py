@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     partitions: int | None = Field(None, ge=1, le=1024, description="Overrides the catalog's partition count.")
     replication_factor: int | None = Field(None, ge=1, le=16)
     standby_replicas: int = Field(0, ge=0, le=8, description="Table standby replicas (faster failover).")
+    rocksdb_write_buffer_mb: int = Field(
+        16, ge=1, le=1024, description="RocksDB memtable size per table partition (two may be held); "
+        "faust's default, 64 MiB x 3, lets a worker's memory grow by 192 MiB per partition.")
+    rocksdb_block_cache_mb: int = Field(
+        32, ge=1, le=65536, description="RocksDB block cache per table partition (faust's default: 2 GiB).")
     commit_interval_seconds: float = Field(
         2.8, gt=0, le=60, description="How often offsets (and, exactly-once, transactions) commit: "
         "actions become visible to read_committed consumers at most this late.")

@@ -110,6 +110,7 @@ class Worker:
             TABLE_NAME, default=None, key_type=bytes, value_type=bytes,
             partitions=self.catalog.partitions,
             help="Per-customer state (CustomerState JSON), changelogged.",
+            options=self._rocksdb_options() if self.settings.store.startswith("rocksdb") else None,
         )
         self.store = self.table.data  # the RocksDB (or memory) store behind the table
         self._changelog_topic = self.table.changelog_topic.get_topic_name()
@@ -121,6 +122,13 @@ class Worker:
         views.register(self)
         if self.exactly_once:
             app.on_partitions_revoked.connect(self._commit_before_revoke)
+
+    def _rocksdb_options(self) -> dict[str, int]:
+        """Bounded memory per table partition: memtables x 2 + block cache."""
+        mib = 2**20
+        return {"write_buffer_size": self.settings.rocksdb_write_buffer_mb * mib, "max_write_buffer_number": 2,
+                "block_cache_size": self.settings.rocksdb_block_cache_mb * mib,
+                "block_cache_compressed_size": self.settings.rocksdb_block_cache_mb * mib // 4}
 
     async def _agent(self, stream: faust.StreamT) -> None:
         async for event in stream.events():

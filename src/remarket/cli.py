@@ -39,9 +39,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     reports = asyncio.run(apply_topics(settings, catalog))
     if _print_topic_reports(reports):
         return 2
+    # before the app exists: building it creates (empty) table directories, which read as "unclean"
+    datadir.prepare(settings.data_dir, exactly_once=settings.processing_guarantee == "exactly_once")
     worker = Worker(settings, _policy(settings), catalog)
     quiet_client_libraries(settings.log_level)
-    datadir.prepare(settings.data_dir, exactly_once=worker.exactly_once)
     try:
         FaustWorker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
     except SystemExit as exit_:

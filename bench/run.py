@@ -409,7 +409,7 @@ def main() -> None:
     finally:
         if broker:
             broker.stop()
-    command = "python bench/run.py" + (" --quick" if args.quick else "")
+    command = " ".join(["python bench/run.py", *(a for a in sys.argv[1:] if a != "--write-docs")])
     print(json.dumps(results, indent=2, default=str))
     if not skip:
         table = markdown(results, command)

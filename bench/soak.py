@@ -222,8 +222,11 @@ def main() -> None:
     parser.add_argument("--max-rate", type=float, default=None, help="skip the burst; use this maximum")
     parser.add_argument("--max-lag-seconds", type=float, default=10.0)
     parser.add_argument("--max-rss-growth-mb", type=float, default=25.0)
+    parser.add_argument("--worker-env", action="append", default=[], metavar="REMARKET_X=VALUE",
+                        help="extra worker settings, e.g. REMARKET_ROCKSDB_BLOCK_CACHE_MB=8 (repeatable)")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
+    worker_env = dict(item.split("=", 1) for item in args.worker_env)
 
     workdir = Path(tempfile.mkdtemp(prefix="remarket-soak-"))
     broker = bench.LocalBroker(workdir / "kafka")
@@ -238,7 +241,8 @@ def main() -> None:
                        capture_output=True)
         model = TrafficModel(customers=args.customers, seed=23, malformed_share=0.005)
         worker = bench.WorkerRun(bootstrap, f"soak-{uuid.uuid4().hex[:6]}", workdir,
-                                 REMARKET_CATALOG_FILE=str(CATALOG), REMARKET_PROCESSING_GUARANTEE="exactly_once")
+                                 REMARKET_CATALOG_FILE=str(CATALOG), REMARKET_PROCESSING_GUARANTEE="exactly_once",
+                                 **worker_env)
         worker.wait_ready()
         sampler = Sampler(worker)
         if args.max_rate:
@@ -269,7 +273,7 @@ def main() -> None:
               "criteria": {"max_lag_seconds": args.max_lag_seconds, "max_rss_growth_mb": args.max_rss_growth_mb}}
     result["figures"] = verdict(samples, args)
     print(json.dumps(result["figures"], indent=2))
-    command = "python bench/soak.py" + ("" if args.seconds == 600 else f" --seconds {args.seconds:.0f}")
+    command = " ".join(["python bench/soak.py", *(a for a in sys.argv[1:] if a != "--write-docs")])
     table = markdown(result, command)
     print(table)
     if args.write_docs:

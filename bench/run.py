@@ -99,6 +99,11 @@ async def create_topics(bootstrap: str, topics: list[tuple[str, int, dict]]) -> 
         await admin.close()
 
 
+def metric_sum(exposition: str, name: str) -> float:
+    """Sum of every labelled sample of one metric in a Prometheus text exposition."""
+    return sum(float(v) for v in re.findall(rf'^{name}\{{[^}}]*\}} ([0-9.e+]+)$', exposition, re.M))
+
+
 # -- remarket worker -----------------------------------------------------------------------
 class WorkerRun:
     def __init__(self, bootstrap: str, app_id: str, workdir: Path, **env: str) -> None:
@@ -134,8 +139,7 @@ class WorkerRun:
         raise RuntimeError(f"worker not ready after {timeout}s: see {self.log_path}")
 
     def events_done(self) -> int:
-        text = self.get("/metrics")[1].decode()
-        return int(sum(float(v) for v in re.findall(r'^remarket_events_total\{[^}]*\} ([0-9.e+]+)$', text, re.M)))
+        return int(metric_sum(self.get("/metrics")[1].decode(), "remarket_events_total"))
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -55,8 +55,8 @@ class Sampler:
 
     def metrics(self) -> tuple[int, int]:
         text = self.worker.get("/metrics")[1].decode()
-        handled = sum(float(v) for v in re.findall(r'^remarket_events_total\{[^}]*\} ([0-9.e+]+)$', text, re.M))
-        gauge = sum(float(v) for v in re.findall(r'^remarket_consumer_lag_records\{[^}]*\} ([0-9.e+]+)$', text, re.M))
+        handled = bench.metric_sum(text, "remarket_events_total")
+        gauge = bench.metric_sum(text, "remarket_consumer_lag_records")
         return int(handled), int(gauge)
 
     def rss_mb(self) -> float:

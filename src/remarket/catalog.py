@@ -92,7 +92,7 @@ def load_catalog(
             )
         except KeyError as exc:
             raise CatalogError(f"{path}: topics.{role} is missing {exc}") from exc
-    missing = {*INPUT_ROLES, "ticks", "actions", "holdout", "profiles", "dead_letter"} - set(topics)
+    missing = {*INPUT_ROLES, "ticks", "rerouted", "actions", "holdout", "profiles", "dead_letter"} - set(topics)
     if missing:
         raise CatalogError(f"{path}: the catalog lacks roles {sorted(missing)}")
     names = [t.name for t in topics.values()]

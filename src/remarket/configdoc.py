@@ -63,6 +63,7 @@ FALLBACK_DESCRIPTIONS = {
     "topic_email": "Topic of email feedback (email.*).",
     "topic_consent": "Topic of consent changes and erasure requests (consent.*).",
     "topic_ticks": "Internal topic of due-work ticks.",
+    "topic_rerouted": "Internal topic of input records forwarded to their customer's murmur2 partition.",
     "topic_actions": "Output topic of actions for the senders.",
     "topic_holdout": "Output topic of control-group (holdout) actions, never sent.",
     "topic_profiles": "Output topic of customer profiles (compacted).",

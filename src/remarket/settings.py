@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     topic_email: str | None = None
     topic_consent: str | None = None
     topic_ticks: str | None = None
+    topic_rerouted: str | None = None
     topic_actions: str | None = None
     topic_holdout: str | None = None
     topic_profiles: str | None = None

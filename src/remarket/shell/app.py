@@ -7,6 +7,7 @@ needed. The agent hands each record to the Pipeline and carries out the result.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,7 @@ from typing import Any
 import faust
 from faust.types import TP
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.stores.rocksdb import Store as RocksDBStore
 from prometheus_client import CollectorRegistry
 
 from remarket.catalog import Catalog
@@ -22,12 +24,14 @@ from remarket.domain.policy import Policy
 from remarket.domain.state import CustomerState
 from remarket.settings import Settings
 from remarket.shell import faust_fixes
-from remarket.shell.kafka import bootstrap_of, ssl_context
+from remarket.shell.kafka import bootstrap_of, client_config, ssl_context
 from remarket.shell.metrics import Metrics
 from remarket.shell.pipeline import UNCHANGED, Handled, OutRecord, Pipeline, SourceRecord, tick_value
+from remarket.shell.restore import FaustRocksDBStore, restore_changelog
 from remarket.shell.schedule import DueIndex
 
 log = logging.getLogger("remarket.worker")
+EXIT_CANNOT_CARRY_OUT = 70  # EX_SOFTWARE
 
 TABLE_NAME = "customers"
 PRODUCER_LINGER_SECONDS = {"exactly_once": 0.1, "at_least_once": 0.005}
@@ -36,8 +40,25 @@ the commit, which closes lingering batches at once (aiokafka flush_for_commit), 
 longer costs no latency and saves requests: with 5 ms, socket writes of near-empty requests
 were ~10 % of the worker's CPU. Under at-least-once every ms of linger is a ms of latency."""
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+INTERNAL_ROLES = ("ticks", "rerouted")
+"""Internal topics the agent consumes beside the inputs, co-partitioned with them."""
 TICK_RETRY_AFTER = timedelta(minutes=1)
 """A tick that never comes back (lost send) is retried after this; duplicates are harmless."""
+
+
+def stop_without_committing(message: Any, exc: BaseException) -> None:
+    """A record whose outcome could not be written or sent must not be skipped.
+
+    faust restarts a crashed agent and its stream acks the record anyway, so the offset would
+    be committed past it (seen: a dead-letter copy too large to produce vanished). Stopping
+    the process at once leaves the transaction open (aborted by the next worker) and the offset
+    uncommitted: the record is handled again after the restart. Loud and never silent.
+    """
+    log.critical("cannot carry out %s[%d]@%d (%s: %s): stopping without committing, so it is handled again "
+                 "after the restart", message.topic, message.partition, message.offset, type(exc).__name__, exc,
+                 exc_info=exc)
+    logging.shutdown()
+    os._exit(EXIT_CANNOT_CARRY_OUT)
 
 
 def faust_app(settings: Settings, catalog: Catalog) -> faust.App:
@@ -109,7 +130,7 @@ class Worker:
     # -- wiring -------------------------------------------------------------------------
     def _wire(self) -> None:
         app = self.app
-        consumed = [spec.name for spec in self.catalog.inputs] + [self.catalog["ticks"].name]
+        consumed = [spec.name for spec in self.catalog.inputs] + [self.catalog[role].name for role in INTERNAL_ROLES]
         self.source = app.topic(*consumed, key_type=bytes, value_type=bytes)
         self.table = app.Table(
             TABLE_NAME, default=None, key_type=bytes, value_type=bytes,
@@ -119,6 +140,8 @@ class Worker:
         )
         self.store = self.table.data  # the RocksDB (or memory) store behind the table
         self._changelog_topic = self.table.changelog_topic.get_topic_name()
+        if isinstance(self.store, RocksDBStore):
+            self._restore_before_faust_recovers()
         app.agent(self.source, name="customer-events")(self._agent)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._fire_due_work)
         setup_prometheus_sensors(app, pattern="/metrics", registry=self.registry,
@@ -127,6 +150,22 @@ class Worker:
         views.register(self)
         if self.exactly_once:
             app.on_partitions_revoked.connect(self._commit_before_revoke)
+
+    def _restore_before_faust_recovers(self) -> None:
+        """Every rebalance: after the table has opened its partitions and before faust's
+        recovery reads their offsets, bring them up to the changelog's last stable offset
+        (remarket.shell.restore says why faust's own recovery cannot be trusted with that)."""
+        open_partitions = self.table.on_rebalance
+
+        async def on_rebalance(assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
+            await open_partitions(assigned, revoked, newly_assigned, generation_id)
+            partitions = {tp.partition for tp in self.app.assignor.assigned_actives()
+                          if tp.topic == self._changelog_topic}
+            if partitions:
+                await restore_changelog(client_config(self.settings), self._changelog_topic, partitions,
+                                        FaustRocksDBStore(self.store), on_records=self.metrics.restored_records.inc)
+
+        self.table.on_rebalance = on_rebalance  # type: ignore[method-assign]
 
     def _rocksdb_options(self) -> dict[str, int]:
         """Bounded memory per table partition: memtables x 2 + block cache."""
@@ -137,12 +176,17 @@ class Worker:
 
     async def _agent(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await self.handle(event.message)
+            try:
+                await self.handle(event.message)
+            except Exception as exc:
+                stop_without_committing(event.message, exc)
+
 
     # -- the hot path ---------------------------------------------------------------------
     async def handle(self, message: Any) -> Handled:
         started = time.perf_counter()
-        record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value)
+        record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value,
+                              message.headers or ())
         key = message.key
         stored = None
         if key is not None:
@@ -241,7 +285,7 @@ class Worker:
         outside any transaction for topics it does not consume (faust #177), so outputs are
         produced here with the source partition's transactional producer explicitly.
         """
-        await self._produce(self._topic_names[out.role], out.key, out.value, None, out.headers, source)
+        await self._produce(self._topic_names[out.role], out.key, out.value, out.partition, out.headers, source)
 
     async def _produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
                        headers: Any, source: Any) -> Any:
@@ -267,10 +311,12 @@ class Worker:
         role = self._role_by_topic.get(message.topic, "unknown")
         if role == "ticks":
             m.ticks.labels("handled").inc()
-        else:
+        else:  # a forwarded record counts twice: "rerouted" on its input, then its outcome on "rerouted"
             m.events.labels(role, "dead_lettered" if handled.dead_letter_reason else handled.outcome).inc()
         if handled.dead_letter_reason:
             m.dead_letters.labels(handled.dead_letter_reason).inc()
+            if any(("remarket-dlq-truncated", b"true") in out.headers for out in handled.records):
+                m.dead_letters_truncated.inc()
         core = handled.core
         if core is not None:
             for action in core.actions:

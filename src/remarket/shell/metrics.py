@@ -20,6 +20,12 @@ class Metrics:
         self.dead_letters = Counter(
             "remarket_dead_letters_total", "Records sent to the dead-letter topic, by reason.",
             ["reason"], registry=registry)
+        self.dead_letters_truncated = Counter(
+            "remarket_dead_letters_truncated_total",
+            "Dead letters whose value, key or headers were cut to fit one produce request.", registry=registry)
+        self.restored_records = Counter(
+            "remarket_restored_records_total", "Changelog records read into the local store at restore.",
+            registry=registry)
         self.actions = Counter(
             "remarket_actions_total", "Actions emitted, by kind and channel (holdout: control group).",
             ["kind", "channel", "holdout"], registry=registry)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Final
+from functools import lru_cache
+from typing import Final, Sequence
+
+from aiokafka.partitioner import murmur2
 
 import orjson
 from pydantic import ValidationError
@@ -26,6 +29,12 @@ from remarket.domain.state import CustomerState
 log = logging.getLogger("remarket.pipeline")
 
 MAX_EVENT_BYTES: Final = 256 * 1024
+MAX_DEAD_LETTER_VALUE_BYTES: Final = 512 * 1024
+"""A dead-letter copy must always fit in one produce request (the broker's default
+message.max.bytes is ~1 MiB, and a 2 MB zstd input decompresses to more): longer bodies are
+cut here, and the headers say so and give the original size."""
+MAX_HEADER_BYTES: Final = 64 * 1024
+REROUTED_FROM_HEADER: Final = "remarket-rerouted-from"
 KNOWN_EVENT_TYPES: Final = frozenset(t.value for t in EventType)
 ACTION_KIND_HEADER: Final = "remarket-kind"
 JSON_HEADERS: Final = [("content-type", b"application/json")]
@@ -46,9 +55,11 @@ class DeadLetterReason:
     REJECTED = "rejected_by_core"
     BAD_TICK = "bad_tick"
     PROCESSING_ERROR = "processing_error"  # a bug or corrupt state: parked, not lost, partition keeps moving
+    BAD_REROUTE = "bad_reroute"  # a record on the internal rerouted topic without its origin header
 
     ALL: Final = (EMPTY, TOO_LARGE, NOT_JSON, NOT_AN_OBJECT, UNKNOWN_EVENT_TYPE, WRONG_TOPIC,
-                  SCHEMA_VIOLATION, MISSING_KEY, KEY_MISMATCH, REJECTED, BAD_TICK, PROCESSING_ERROR)
+                  SCHEMA_VIOLATION, MISSING_KEY, KEY_MISMATCH, REJECTED, BAD_TICK, PROCESSING_ERROR,
+                  BAD_REROUTE)
 
 
 class _Unchanged:
@@ -60,6 +71,9 @@ UNCHANGED: Final = _Unchanged()
 """State write marker: leave the table as it is (dead letters, duplicates)."""
 
 
+Headers = Sequence[tuple[str, bytes]]
+
+
 @dataclass(frozen=True)
 class SourceRecord:
     topic: str
@@ -67,21 +81,33 @@ class SourceRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: Headers = ()  # the producer's own (traceparent and the like): dead letters keep them
 
 
 @dataclass(frozen=True)
 class OutRecord:
-    role: str  # catalog role: actions, holdout, profiles, dead_letter, ticks
+    role: str  # catalog role: actions, holdout, profiles, dead_letter, ticks, rerouted
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    partition: int | None = None  # None: the producer's (murmur2) partitioner
+
+
+@lru_cache(maxsize=1 << 16)
+def owner_partition(key: bytes, partitions: int) -> int:
+    """Where Kafka's Java client, aiokafka and faust put `key` (murmur2): where its state lives.
+
+    librdkafka clients (PHP, Node's node-rdkafka, Go, .NET, kcat) hash with CRC32 by default,
+    so their records can arrive elsewhere; the worker forwards those here (see `rerouted`).
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass
 class Handled:
     """What the shell must do for one consumed record."""
 
-    outcome: str  # applied | duplicate | dead_lettered | tick | tick_for_unknown_customer
+    outcome: str  # applied | duplicate | dead_lettered | rerouted | tick | tick_for_unknown_customer
     state: bytes | None | _Unchanged = UNCHANGED  # None: delete the key (erasure tombstone)
     records: list[OutRecord] = field(default_factory=list)
     customer_id: str | None = None
@@ -99,15 +125,49 @@ class Pipeline:
         self.policy = policy
         self._families_by_topic = catalog.families_by_topic()
         self._ticks_topic = catalog["ticks"].name
+        self._rerouted_topic = catalog["rerouted"].name
+        self._partitions = catalog.partitions
 
     def handle(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
         try:
             if record.topic == self._ticks_topic:
                 return self.handle_tick(record, stored, received_at)
+            if record.topic == self._rerouted_topic:
+                record = self._origin_of(record)
+            elif (record.key is not None and record.topic in self._families_by_topic
+                  and record.partition != owner_partition(record.key, self._partitions)
+                  and _fits(record)):  # an oversized one is dead-lettered where it is
+                return self._reroute(record)
             return self.handle_event(record, stored, received_at)
+        except _BadReroute as exc:
+            return self._dead_letter(record, DeadLetterReason.BAD_REROUTE, str(exc))
         except Exception as exc:  # one poison record must not stall its partition forever
             log.exception("processing failed for %s[%d]@%d", record.topic, record.partition, record.offset)
             return self._dead_letter(record, DeadLetterReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+
+    def _reroute(self, record: SourceRecord) -> Handled:
+        """Forward the record, bytes and headers as they came, to its customer's own partition.
+
+        Under exactly-once the forward and this record's offset commit together, so it is
+        handled once there; the dead letters of a forwarded record still name where it came from.
+        """
+        assert record.key is not None
+        origin = f"{record.partition}/{record.offset}/{record.topic}".encode()
+        headers = [*record.headers, (REROUTED_FROM_HEADER, origin)]
+        partition = owner_partition(record.key, self._partitions)
+        return Handled("rerouted", records=[OutRecord("rerouted", record.key, record.value, headers, partition)])
+
+    def _origin_of(self, record: SourceRecord) -> SourceRecord:
+        """A forwarded record as it was on its input topic (its topic decides what it may carry)."""
+        origin = [value for name, value in record.headers if name == REROUTED_FROM_HEADER]
+        try:
+            partition, offset, topic = origin[-1].decode().split("/", 2)
+            if topic not in self._families_by_topic:
+                raise ValueError(f"{topic} is not an input topic")
+            return SourceRecord(topic, int(partition), int(offset), record.key, record.value,
+                                [h for h in record.headers if h[0] != REROUTED_FROM_HEADER])
+        except (IndexError, ValueError, UnicodeDecodeError) as exc:
+            raise _BadReroute(f"no valid {REROUTED_FROM_HEADER} header ({exc})") from None
 
     def handle_event(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
         families = self._families_by_topic.get(record.topic)
@@ -119,6 +179,10 @@ class Pipeline:
         if len(value) > MAX_EVENT_BYTES:
             return self._dead_letter(
                 record, DeadLetterReason.TOO_LARGE, f"{len(value)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+        if (header_bytes := _header_bytes(record.headers)) > MAX_HEADER_BYTES:
+            return self._dead_letter(
+                record, DeadLetterReason.TOO_LARGE,
+                f"{header_bytes} bytes of headers is over the {MAX_HEADER_BYTES}-byte limit")
         try:
             document = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
@@ -195,16 +259,62 @@ class Pipeline:
 
     @staticmethod
     def _dead_letter(record: SourceRecord, reason: str, detail: str) -> Handled:
-        headers = [
-            ("remarket-dlq-reason", reason.encode()),
-            ("remarket-dlq-detail", detail[:2000].encode(errors="replace")),
-            ("remarket-dlq-topic", record.topic.encode()),
-            ("remarket-dlq-partition", str(record.partition).encode()),
-            ("remarket-dlq-offset", str(record.offset).encode()),
-            ("remarket-dlq-failed-at", datetime.now(timezone.utc).isoformat().encode()),
-        ]
-        return Handled("dead_lettered", records=[OutRecord("dead_letter", record.key, record.value, headers)],
+        return Handled("dead_lettered", records=[dead_letter_record(record, reason, detail)],
                        dead_letter_reason=reason)
+
+
+class _BadReroute(ValueError):
+    pass
+
+
+def dead_letter_record(record: SourceRecord, reason: str, detail: str) -> OutRecord:
+    """The record as it came (key, bytes, the producer's headers) plus why and from where.
+
+    It must always fit in one produce request, or the worker could not park the record and
+    would lose it: the value is cut to MAX_DEAD_LETTER_VALUE_BYTES, the key and the producer's
+    headers to a budget of their own, and the cut is stated in the headers.
+    """
+    value, key = record.value, record.key
+    producer_headers = _fit_headers(record.headers)
+    headers = [
+        *producer_headers,
+        ("remarket-dlq-reason", reason.encode()),
+        ("remarket-dlq-detail", detail[:2000].encode(errors="replace")),
+        ("remarket-dlq-topic", record.topic.encode()),
+        ("remarket-dlq-partition", str(record.partition).encode()),
+        ("remarket-dlq-offset", str(record.offset).encode()),
+        ("remarket-dlq-failed-at", datetime.now(timezone.utc).isoformat().encode()),
+    ]
+    cut = []
+    if value is not None and len(value) > MAX_DEAD_LETTER_VALUE_BYTES:
+        cut.append(("remarket-dlq-original-size", str(len(value)).encode()))
+        value = value[:MAX_DEAD_LETTER_VALUE_BYTES]
+    if key is not None and len(key) > MAX_HEADER_BYTES:
+        cut.append(("remarket-dlq-original-key-size", str(len(key)).encode()))
+        key = key[:MAX_HEADER_BYTES]
+    if len(producer_headers) != len(record.headers):
+        cut.append(("remarket-dlq-dropped-headers", str(len(record.headers) - len(producer_headers)).encode()))
+    if cut:
+        headers += [("remarket-dlq-truncated", b"true"), *cut]
+    return OutRecord("dead_letter", key, value, headers)
+
+
+def _header_bytes(headers: Headers) -> int:
+    return sum(len(name) + len(value or b"") for name, value in headers)
+
+
+def _fits(record: SourceRecord) -> bool:
+    return len(record.value or b"") <= MAX_EVENT_BYTES and _header_bytes(record.headers) <= MAX_HEADER_BYTES
+
+
+def _fit_headers(headers: Headers) -> list[tuple[str, bytes]]:
+    kept, size = [], 0
+    for name, value in headers:
+        size += len(name) + len(value or b"")
+        if size > MAX_HEADER_BYTES:
+            break
+        kept.append((name, value))
+    return kept
 
 
 def action_record(action: Action) -> OutRecord:

@@ -8,7 +8,16 @@ import pytest
 
 from remarket.catalog import load_catalog
 from remarket.domain.policy import Policy
-from remarket.shell.pipeline import UNCHANGED, DeadLetterReason, Pipeline, SourceRecord, tick_value
+from remarket.shell.pipeline import (
+    MAX_DEAD_LETTER_VALUE_BYTES,
+    REROUTED_FROM_HEADER,
+    UNCHANGED,
+    DeadLetterReason,
+    Pipeline,
+    SourceRecord,
+    owner_partition,
+    tick_value,
+)
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
 CATALOG = load_catalog()
@@ -25,8 +34,12 @@ def doc(event_type="visit.page_view", customer="c-1", event_id="e-1", at=NOW, **
                          "occurred_at": at.isoformat(), "schema_version": 1, **fields})
 
 
-def record(topic_role="visits", key=b"c-1", value=None, offset=0) -> SourceRecord:
-    return SourceRecord(T[topic_role], 0, offset, key, doc() if value is None else value)
+C1 = owner_partition(b"c-1", CATALOG.partitions)  # where c-1's state lives
+
+
+def record(topic_role="visits", key=b"c-1", value=None, offset=0, partition=None, headers=()) -> SourceRecord:
+    partition = (owner_partition(key, CATALOG.partitions) if key else 0) if partition is None else partition
+    return SourceRecord(T[topic_role], partition, offset, key, doc() if value is None else value, headers)
 
 
 @pytest.mark.parametrize("role,key,value,reason", [
@@ -78,7 +91,7 @@ def test_repeated_event_id_is_a_duplicate_and_leaves_state_unchanged(pipeline):
 
 def test_erasure_deletes_state_and_tombstones_the_profile(pipeline):
     first = pipeline.handle(record(), None, NOW)
-    erase = SourceRecord(T["consent"], 0, 2, b"c-1", doc("consent.erasure_requested", event_id="e-2"))
+    erase = SourceRecord(T["consent"], C1, 2, b"c-1", doc("consent.erasure_requested", event_id="e-2"))
     held = pipeline.handle(erase, first.state, NOW)  # waits out the reorder tolerance, then a tick
     tick_at = held.due_at
     handled = pipeline.handle(SourceRecord(T["ticks"], 0, 0, b"c-1", tick_value(tick_at)), held.state, tick_at)
@@ -114,8 +127,76 @@ def test_actions_already_expired_by_the_wall_clock_are_recorded_but_not_publishe
     long_ago = NOW - timedelta(days=30)
     placed = doc("order.placed", event_id="o1", at=long_ago, order_id="o-1", total=10.0)
     later = doc("visit.page_view", event_id="v1", at=NOW)
-    first = pipeline.handle(SourceRecord(T["orders"], 0, 0, b"c-1", placed), None, NOW)
-    handled = pipeline.handle(SourceRecord(T["visits"], 0, 1, b"c-1", later), first.state, NOW)
+    first = pipeline.handle(SourceRecord(T["orders"], C1, 0, b"c-1", placed), None, NOW)
+    handled = pipeline.handle(SourceRecord(T["visits"], C1, 1, b"c-1", later), first.state, NOW)
     reminders = [a for a in handled.core.actions if a.kind == "payment_reminder"]
     assert reminders and handled.expired == reminders
     assert not [r for r in handled.records if r.role in ("actions", "holdout")]
+
+
+def test_dead_letters_keep_the_producers_headers(pipeline):
+    traced = [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), ("shop", b"eu-1")]
+    handled = pipeline.handle(record(value=b"{oops", headers=traced), None, NOW)
+    [dead] = handled.records
+    assert dead.headers[:2] == traced
+    assert "remarket-dlq-truncated" not in dict(dead.headers)
+
+
+def test_an_input_too_big_to_copy_is_dead_lettered_cut_to_fit_with_its_original_size(pipeline):
+    huge = b"x" * 1_048_300
+    handled = pipeline.handle(record(value=huge, offset=7, headers=[("traceparent", b"t")]), None, NOW)
+    [dead] = handled.records
+    headers = dict(dead.headers)
+    assert handled.dead_letter_reason == DeadLetterReason.TOO_LARGE
+    assert dead.value == huge[:MAX_DEAD_LETTER_VALUE_BYTES]
+    assert headers["remarket-dlq-truncated"] == b"true"
+    assert headers["remarket-dlq-original-size"] == b"1048300"
+    assert headers["traceparent"] == b"t" and headers["remarket-dlq-offset"] == b"7"
+    assert len(dead.value) + sum(len(k) + len(v) for k, v in dead.headers) < 1_000_000
+
+
+def test_oversized_headers_are_dead_lettered_and_cut(pipeline):
+    heavy = [(f"h{i}", b"y" * 10_000) for i in range(20)]
+    handled = pipeline.handle(record(headers=heavy), None, NOW)
+    [dead] = handled.records
+    headers = dict(dead.headers)
+    assert handled.dead_letter_reason == DeadLetterReason.TOO_LARGE
+    assert headers["remarket-dlq-truncated"] == b"true" and int(headers["remarket-dlq-dropped-headers"]) > 0
+
+
+def test_a_record_on_another_partition_than_murmur2s_is_forwarded_to_its_customers_partition(pipeline):
+    elsewhere = (C1 + 1) % CATALOG.partitions  # e.g. where librdkafka's CRC32 partitioner put it
+    handled = pipeline.handle(record(partition=elsewhere, offset=9, headers=[("traceparent", b"t")]), None, NOW)
+    assert handled.outcome == "rerouted" and handled.state is UNCHANGED
+    [forward] = handled.records
+    assert forward.role == "rerouted" and forward.partition == C1 and forward.key == b"c-1"
+    assert forward.value == doc()
+    assert dict(forward.headers)[REROUTED_FROM_HEADER] == f"{elsewhere}/9/{T['visits']}".encode()
+
+    arrived = SourceRecord(T["rerouted"], C1, 0, forward.key, forward.value, forward.headers)
+    applied = pipeline.handle(arrived, None, NOW)
+    assert applied.outcome == "applied" and isinstance(applied.state, bytes)
+
+
+def test_a_forwarded_record_is_judged_by_its_original_topic_and_dead_lettered_with_its_origin(pipeline):
+    elsewhere = (C1 + 1) % CATALOG.partitions
+    wrong = doc("order.paid", order_id="o", total=1.0)  # an order on the visits topic
+    [forward] = pipeline.handle(record(value=wrong, partition=elsewhere, offset=3), None, NOW).records
+    handled = pipeline.handle(SourceRecord(T["rerouted"], C1, 0, forward.key, forward.value, forward.headers),
+                              None, NOW)
+    headers = dict(handled.records[0].headers)
+    assert handled.dead_letter_reason == DeadLetterReason.WRONG_TOPIC
+    assert (headers["remarket-dlq-topic"], headers["remarket-dlq-partition"], headers["remarket-dlq-offset"]) == (
+        T["visits"].encode(), str(elsewhere).encode(), b"3")
+    assert REROUTED_FROM_HEADER not in headers
+
+
+def test_a_record_on_the_rerouted_topic_without_its_origin_is_dead_lettered(pipeline):
+    handled = pipeline.handle(SourceRecord(T["rerouted"], C1, 0, b"c-1", doc()), None, NOW)
+    assert handled.dead_letter_reason == DeadLetterReason.BAD_REROUTE
+
+
+def test_an_oversized_record_on_the_wrong_partition_is_dead_lettered_where_it_is(pipeline):
+    elsewhere = (C1 + 1) % CATALOG.partitions
+    handled = pipeline.handle(record(value=b"x" * 1_048_300, partition=elsewhere), None, NOW)
+    assert handled.dead_letter_reason == DeadLetterReason.TOO_LARGE

@@ -29,11 +29,10 @@ def _policy(settings: Settings, path: Path | None = None):
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from faust.worker import Worker as FaustWorker
-
     from remarket.shell import datadir
     from remarket.shell.app import Worker
     from remarket.shell.kafka import apply_topics
+    from remarket.shell.observe_logs import Worker as FaustWorker
 
     catalog = _catalog(settings)
     reports = asyncio.run(apply_topics(settings, catalog))

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Deployment
+from tests.integration.harness import CpuContention, Deployment
 
 POLICIES = Path(__file__).parent / "policies"
 
@@ -31,6 +32,16 @@ def make_deployment(kafka_bootstrap, tmp_path):
         for worker in deployment.workers:
             if worker.proc and worker.proc.returncode not in (0, None, -9, -15):
                 print(f"--- worker {worker.name} log ---\n{worker.log_tail()}")
+
+
+@pytest.fixture
+def cpu_contended():
+    """One busy process per core for the test's duration (CRASH_CONTENTION=0 turns it off)."""
+    if os.environ.get("CRASH_CONTENTION", "1") == "0":
+        yield 0
+        return
+    with CpuContention() as contention:
+        yield contention.processes
 
 
 @pytest.fixture

@@ -194,6 +194,27 @@ def run(coro):
     return asyncio.run(coro)
 
 
+class CpuContention:
+    """A busy process per core for as long as it is entered: CI machines are shared, and the
+    crash suite must hold when the worker, the broker and the test fight for the CPU."""
+
+    BURN = "import time\nwhile True:\n    sum(i * i for i in range(10000))\n"
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.processes = processes if processes is not None else (os.cpu_count() or 2)
+        self._procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "CpuContention":
+        self._procs = [subprocess.Popen([sys.executable, "-c", self.BURN], stdin=subprocess.DEVNULL)
+                       for _ in range(self.processes)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in self._procs:
+            proc.kill()
+            proc.wait(10)
+
+
 def log_tails(workers: list[WorkerProcess], lines: int = 40) -> str:
     return "\n".join(f"--- {w.name} (pid {w.proc.pid if w.proc else '-'}) log tail ---\n{w.log_tail(lines)}"
                      for w in workers)

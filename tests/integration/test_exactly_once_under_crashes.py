@@ -1,5 +1,6 @@
-"""Reminders and coupons while the worker is SIGKILLed and restarted: every expected action
-reaches a read_committed consumer exactly once by action_id — 0 lost, 0 duplicated."""
+"""Reminders and coupons while the worker is SIGKILLed and restarted, with a busy process per
+core (cpu_contended): every expected action reaches a read_committed consumer exactly once by
+action_id — 0 lost, 0 duplicated."""
 from __future__ import annotations
 
 import os
@@ -57,7 +58,7 @@ def workload(rng: random.Random) -> tuple[list, Counter]:
     return ordered, expected
 
 
-def test_every_reminder_and_coupon_arrives_exactly_once_across_sigkills(crash_deployment):
+def test_every_reminder_and_coupon_arrives_exactly_once_across_sigkills(crash_deployment, cpu_contended):
     d = crash_deployment
     rng = random.Random(20261122)
     steps, expected = workload(rng)

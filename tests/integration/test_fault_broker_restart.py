@@ -11,6 +11,7 @@ import random
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.conftest import load_local_broker_module
@@ -52,7 +53,7 @@ def wait_for(predicate, timeout: float, what: str, workers: list[WorkerProcess],
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{log_tails(workers)}")
 
 
-def test_worker_recovers_by_itself_when_the_broker_restarts_mid_stream(private_broker, tmp_path):
+def test_worker_recovers_by_itself_when_the_broker_restarts_mid_stream(private_broker, tmp_path, cpu_contended):
     broker = private_broker
     d = Deployment(broker.bootstrap, tmp_path / "deployment",
                    extra_env={"REMARKET_POLICY_FILE": str(CRASH_POLICY)})
@@ -89,3 +90,37 @@ def test_worker_recovers_by_itself_when_the_broker_restarts_mid_stream(private_b
             f"the worker did not survive the broker restart\n{log_tails([worker])}"
     finally:
         d.stop_all()  # workers before the broker (the fixture stops it)
+
+
+OUTAGE_SECONDS = 30  # one summary period of BrokerWatch and of the repeat folder
+
+
+def test_readiness_follows_the_broker_and_an_outage_logs_a_readable_handful_of_lines(private_broker, tmp_path):
+    broker = private_broker
+    d = Deployment(broker.bootstrap, tmp_path / "deployment")
+    d.workdir.mkdir()
+    assert d.cli("topics", "apply").returncode == 0
+    try:
+        worker = d.start_worker("w1")
+        logged_before = len(worker.log_path.read_text(errors="replace").splitlines())
+        broker.kill()
+        down_at = time.monotonic()
+        wait_for(lambda: worker.get("/readyz")[0] == 503, 20, "/readyz to say not ready", [worker])
+        body = orjson.loads(worker.get("/readyz")[1])
+        assert body["broker_reachable"] is False
+        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
+        assert worker.get("/readyz")[0] == 503
+        during = worker.log_path.read_text(errors="replace").splitlines()[logged_before:]
+
+        assert broker.restart() == d.bootstrap
+        wait_for(lambda: worker.get("/readyz")[0] == 200, 90, "/readyz ready again", [worker])
+        assert worker.proc.poll() is None
+
+        errors = [line for line in during if "[ERROR]" in line or "[WARNING]" in line]
+        assert any("broker unreachable" in line for line in errors), "\n".join(errors[:20])
+        assert len(errors) <= 40, f"{len(errors)} ERROR/WARNING lines in a {OUTAGE_SECONDS} s outage:\n" + \
+            "\n".join(errors[:60])
+        after = worker.log_path.read_text(errors="replace")
+        assert "broker reachable again after" in after
+    finally:
+        d.stop_all()

@@ -27,6 +27,7 @@ from remarket.shell import faust_fixes
 from remarket.shell.kafka import bootstrap_of, client_config, ssl_context
 from remarket.shell.metrics import Metrics
 from remarket.shell.pipeline import UNCHANGED, Handled, OutRecord, Pipeline, SourceRecord, tick_value
+from remarket.shell.readiness import BrokerWatch
 from remarket.shell.restore import FaustRocksDBStore, restore_changelog
 from remarket.shell.schedule import DueIndex
 
@@ -42,6 +43,7 @@ were ~10 % of the worker's CPU. Under at-least-once every ms of linger is a ms o
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
 INTERNAL_ROLES = ("ticks", "rerouted")
 """Internal topics the agent consumes beside the inputs, co-partitioned with them."""
+BROKER_PROBE_SECONDS = 2.0
 TICK_RETRY_AFTER = timedelta(minutes=1)
 """A tick that never comes back (lost send) is retried after this; duplicates are harmless."""
 
@@ -116,6 +118,7 @@ class Worker:
         self.due = DueIndex()
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
+        self.broker_watch = BrokerWatch(client_config(settings))
         self.app = faust_app(settings, catalog)
         self.exactly_once = settings.processing_guarantee == "exactly_once"
         self._topic_names = {spec.role: spec.name for spec in catalog}
@@ -144,6 +147,7 @@ class Worker:
             self._restore_before_faust_recovers()
         app.agent(self.source, name="customer-events")(self._agent)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._fire_due_work)
+        app.timer(BROKER_PROBE_SECONDS, name="broker-watch")(self._watch_broker)
         setup_prometheus_sensors(app, pattern="/metrics", registry=self.registry,
                                  name_prefix="faust")
         from remarket.shell import views
@@ -347,7 +351,10 @@ class Worker:
         return bool(app.tables.recovery.completed.is_set() and app.tables.actives_ready and not app.rebalancing)
 
     def is_ready(self) -> bool:
-        return bool(self.tables_recovered() and self.app.assignor.assigned_actives())
+        return bool(self.broker_watch.reachable and self.tables_recovered() and self.app.assignor.assigned_actives())
+
+    async def _watch_broker(self) -> None:
+        self.metrics.broker_reachable.set(1 if await self.broker_watch.probe() else 0)
 
     async def _fire_due_work(self) -> None:
         if not self.is_ready():

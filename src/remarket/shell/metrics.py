@@ -23,6 +23,8 @@ class Metrics:
         self.dead_letters_truncated = Counter(
             "remarket_dead_letters_truncated_total",
             "Dead letters whose value, key or headers were cut to fit one produce request.", registry=registry)
+        self.broker_reachable = Gauge(
+            "remarket_broker_reachable", "1 while the Kafka cluster answers metadata requests.", registry=registry)
         self.restored_records = Counter(
             "remarket_restored_records_total", "Changelog records read into the local store at restore.",
             registry=registry)

@@ -31,7 +31,7 @@ def register(worker: "Worker") -> None:
     async def readyz(web: Any, request: Any) -> Any:
         ready = worker.is_ready()
         body = {"ready": ready, "assigned_partitions": len(app.assignor.assigned_actives()),
-                "tables_recovered": worker.tables_recovered()}
+                "tables_recovered": worker.tables_recovered(), "broker_reachable": worker.broker_watch.reachable}
         return web.json(body, status=200 if ready else 503)
 
     @app.page("/customers/{customer_id}")

@@ -198,7 +198,9 @@ class CpuContention:
     """A busy process per core for as long as it is entered: CI machines are shared, and the
     crash suite must hold when the worker, the broker and the test fight for the CPU."""
 
-    BURN = "import time\nwhile True:\n    sum(i * i for i in range(10000))\n"
+    # stops by itself when the test process dies (no orphans left burning after a kill)
+    BURN = ("import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n"
+            "    sum(i * i for i in range(10000))\n")
 
     def __init__(self, processes: int | None = None) -> None:
         self.processes = processes if processes is not None else (os.cpu_count() or 2)

@@ -47,8 +47,10 @@ class BrokerWatch:
     def _record(self, ok: bool, why: str) -> None:
         now = time.monotonic()
         if ok != self.reachable:
-            if ok:
-                log.warning("broker reachable again%s", f" after {now - self._since:.0f} s" if self._seen_once else "")
+            if ok and self._seen_once:
+                log.warning("broker reachable again after %.0f s", now - self._since)
+            elif ok:
+                log.info("broker reachable")
             elif self._seen_once:
                 log.error("broker unreachable (%s): not ready until it answers", why)
             self.reachable, self._since, self._summarised = ok, now, now

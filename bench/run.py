@@ -45,7 +45,7 @@ from local_broker import LocalBroker, free_port  # noqa: E402
 from remarket.catalog import load_catalog  # noqa: E402
 from remarket.domain.policy import Policy  # noqa: E402
 from remarket.domain.state import CustomerState  # noqa: E402
-from remarket.shell.pipeline import UNCHANGED, Pipeline, SourceRecord  # noqa: E402
+from remarket.shell.pipeline import UNCHANGED, Pipeline, SourceRecord, owner_partition  # noqa: E402
 from remarket.simulate import TrafficModel  # noqa: E402
 
 CATALOG = ROOT / "bench" / "catalog.toml"
@@ -201,7 +201,8 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
     tag = uuid.uuid4().hex[:6]
     topics = {"visits": f"bench.lat-{tag}.events", "actions": f"bench.lat-{tag}.actions",
               "holdout": f"bench.lat-{tag}.holdout", "profiles": f"bench.lat-{tag}.profiles",
-              "ticks": f"bench.lat-{tag}.ticks", "dead_letter": f"bench.lat-{tag}.dlq"}
+              "ticks": f"bench.lat-{tag}.ticks", "rerouted": f"bench.lat-{tag}.rerouted",
+              "dead_letter": f"bench.lat-{tag}.dlq"}
     env = {f"REMARKET_TOPIC_{role.upper()}": name for role, name in topics.items()}
     worker = WorkerRun(bootstrap, f"bench-lat-{tag}", workdir, REMARKET_PROCESSING_GUARANTEE=guarantee,
                        REMARKET_COMMIT_INTERVAL_SECONDS=str(commit_interval),
@@ -255,11 +256,14 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
 # -- restore ------------------------------------------------------------------------------
 def sample_states(events: list[tuple[bytes, bytes]]) -> list[CustomerState]:
     """Real states: the generated traffic folded through the same pipeline the worker runs."""
-    pipeline = Pipeline(load_catalog(CATALOG), Policy())
+    catalog = load_catalog(CATALOG)
+    pipeline = Pipeline(catalog, Policy())
     stored: dict[bytes, bytes] = {}
     now = datetime.now(timezone.utc) + timedelta(minutes=1)
     for offset, (key, value) in enumerate(events):
-        handled = pipeline.handle(SourceRecord(EVENTS_TOPIC, 0, offset, key or None, value), stored.get(key), now)
+        partition = owner_partition(key, catalog.partitions) if key else 0
+        handled = pipeline.handle(SourceRecord(EVENTS_TOPIC, partition, offset, key or None, value),
+                                  stored.get(key), now)
         if handled.state is None:
             stored.pop(key, None)
         elif handled.state is not UNCHANGED:

@@ -145,6 +145,8 @@ class Worker:
         self._changelog_topic = self.table.changelog_topic.get_topic_name()
         if isinstance(self.store, RocksDBStore):
             self._restore_before_faust_recovers()
+        if self.exactly_once:
+            faust_fixes.persist_changelog_offsets_at_commit(app, self._changelog_topic)
         app.agent(self.source, name="customer-events")(self._agent)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._fire_due_work)
         app.timer(BROKER_PROBE_SECONDS, name="broker-watch")(self._watch_broker)

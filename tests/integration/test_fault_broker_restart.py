@@ -1,6 +1,7 @@
 """The broker dies (SIGKILL) mid-stream and comes back on the same port with the same data; the
 worker is left alone and must recover by itself: every expected reminder and coupon reaches a
-read_committed consumer exactly once by action_id — 0 lost, 0 duplicated.
+read_committed consumer exactly once by action_id — 0 lost, 0 duplicated. While the broker is
+away the worker reports not ready and logs a readable handful of lines, not hundreds a second.
 
 Runs on a private broker in tmp_path (never the shared session broker: killing that one would
 break every other test). `LocalBroker.restart()` reuses the ports, config, cluster id and data.
@@ -21,7 +22,7 @@ from tests.integration.test_exactly_once_under_crashes import workload
 
 CRASH_POLICY = Path(__file__).parent / "policies" / "crash.toml"
 
-BROKER_DOWN_SECONDS = 8  # longer than the session timeout (6 s): the group's members expire too
+BROKER_DOWN_SECONDS = 30  # past the session timeout (6 s), and one summary period of the outage logs
 
 
 @pytest.fixture
@@ -71,9 +72,20 @@ def test_worker_recovers_by_itself_when_the_broker_restarts_mid_stream(private_b
         run(produce(d.bootstrap, first))
         time.sleep(4)  # some reminders and coupons fall due (2 s) and commit before the crash
         run(produce(d.bootstrap, second))
+        logged_before = len(worker.log_path.read_text(errors="replace").splitlines())
         broker.kill()  # at once: the worker is mid-stream, transactions open, ticks pending
-        time.sleep(BROKER_DOWN_SECONDS)
+        down_at = time.monotonic()
+        wait_for(lambda: worker.get("/readyz")[0] == 503, 20, "/readyz to say not ready", [worker])
+        assert orjson.loads(worker.get("/readyz")[1])["broker_reachable"] is False
+        time.sleep(max(0.0, BROKER_DOWN_SECONDS - (time.monotonic() - down_at)))
+        assert worker.get("/readyz")[0] != 200  # 503, or no answer in time from a busy worker: not ready
         assert worker.proc.poll() is None, f"worker exited while the broker was down\n{log_tails([worker])}"
+        during = worker.log_path.read_text(errors="replace").splitlines()[logged_before:]
+        loud = [line for line in during if "[ERROR]" in line or "[WARNING]" in line]
+        assert any("broker unreachable" in line for line in loud), "\n".join(loud[:20])
+        # the client libraries retry hundreds of times a second; an on-call engineer reads a handful
+        assert len(loud) <= 40, f"{len(loud)} ERROR/WARNING lines in a {BROKER_DOWN_SECONDS} s outage:\n" + \
+            "\n".join(loud[:60])
 
         assert broker.restart() == d.bootstrap  # same port, same data: the worker's bootstrap again
         run(produce(d.bootstrap, rest))
@@ -85,42 +97,10 @@ def test_worker_recovers_by_itself_when_the_broker_restarts_mid_stream(private_b
             f"worker exited ({worker.proc.returncode}) after the broker came back\n{log_tails([worker])}"
         assert worker.proc.pid == pid
 
+        assert "broker reachable again after" in worker.log_path.read_text(errors="replace")
         assert_every_action_exactly_once(d, expected, [worker])
         assert worker.proc.poll() is None and worker.proc.pid == pid, \
             f"the worker did not survive the broker restart\n{log_tails([worker])}"
     finally:
         d.stop_all()  # workers before the broker (the fixture stops it)
 
-
-OUTAGE_SECONDS = 30  # one summary period of BrokerWatch and of the repeat folder
-
-
-def test_readiness_follows_the_broker_and_an_outage_logs_a_readable_handful_of_lines(private_broker, tmp_path):
-    broker = private_broker
-    d = Deployment(broker.bootstrap, tmp_path / "deployment")
-    d.workdir.mkdir()
-    assert d.cli("topics", "apply").returncode == 0
-    try:
-        worker = d.start_worker("w1")
-        logged_before = len(worker.log_path.read_text(errors="replace").splitlines())
-        broker.kill()
-        down_at = time.monotonic()
-        wait_for(lambda: worker.get("/readyz")[0] == 503, 20, "/readyz to say not ready", [worker])
-        body = orjson.loads(worker.get("/readyz")[1])
-        assert body["broker_reachable"] is False
-        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
-        assert worker.get("/readyz")[0] != 200  # 503, or no answer in time from a busy worker: not ready
-        during = worker.log_path.read_text(errors="replace").splitlines()[logged_before:]
-
-        assert broker.restart() == d.bootstrap
-        wait_for(lambda: worker.get("/readyz")[0] == 200, 90, "/readyz ready again", [worker])
-        assert worker.proc.poll() is None
-
-        errors = [line for line in during if "[ERROR]" in line or "[WARNING]" in line]
-        assert any("broker unreachable" in line for line in errors), "\n".join(errors[:20])
-        assert len(errors) <= 40, f"{len(errors)} ERROR/WARNING lines in a {OUTAGE_SECONDS} s outage:\n" + \
-            "\n".join(errors[:60])
-        after = worker.log_path.read_text(errors="replace")
-        assert "broker reachable again after" in after
-    finally:
-        d.stop_all()

@@ -10,7 +10,10 @@ from typing import Sequence
 
 import orjson
 
+from pydantic import ValidationError
+
 from remarket.catalog import CatalogError, load_catalog
+from remarket.config_errors import ConfigError, policy_error, settings_error, settings_help
 from remarket.settings import Settings
 
 
@@ -22,10 +25,14 @@ def _catalog(settings: Settings):
 def _policy(settings: Settings, path: Path | None = None):
     from remarket.domain import policy as policy_module
 
+    via = "--policy" if path else "REMARKET_POLICY_FILE"
     path = path or settings.policy_file
     if path is None:
         return policy_module.Policy()
-    return policy_module.load_policy(path)
+    try:
+        return policy_module.load_policy(path)
+    except policy_module.PolicyError as exc:
+        raise policy_error(path, exc, via) from None
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -36,12 +43,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from remarket.shell.kafka import apply_topics
 
     catalog = _catalog(settings)
+    policy = _policy(settings)  # a bad policy file fails before anything touches Kafka
     reports = asyncio.run(apply_topics(settings, catalog))
     if _print_topic_reports(reports):
         return 2
     # before the app exists: building it creates (empty) table directories, which read as "unclean"
     datadir.prepare(settings.data_dir, exactly_once=settings.processing_guarantee == "exactly_once")
-    worker = Worker(settings, _policy(settings), catalog)
+    worker = Worker(settings, policy, catalog)
     quiet_client_libraries(settings.log_level)
     try:
         FaustWorker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
@@ -166,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Configuration comes from REMARKET_* environment variables (see docs/configuration.md).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("worker", help="run the stream worker (Faust): state, timers, actions")
+    p = sub.add_parser("worker", help="run the stream worker (Faust): state, timers, actions",
+                       description="Run the stream worker: state, timers, actions, web views and /metrics.",
+                       epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("topics", help="create or check the topics of the catalog")
@@ -216,10 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"remarket: {settings_error(exc)}", file=sys.stderr)
+        return 2
     try:
         return args.func(args, settings)
-    except CatalogError as exc:
+    except (CatalogError, ConfigError) as exc:
         print(f"remarket: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -31,7 +31,6 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.mark.parametrize("command", [["worker"], ["topics", "apply"], ["tail", "actions"], ["inspect", "c-1"]])
-])
 def test_an_out_of_range_web_port_is_one_line_naming_the_setting_and_the_limit(command):
     line = one_line_error(remarket(*command, REMARKET_WEB_PORT="99999"))
     assert "REMARKET_WEB_PORT" in line and "99999" in line and "65535" in line

@@ -40,13 +40,21 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from remarket.shell import datadir
     from remarket.shell.app import Worker
-    from remarket.shell.kafka import apply_topics
+    from remarket.shell.topics import apply_topics
 
     catalog = _catalog(settings)
     policy = _policy(settings)  # a bad policy file fails before anything touches Kafka
-    reports = asyncio.run(apply_topics(settings, catalog))
-    if _print_topic_reports(reports):
+    # internal and output topics may be created; a missing input topic is an error (a typo in
+    # REMARKET_TOPIC_ORDERS must not become an empty topic the worker runs on happily)
+    reports = asyncio.run(apply_topics(settings, catalog, create_inputs=False))
+    if blocking := [r for r in reports if r.blocking]:
+        for r in blocking:
+            print(f"remarket worker: {r.name}: {r.detail}", file=sys.stderr)
         return 2
+    for r in reports:
+        if r.status == "drift":
+            print(f"remarket worker: warning: {r.name}: {r.detail} (`remarket topics apply --alter` fixes configs)",
+                  file=sys.stderr)
     # before the app exists: building it creates (empty) table directories, which read as "unclean"
     datadir.prepare(settings.data_dir, exactly_once=settings.processing_guarantee == "exactly_once")
     worker = Worker(settings, policy, catalog)
@@ -73,21 +81,21 @@ def quiet_client_libraries(level: str) -> None:
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
-    from remarket.shell.kafka import apply_topics
+    """0: as the catalog says; 1: drift left (rerun with --alter); 2: a layout remarket cannot fix."""
+    from remarket.shell.topics import apply_topics
 
-    reports = asyncio.run(apply_topics(settings, _catalog(settings)))
-    return 2 if _print_topic_reports(reports) else 0
-
-
-def _print_topic_reports(reports) -> bool:
-    mismatched = False
+    reports = asyncio.run(apply_topics(settings, _catalog(settings), alter=args.alter))
     for r in reports:
         print(f"{r.status:9} {r.name}  {r.detail}")
-        mismatched |= r.status == "mismatch"
-    if mismatched:
+    if any(r.blocking for r in reports):
         print("topic layout does not match the catalog: fix the topics (or REMARKET_PARTITIONS) first",
               file=sys.stderr)
-    return mismatched
+        return 2
+    if any(r.status == "drift" for r in reports):
+        print("topics drifted from the catalog: `remarket topics apply --alter` changes the topic configs "
+              "(and grows output topics); partitions of co-partitioned topics are never changed", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -179,8 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("topics", help="create or check the topics of the catalog")
+    p = sub.add_parser("topics", help="create missing topics, report drift from the catalog (--alter fixes it)")
     p.add_argument("action", choices=["apply"])
+    p.add_argument("--alter", action="store_true",
+                   help="change drifted topic configs (cleanup.policy, retention.ms, ...) to the catalog's and grow "
+                   "output topics' partitions; co-partitioned topics (inputs, ticks, changelog) are never "
+                   "repartitioned")
     p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("simulate", help="produce realistic storefront traffic")

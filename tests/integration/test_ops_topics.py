@@ -1,0 +1,102 @@
+"""Topic layout on the real broker: drift is reported and fixed only when asked, the worker refuses a
+missing input topic (and does not create it), and `tail` of a missing topic fails fast."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from tests.integration.harness import free_port, run
+
+
+async def _admin(bootstrap: str, action):
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return await action(admin)
+    finally:
+        await admin.close()
+
+
+def topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
+    async def describe(admin):
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        [resource] = response.to_object()["resources"]
+        return {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+    return run(_admin(bootstrap, describe))
+
+
+def set_topic_configs(bootstrap: str, topic: str, configs: dict[str, str]) -> None:
+    async def alter(admin):
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs)])
+    run(_admin(bootstrap, alter))
+
+
+def partition_counts(bootstrap: str) -> dict[str, int]:
+    async def describe(admin):
+        names = await admin.list_topics()
+        return {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(names)}
+    return run(_admin(bootstrap, describe))
+
+
+def test_topics_apply_reports_config_drift_and_changes_it_only_with_alter(deployment):
+    profiles = deployment.topics["profiles"]
+    set_topic_configs(deployment.bootstrap, profiles, {"cleanup.policy": "delete", "retention.ms": "60000"})
+
+    checked = deployment.cli("topics", "apply")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    drift = [line for line in checked.stdout.splitlines() if line.startswith("drift")]
+    assert any(profiles in line and "cleanup.policy: has delete" in line and "compact" in line for line in drift), drift
+    assert any(profiles in line and "retention.ms: has 60000" in line and "-1" in line for line in drift), drift
+    assert len(drift) == 2, checked.stdout  # nothing else drifted
+    assert "--alter" in checked.stderr
+    configs = topic_configs(deployment.bootstrap, profiles)
+    assert (configs["cleanup.policy"], configs["retention.ms"]) == ("delete", "60000"), "changed without --alter"
+
+    altered = deployment.cli("topics", "apply", "--alter")
+    assert altered.returncode == 0, altered.stdout + altered.stderr
+    assert sum(line.startswith("altered") and profiles in line for line in altered.stdout.splitlines()) == 2
+    configs = topic_configs(deployment.bootstrap, profiles)
+    assert (configs["cleanup.policy"], configs["retention.ms"]) == ("compact", "-1")
+
+    again = deployment.cli("topics", "apply")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert all(line.startswith("ok") for line in again.stdout.splitlines()), again.stdout
+
+
+def test_alter_grows_output_topics_but_never_repartitions_co_partitioned_ones(deployment):
+    more = deployment.env(REMARKET_PARTITIONS="3")
+    result = subprocess.run([sys.executable, "-m", "remarket.cli", "topics", "apply", "--alter"], env=more,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    mismatched = [line for line in result.stdout.splitlines() if line.startswith("mismatch")]
+    assert any(deployment.topics["orders"] in line and "co-partitioning" in line for line in mismatched), result.stdout
+    counts = partition_counts(deployment.bootstrap)
+    assert counts[deployment.topics["orders"]] == 2 and counts[deployment.topics["ticks"]] == 2
+    assert counts[deployment.topics["actions"]] == 3, "an output topic may grow with --alter"
+
+
+def test_the_worker_refuses_a_missing_input_topic_and_does_not_create_it(deployment, tmp_path):
+    typo = deployment.topics["orders"] + "-typo"
+    env = deployment.env(REMARKET_TOPIC_ORDERS=typo, REMARKET_WEB_PORT=str(free_port()),
+                         REMARKET_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run([sys.executable, "-m", "remarket.cli", "worker"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert typo in line and "remarket topics apply" in line and "REMARKET_TOPIC_ORDERS" in line
+    assert typo not in partition_counts(deployment.bootstrap), "the worker created the missing input topic"
+
+
+def test_tail_of_a_missing_topic_fails_at_once_naming_it(deployment):
+    started = time.monotonic()
+    result = deployment.cli("tail", "no-such-topic", timeout=30)
+    assert time.monotonic() - started < 10
+    assert result.returncode == 2, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "no-such-topic" in line
+    assert "no-such-topic" not in partition_counts(deployment.bootstrap)

@@ -14,14 +14,13 @@ from typing import Any
 
 import faust
 from faust.types import TP
-from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from remarket.catalog import Catalog
 from remarket.domain.policy import Policy
 from remarket.domain.state import CustomerState
 from remarket.settings import Settings
-from remarket.shell import faust_fixes
+from remarket.shell import faust_fixes, faust_metrics
 from remarket.shell.kafka import bootstrap_of, ssl_context
 from remarket.shell.metrics import Metrics
 from remarket.shell.pipeline import UNCHANGED, Handled, OutRecord, Pipeline, SourceRecord, tick_value
@@ -121,8 +120,7 @@ class Worker:
         self._changelog_topic = self.table.changelog_topic.get_topic_name()
         app.agent(self.source, name="customer-events")(self._agent)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._fire_due_work)
-        setup_prometheus_sensors(app, pattern="/metrics", registry=self.registry,
-                                 name_prefix="faust")
+        faust_metrics.setup(app, self.registry, pattern="/metrics", prefix="faust")
         from remarket.shell import views
         views.register(self)
         if self.exactly_once:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -150,6 +150,44 @@ def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dead_letter(args: argparse.Namespace, settings: Settings) -> int:
+    """Redrive dead letters to their original topic: dry run unless --execute."""
+    from remarket.redrive import OUTCOMES, Selection, parse_time
+    from remarket.shell.dead_letter_replay import replay
+    from remarket.shell.pipeline import DeadLetterReason
+
+    catalog = _catalog(settings)
+    if "redriven" not in catalog.topics:
+        raise ConfigError("the topic catalog has no `redriven` role (the redrive markers): add it as in "
+                          "streams/topics.toml")
+    unknown = set(args.reason) - set(DeadLetterReason.ALL)
+    if unknown:
+        raise ConfigError(f"--reason {', '.join(sorted(unknown))}: unknown; allowed: {', '.join(DeadLetterReason.ALL)}")
+    now = datetime.now(timezone.utc)
+    try:
+        since = parse_time(args.since, now) if args.since else None
+        until = parse_time(args.until, now) if args.until else None
+    except ValueError as exc:
+        raise ConfigError(f"--since/--until: {exc}") from None
+    roles = {role.replace("_", "-"): spec.name for role, spec in catalog.topics.items()} | {
+        role: spec.name for role, spec in catalog.topics.items()}
+    selection = Selection(frozenset(args.reason), frozenset(roles.get(t, t) for t in args.topic), since, until)
+    try:
+        result = asyncio.run(replay(settings, catalog, selection, execute=args.execute,
+                                    report=lambda line: print(line, flush=True)))
+    except LookupError as exc:
+        print(f"remarket dead-letter replay: {exc}", file=sys.stderr)
+        return 2
+    counts = result.counts()
+    if not args.execute:
+        print("dry run: nothing was produced; add --execute to redrive")
+        counts.pop("redriven")
+    else:
+        counts.pop("would_redrive")
+    print("counts: " + " ".join(f"{outcome}={n}" for outcome, n in counts.items() if outcome in OUTCOMES))
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from remarket import replay
 
@@ -220,6 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["check"])
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_policy)
+
+    p = sub.add_parser("dead-letter", help="redrive dead letters to their original topic (dry run by default)",
+                       description="Re-produce dead letters (original bytes, key and the producer's headers) to "
+                       "the topic they came from, once the cause is fixed. Dry run unless --execute. A redriven "
+                       "record carries remarket-redriven-from: TOPIC/PARTITION/OFFSET of its dead letter; a marker "
+                       "per event id (compacted topic, catalog role `redriven`) makes a second run skip it. "
+                       "Truncated dead letters cannot be redriven byte for byte: skipped and counted.")
+    p.add_argument("action", choices=["replay"])
+    p.add_argument("--reason", action="append", default=[], metavar="REASON",
+                   help="only this dead-letter reason (repeatable): not_json, schema_violation, rejected_by_core, ...")
+    p.add_argument("--topic", action="append", default=[], metavar="TOPIC",
+                   help="only records from this source topic (a name or a catalog role such as orders; repeatable)")
+    p.add_argument("--since", default=None, help="dead-lettered at or after: ISO time with offset, or an age (2h, 7d)")
+    p.add_argument("--until", default=None, help="dead-lettered before: ISO time with offset, or an age")
+    p.add_argument("--execute", action="store_true", help="produce (default: only print what would happen)")
+    p.set_defaults(func=cmd_dead_letter)
 
     p = sub.add_parser("replay", help="run the core over a JSONL file of events (backfill, what-if)")
     p.add_argument("--input", type=Path, required=True)

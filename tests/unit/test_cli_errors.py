@@ -30,7 +30,8 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("command", [["worker"], ["topics", "apply"], ["tail", "actions"], ["inspect", "c-1"]])
+@pytest.mark.parametrize("command", [["worker"], ["topics", "apply"], ["tail", "actions"], ["inspect", "c-1"],
+                                     ["dead-letter", "replay"]])
 def test_an_out_of_range_web_port_is_one_line_naming_the_setting_and_the_limit(command):
     line = one_line_error(remarket(*command, REMARKET_WEB_PORT="99999"))
     assert "REMARKET_WEB_PORT" in line and "99999" in line and "65535" in line
@@ -72,3 +73,13 @@ def test_worker_help_lists_the_important_settings_and_points_at_the_reference():
                  "REMARKET_TOPIC_"):
         assert name in result.stdout, name
     assert "docs/configuration.md" in result.stdout
+
+
+def test_dead_letter_replay_names_an_unknown_reason_and_lists_the_allowed_ones():
+    line = one_line_error(remarket("dead-letter", "replay", "--reason", "typo_reason"))
+    assert "typo_reason" in line and "schema_violation" in line and "not_json" in line
+
+
+def test_dead_letter_replay_explains_a_time_without_offset():
+    line = one_line_error(remarket("dead-letter", "replay", "--since", "2026-11-01T00:00:00"))
+    assert "--since" in line and "UTC offset" in line

@@ -83,3 +83,17 @@ def test_dead_letter_replay_names_an_unknown_reason_and_lists_the_allowed_ones()
 def test_dead_letter_replay_explains_a_time_without_offset():
     line = one_line_error(remarket("dead-letter", "replay", "--since", "2026-11-01T00:00:00"))
     assert "--since" in line and "UTC offset" in line
+
+
+def test_every_subcommand_reports_a_bad_policy_or_catalog_in_one_line(tmp_path):
+    broken = tmp_path / "policy.toml"
+    broken.write_text('[reminder]\ndelay = "soon"\n')
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    line = one_line_error(remarket("replay", "--input", str(events), "--snapshot", str(tmp_path / "s.jsonl"),
+                                   "--policy", str(broken)))
+    assert "--policy" in line and "reminder.delay" in line
+    line = one_line_error(remarket("inspect", "c-1", REMARKET_POLICY_FILE=str(broken)))
+    assert "REMARKET_POLICY_FILE" in line and "reminder.delay" in line
+    line = one_line_error(remarket("simulate", REMARKET_CATALOG_FILE=str(tmp_path / "missing.toml")))
+    assert "missing.toml" in line

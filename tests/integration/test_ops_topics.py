@@ -35,6 +35,14 @@ def set_topic_configs(bootstrap: str, topic: str, configs: dict[str, str]) -> No
     run(_admin(bootstrap, alter))
 
 
+def create_topic(bootstrap: str, topic: str, partitions: int, configs: dict[str, str]) -> None:
+    from aiokafka.admin import NewTopic
+
+    async def create(admin):
+        await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=configs)])
+    run(_admin(bootstrap, create))
+
+
 def partition_counts(bootstrap: str) -> dict[str, int]:
     async def describe(admin):
         names = await admin.list_topics()
@@ -45,13 +53,17 @@ def partition_counts(bootstrap: str) -> dict[str, int]:
 def test_topics_apply_reports_config_drift_and_changes_it_only_with_alter(deployment):
     profiles = deployment.topics["profiles"]
     set_topic_configs(deployment.bootstrap, profiles, {"cleanup.policy": "delete", "retention.ms": "60000"})
+    # the state changelog (faust's) must stay compacted: one made with delete is drift too
+    changelog = f"{deployment.app_id}-customers-changelog"
+    create_topic(deployment.bootstrap, changelog, deployment.partitions, {"cleanup.policy": "delete"})
 
     checked = deployment.cli("topics", "apply")
     assert checked.returncode == 1, checked.stdout + checked.stderr
     drift = [line for line in checked.stdout.splitlines() if line.startswith("drift")]
     assert any(profiles in line and "cleanup.policy: has delete" in line and "compact" in line for line in drift), drift
     assert any(profiles in line and "retention.ms: has 60000" in line and "-1" in line for line in drift), drift
-    assert len(drift) == 2, checked.stdout  # nothing else drifted
+    assert any(changelog in line and "cleanup.policy: has delete" in line for line in drift), drift
+    assert len(drift) == 3, checked.stdout  # nothing else drifted
     assert "--alter" in checked.stderr
     configs = topic_configs(deployment.bootstrap, profiles)
     assert (configs["cleanup.policy"], configs["retention.ms"]) == ("delete", "60000"), "changed without --alter"
@@ -61,6 +73,7 @@ def test_topics_apply_reports_config_drift_and_changes_it_only_with_alter(deploy
     assert sum(line.startswith("altered") and profiles in line for line in altered.stdout.splitlines()) == 2
     configs = topic_configs(deployment.bootstrap, profiles)
     assert (configs["cleanup.policy"], configs["retention.ms"]) == ("compact", "-1")
+    assert topic_configs(deployment.bootstrap, changelog)["cleanup.policy"] == "compact"
 
     again = deployment.cli("topics", "apply")
     assert again.returncode == 0, again.stdout + again.stderr

@@ -55,7 +55,12 @@ def compare(spec: TopicSpec, have: Observed) -> list[TopicReport]:
                 "the state changelog must share one partition count (co-partitioning by customer id): "
                 "remarket never changes it; set REMARKET_PARTITIONS or recreate the topics"))
         else:
-            growable = "--alter grows it" if have.partitions < spec.partitions else "Kafka cannot shrink a topic"
+            if have.partitions > spec.partitions:
+                growable = "Kafka cannot shrink a topic"
+            elif spec.cleanup_policy == "compact":
+                growable = "compacted: more partitions would split a key's history, recreate it instead"
+            else:
+                growable = "--alter grows it"
             reports.append(TopicReport(spec.name, "drift", f"partitions: has {have.partitions}, the catalog says "
                                        f"{spec.partitions} ({growable})", "partitions"))
     if have.replication_factor != spec.replication_factor:
@@ -77,7 +82,7 @@ async def apply_topics(settings: Settings, catalog: Catalog, *, create_inputs: b
     await admin.start()
     try:
         existing = await _layouts(admin)
-        configs = await _configs(admin, [spec for spec in catalog if spec.name in existing])
+        configs = await _configs(admin, [spec.name for spec in catalog if spec.name in existing])
         reports: list[TopicReport] = []
         for spec in catalog:
             if spec.name not in existing:
@@ -88,15 +93,35 @@ async def apply_topics(settings: Settings, catalog: Catalog, *, create_inputs: b
             if alter and drift:
                 drift = await _alter(admin, spec, drift, partitions, configs[spec.name][1])
             reports += drift or [TopicReport(spec.name, "ok", f"{partitions} partitions, {_summary(spec)}")]
-        changelog = changelog_topic(settings)
-        if changelog in existing and existing[changelog][0] != catalog.partitions:
-            reports.append(TopicReport(
-                changelog, "mismatch",
-                f"partitions: has {existing[changelog][0]}, inputs have {catalog.partitions} (the state changelog "
-                "is co-partitioned with them; remarket never changes it)"))
+        reports += await _check_changelog(admin, changelog_topic(settings), existing, catalog.partitions, alter)
         return reports
     finally:
         await admin.close()
+
+
+async def _check_changelog(admin: AIOKafkaAdminClient, changelog: str, existing: dict[str, tuple[int, int]],
+                           partitions: int, alter: bool) -> list[TopicReport]:
+    """faust creates the state changelog (compacted); it must stay compacted and co-partitioned."""
+    if changelog not in existing:
+        return []
+    reports = []
+    if existing[changelog][0] != partitions:
+        reports.append(TopicReport(
+            changelog, "mismatch",
+            f"partitions: has {existing[changelog][0]}, inputs have {partitions} (the state changelog "
+            "is co-partitioned with them; remarket never changes it)"))
+    configs, overrides = (await _configs(admin, [changelog]))[changelog]
+    policy = configs.get("cleanup.policy", "")
+    if "compact" not in policy.split(","):
+        detail = f"cleanup.policy: has {policy}, the state changelog must be compact (or state is lost)"
+        if alter:
+            await _check(await admin.alter_configs([ConfigResource(
+                ConfigResourceType.TOPIC, changelog, {**overrides, "cleanup.policy": "compact"})]))
+            reports.append(TopicReport(changelog, "altered", f"cleanup.policy: was {policy}, now compact",
+                                       "cleanup.policy"))
+        else:
+            reports.append(TopicReport(changelog, "drift", detail, "cleanup.policy"))
+    return reports or [TopicReport(changelog, "ok", f"{partitions} partitions, cleanup.policy={policy}")]
 
 
 async def _create(admin: AIOKafkaAdminClient, spec: TopicSpec, create_inputs: bool) -> TopicReport:
@@ -116,7 +141,7 @@ async def _alter(admin: AIOKafkaAdminClient, spec: TopicSpec, drift: list[TopicR
                  overrides: dict[str, str]) -> list[TopicReport]:
     """Fix what can be fixed; what cannot stays in the returned reports."""
     configs = [r for r in drift if r.setting in spec.config()]
-    grow = [r for r in drift if r.setting == "partitions" and partitions < spec.partitions]
+    grow = [r for r in drift if r.setting == "partitions" and r.detail.endswith("(--alter grows it)")]
     if configs:  # AlterConfigs replaces the topic's whole override set: keep the others, change ours
         await _check(await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name,
                                                                {**overrides, **spec.config()})]))
@@ -143,11 +168,11 @@ async def _layouts(admin: AIOKafkaAdminClient) -> dict[str, tuple[int, int]]:
             for d in described if not d.get("error_code")}
 
 
-async def _configs(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> dict[str, tuple[dict, dict]]:
+async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, tuple[dict, dict]]:
     """For each topic: (every config, the configs set on the topic itself)."""
-    if not specs:
+    if not names:
         return {}
-    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs])
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
     found: dict[str, tuple[dict, dict]] = {}
     for response in responses:
         for resource in response.to_object()["resources"]:

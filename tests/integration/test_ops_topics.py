@@ -6,10 +6,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from tests.integration.harness import free_port, run
+from tests.integration.harness import Deployment, free_port, run, wait_until
 
 
 async def _admin(bootstrap: str, action):
@@ -113,3 +115,47 @@ def test_tail_of_a_missing_topic_fails_at_once_naming_it(deployment):
     [line] = result.stderr.strip().splitlines()
     assert "no-such-topic" in line
     assert "no-such-topic" not in partition_counts(deployment.bootstrap)
+
+
+@pytest.fixture(scope="module")
+def auto_creating_broker(tmp_path_factory):
+    """Kafka's default: a metadata request naming a missing topic creates it."""
+    from tests.conftest import load_local_broker_module
+
+    broker = load_local_broker_module().LocalBroker(tmp_path_factory.mktemp("kafka-autocreate"))
+    bootstrap = broker.start(extra_config={"auto.create.topics.enable": "true"})
+    try:
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+def test_on_a_broker_that_auto_creates_topics_neither_worker_nor_tail_creates_a_missing_one(
+        auto_creating_broker, tmp_path):
+    bootstrap = auto_creating_broker
+
+    async def subscribe_briefly(topic: str) -> None:  # what a naive client does
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            await consumer.getmany(timeout_ms=2000)
+        finally:
+            await consumer.stop()
+
+    run(subscribe_briefly("control-auto-created"))
+    wait_until(lambda: "control-auto-created" in partition_counts(bootstrap), timeout=10,
+               message="the broker auto-creates topics (else this test proves nothing)")
+
+    deployment = Deployment(bootstrap, tmp_path)
+    assert deployment.cli("topics", "apply").returncode == 0
+    typo = deployment.topics["orders"] + "-typo"
+    env = deployment.env(REMARKET_TOPIC_ORDERS=typo, REMARKET_WEB_PORT=str(free_port()),
+                         REMARKET_DATA_DIR=str(tmp_path / "data"))
+    worker = subprocess.run([sys.executable, "-m", "remarket.cli", "worker"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert worker.returncode == 2 and typo in worker.stderr, worker.stdout + worker.stderr
+    tail = deployment.cli("tail", "no-such-topic", timeout=30)
+    assert tail.returncode == 2 and "no-such-topic" in tail.stderr
+    time.sleep(1)
+    topics = partition_counts(bootstrap)
+    assert typo not in topics and "no-such-topic" not in topics, sorted(topics)

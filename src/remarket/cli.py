@@ -43,7 +43,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from remarket.shell.topics import apply_topics
 
     catalog = _catalog(settings)
-    policy = _policy(settings)  # a bad policy file fails before anything touches Kafka
+    policy = _policy(settings)  # a bad policy file or data dir fails before anything touches Kafka
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"REMARKET_DATA_DIR={settings.data_dir}: cannot create it: {exc.strerror or exc}") from None
     # internal and output topics may be created; a missing input topic is an error (a typo in
     # REMARKET_TOPIC_ORDERS must not become an empty topic the worker runs on happily)
     reports = asyncio.run(apply_topics(settings, catalog, create_inputs=False))

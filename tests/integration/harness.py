@@ -59,8 +59,8 @@ class Deployment:
         env.update(overrides)
         return env
 
-    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "remarket.cli", *args], env=self.env(),
+    def cli(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "remarket.cli", *args], env=self.env(**(env or {})),
                               capture_output=True, text=True, timeout=timeout)
 
     def start_worker(self, name: str = "w1", **env: str) -> "WorkerProcess":

@@ -94,6 +94,15 @@ def test_alter_grows_output_topics_but_never_repartitions_co_partitioned_ones(de
     assert counts[deployment.topics["actions"]] == 3, "an output topic may grow with --alter"
 
 
+def test_a_topic_the_broker_refuses_to_create_is_reported_not_claimed_created(kafka_bootstrap, tmp_path):
+    deployment = Deployment(kafka_bootstrap, tmp_path)  # its topics do not exist yet
+    result = deployment.cli("topics", "apply", env={"REMARKET_REPLICATION_FACTOR": "3"})  # one broker here
+    assert result.returncode == 2, result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("failed")]
+    assert len(failed) == len(deployment.topics) and all("replication" in line.lower() for line in failed), failed
+    assert not [line for line in result.stdout.splitlines() if line.startswith("created")]
+
+
 def test_the_worker_refuses_a_missing_input_topic_and_does_not_create_it(deployment, tmp_path):
     typo = deployment.topics["orders"] + "-typo"
     env = deployment.env(REMARKET_TOPIC_ORDERS=typo, REMARKET_WEB_PORT=str(free_port()),

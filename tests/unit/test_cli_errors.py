@@ -97,3 +97,18 @@ def test_every_subcommand_reports_a_bad_policy_or_catalog_in_one_line(tmp_path):
     assert "REMARKET_POLICY_FILE" in line and "reminder.delay" in line
     line = one_line_error(remarket("simulate", REMARKET_CATALOG_FILE=str(tmp_path / "missing.toml")))
     assert "missing.toml" in line
+
+
+def test_an_unusable_data_dir_or_tls_file_is_one_line_naming_the_setting(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    line = one_line_error(remarket("worker", REMARKET_DATA_DIR=str(blocker / "data")))
+    assert "REMARKET_DATA_DIR" in line and "a-file" in line
+    line = one_line_error(remarket("topics", "apply", REMARKET_KAFKA_SECURITY_PROTOCOL="SSL",
+                                   REMARKET_KAFKA_SSL_CAFILE=str(tmp_path / "ca.pem")))
+    assert "REMARKET_KAFKA_SSL_CAFILE" in line and "ca.pem" in line
+
+
+def test_an_illegal_topic_name_is_one_line_naming_the_variable():
+    line = one_line_error(remarket("topics", "apply", REMARKET_TOPIC_ORDERS="shop orders!"))
+    assert "REMARKET_TOPIC_ORDERS" in line and "shop orders!" in line and "legal" in line

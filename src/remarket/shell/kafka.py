@@ -4,6 +4,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from remarket.config_errors import ConfigError
 from remarket.settings import Settings
 
 
@@ -36,10 +37,20 @@ def client_config(settings: Settings) -> dict[str, Any]:
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    try:
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"REMARKET_KAFKA_SSL_CAFILE={settings.kafka_ssl_cafile}: cannot load the CA: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
     if settings.kafka_ssl_certfile:
-        context.load_cert_chain(str(settings.kafka_ssl_certfile),
-                                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None)
+        try:
+            context.load_cert_chain(str(settings.kafka_ssl_certfile),
+                                    str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"REMARKET_KAFKA_SSL_CERTFILE={settings.kafka_ssl_certfile} / REMARKET_KAFKA_SSL_KEYFILE="
+                              f"{settings.kafka_ssl_keyfile}: cannot load the client certificate: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
     return context
 
 

@@ -26,14 +26,14 @@ DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source: set on this topic (no
 @dataclass(frozen=True)
 class TopicReport:
     name: str
-    status: str  # created | ok | missing | mismatch | drift | altered
+    status: str  # created | ok | missing | mismatch | failed | drift | altered
     detail: str = ""
     setting: str = ""  # what drifted: partitions, replication_factor or a topic config name
 
     @property
     def blocking(self) -> bool:
         """The worker must not start on this."""
-        return self.status in ("missing", "mismatch")
+        return self.status in ("missing", "mismatch", "failed")
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,12 @@ async def _create(admin: AIOKafkaAdminClient, spec: TopicSpec, create_inputs: bo
         return TopicReport(spec.name, "missing",
                            f"input topic {spec.name} ({spec.role}) does not exist: create it with "
                            f"`remarket topics apply` (or fix REMARKET_TOPIC_{spec.role.upper()})")
-    try:
-        await admin.create_topics([NewTopic(spec.name, spec.partitions, spec.replication_factor,
-                                            topic_configs=spec.config())])
-    except TopicAlreadyExistsError:  # raced with another worker: fine
-        pass
+    response = await admin.create_topics([NewTopic(spec.name, spec.partitions, spec.replication_factor,
+                                                   topic_configs=spec.config())])
+    for error in response.to_object()["topic_errors"]:  # aiokafka returns them, it does not raise
+        code = error["error_code"]
+        if code and code != TopicAlreadyExistsError.errno:  # already exists: raced with another worker, fine
+            return TopicReport(spec.name, "failed", f"could not create it: {error['error_message'] or code}")
     return TopicReport(spec.name, "created", f"{spec.partitions} partitions, {_summary(spec)}")
 
 

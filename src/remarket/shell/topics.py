@@ -89,6 +89,10 @@ async def apply_topics(settings: Settings, catalog: Catalog, *, create_inputs: b
                 reports.append(await _create(admin, spec, create_inputs))
                 continue
             partitions, replicas = existing[spec.name]
+            if spec.name not in configs:
+                reports.append(TopicReport(spec.name, "drift", "configs: the broker did not describe them "
+                                           "(DescribeConfigs refused?): not checked", "configs"))
+                continue
             drift = compare(spec, Observed(partitions, replicas, *configs[spec.name]))
             if alter and drift:
                 drift = await _alter(admin, spec, drift, partitions, configs[spec.name][1])
@@ -110,7 +114,11 @@ async def _check_changelog(admin: AIOKafkaAdminClient, changelog: str, existing:
             changelog, "mismatch",
             f"partitions: has {existing[changelog][0]}, inputs have {partitions} (the state changelog "
             "is co-partitioned with them; remarket never changes it)"))
-    configs, overrides = (await _configs(admin, [changelog]))[changelog]
+    described = await _configs(admin, [changelog])
+    if changelog not in described:
+        return reports + [TopicReport(changelog, "drift", "configs: the broker did not describe them: not checked",
+                                      "configs")]
+    configs, overrides = described[changelog]
     policy = configs.get("cleanup.policy", "")
     if "compact" not in policy.split(","):
         detail = f"cleanup.policy: has {policy}, the state changelog must be compact (or state is lost)"

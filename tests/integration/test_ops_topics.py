@@ -116,6 +116,16 @@ def test_the_worker_refuses_a_missing_input_topic_and_does_not_create_it(deploym
     assert typo not in partition_counts(deployment.bootstrap), "the worker created the missing input topic"
 
 
+def test_a_worker_missing_an_input_creates_none_of_its_other_topics(kafka_bootstrap, tmp_path):
+    deployment = Deployment(kafka_bootstrap, tmp_path)  # nothing applied
+    env = deployment.env(REMARKET_WEB_PORT=str(free_port()), REMARKET_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run([sys.executable, "-m", "remarket.cli", "worker"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == len(["visits", "orders", "carts", "email", "consent"])
+    assert not set(deployment.topics.values()) & set(partition_counts(kafka_bootstrap))
+
+
 def test_tail_of_a_missing_topic_fails_at_once_naming_it(deployment):
     started = time.monotonic()
     result = deployment.cli("tail", "no-such-topic", timeout=30)

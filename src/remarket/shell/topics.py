@@ -82,6 +82,10 @@ async def apply_topics(settings: Settings, catalog: Catalog, *, create_inputs: b
     await admin.start()
     try:
         existing = await _layouts(admin)
+        if not create_inputs:  # a missing input stops everything: create nothing for a deployment that cannot run
+            missing = [await _create(admin, spec, False) for spec in catalog.inputs if spec.name not in existing]
+            if missing:
+                return missing
         configs = await _configs(admin, [spec.name for spec in catalog if spec.name in existing])
         reports: list[TopicReport] = []
         for spec in catalog:
@@ -135,7 +139,7 @@ async def _check_changelog(admin: AIOKafkaAdminClient, changelog: str, existing:
 async def _create(admin: AIOKafkaAdminClient, spec: TopicSpec, create_inputs: bool) -> TopicReport:
     if spec.direction == "input" and not create_inputs:
         return TopicReport(spec.name, "missing",
-                           f"input topic {spec.name} ({spec.role}) does not exist: create it with "
+                           f"the input topic ({spec.role}) does not exist: create it with "
                            f"`remarket topics apply` (or fix REMARKET_TOPIC_{spec.role.upper()})")
     response = await admin.create_topics([NewTopic(spec.name, spec.partitions, spec.replication_factor,
                                                    topic_configs=spec.config())])

@@ -156,7 +156,7 @@ def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_dead_letter(args: argparse.Namespace, settings: Settings) -> int:
     """Redrive dead letters to their original topic: dry run unless --execute."""
-    from remarket.redrive import OUTCOMES, Selection, parse_time
+    from remarket.redrive import Selection, parse_time
     from remarket.shell.dead_letter_replay import replay
     from remarket.shell.pipeline import DeadLetterReason
 
@@ -188,7 +188,7 @@ def cmd_dead_letter(args: argparse.Namespace, settings: Settings) -> int:
         counts.pop("redriven")
     else:
         counts.pop("would_redrive")
-    print("counts: " + " ".join(f"{outcome}={n}" for outcome, n in counts.items() if outcome in OUTCOMES))
+    print("counts: " + " ".join(f"{outcome}={n}" for outcome, n in counts.items()))
     return 0
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.harness import consume_all, run
+from tests.integration.harness import consume_all, run, wait_until
 
 NOW_MS = int(time.time() * 1000)
 THREE_DAYS_AGO_MS = NOW_MS - int(timedelta(days=3).total_seconds() * 1000)
@@ -103,3 +103,28 @@ def test_dead_letter_replay_redrives_the_selected_records_once_with_their_header
     assert again.returncode == 0, again.stdout + again.stderr
     assert counts(again.stdout)["redriven"] == 0 and counts(again.stdout)["already_redriven"] == 2
     assert len(run(consume_all(deployment.bootstrap, orders, timeout=5, settle=2))) == 1
+
+
+def visit(customer_id: str) -> bytes:
+    return orjson.dumps({
+        "event_id": f"e-{uuid.uuid4()}", "event_type": "visit.product_view", "customer_id": customer_id,
+        "occurred_at": datetime.now(timezone.utc).isoformat(), "schema_version": 1,
+        "context": {"timezone": "Europe/Berlin", "country": "DE"}, "product_id": "p-0001"})
+
+
+def test_a_redriven_record_is_applied_by_the_worker_like_any_other(deployment):
+    """A record parked by a (since fixed) processing error reaches the customer's state once redriven."""
+    visits = deployment.topics["visits"]
+    worker = deployment.start_worker("w1")
+    run(produce_dead_letters(deployment.bootstrap, deployment.topics["dead_letter"], [
+        {"key": b"c-redrive-live", "value": visit("c-redrive-live"),
+         "headers": dead_letter_headers("processing_error", visits, 3, ("traceparent", b"00-1-2-01"))}]))
+    assert worker.customer("c-redrive-live") is None
+
+    done = deployment.cli("dead-letter", "replay", "--reason", "processing_error", "--execute")
+    assert done.returncode == 0 and counts(done.stdout)["redriven"] == 1, done.stdout + done.stderr
+
+    view = wait_until(lambda: worker.customer("c-redrive-live"), timeout=30, message="the redriven visit applied")
+    assert view["state"]["events_by_family"] == {"visits": 1}, view
+    dead_letters = run(consume_all(deployment.bootstrap, deployment.topics["dead_letter"], timeout=5, settle=2))
+    assert len(dead_letters) == 1, "the redriven record was dead-lettered again"

@@ -48,6 +48,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"REMARKET_DATA_DIR={settings.data_dir}: cannot create it: {exc.strerror or exc}") from None
+    _check_web_address(settings)
     # internal and output topics may be created; a missing input topic is an error (a typo in
     # REMARKET_TOPIC_ORDERS must not become an empty topic the worker runs on happily)
     reports = asyncio.run(apply_topics(settings, catalog, create_inputs=False))
@@ -71,6 +72,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         raise
     datadir.mark_clean_stop(settings.data_dir)
     return 0
+
+
+def _check_web_address(settings: Settings) -> None:
+    """The web server's address, tried before Kafka: faust would fail with a traceback much later."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in settings.web_host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does
+            probe.bind((settings.web_host, settings.web_port))
+    except OSError as exc:
+        raise ConfigError(f"REMARKET_WEB_HOST:REMARKET_WEB_PORT={settings.web_host}:{settings.web_port}: cannot listen "
+                          f"there: {exc.strerror or exc}") from None
 
 
 def quiet_client_libraries(level: str) -> None:

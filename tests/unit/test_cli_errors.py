@@ -112,3 +112,14 @@ def test_an_unusable_data_dir_or_tls_file_is_one_line_naming_the_setting(tmp_pat
 def test_an_illegal_topic_name_is_one_line_naming_the_variable():
     line = one_line_error(remarket("topics", "apply", REMARKET_TOPIC_ORDERS="shop orders!"))
     assert "REMARKET_TOPIC_ORDERS" in line and "shop orders!" in line and "legal" in line
+
+
+def test_a_web_port_in_use_is_one_line_before_kafka_is_touched(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_line_error(remarket("worker", REMARKET_WEB_PORT=str(port), REMARKET_DATA_DIR=str(tmp_path)))
+    assert "REMARKET_WEB_PORT" in line and str(port) in line and "in use" in line

@@ -101,7 +101,7 @@ async def create_topics(bootstrap: str, topics: list[tuple[str, int, dict]]) -> 
 
 def metric_sum(exposition: str, name: str) -> float:
     """Sum of every labelled sample of one metric in a Prometheus text exposition."""
-    return sum(float(v) for v in re.findall(rf'^{name}\{{[^}}]*\}} ([0-9.e+]+)$', exposition, re.M))
+    return sum(float(v) for v in re.findall(rf'^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$', exposition, re.M))
 
 
 # -- remarket worker -----------------------------------------------------------------------
@@ -292,19 +292,50 @@ async def produce_changelog(bootstrap: str, topic: str, states: list[CustomerSta
     return time.perf_counter() - started
 
 
-def measure_restore(bootstrap: str, workdir: Path, states: list[CustomerState], customers: int) -> dict:
+def measure_restore(bootstrap: str, workdir: Path, states: list[CustomerState], customers: int,
+                    repeat: int = 1, baseline: str | None = None) -> dict:
+    """Worker start to ready over a changelog of `customers` states, empty data dir each time.
+
+    With `baseline` (a git revision) the same changelog is also restored by that revision's
+    worker, alternating with today's, `repeat` times each: the median of each is reported.
+    """
     app_id = f"bench-restore-{uuid.uuid4().hex[:6]}"
     changelog = f"{app_id}-customers-changelog"
     log(f"writing {customers:,} customers' state into {changelog}")
     produce_seconds = asyncio.run(produce_changelog(bootstrap, changelog, states, customers))
-    worker = WorkerRun(bootstrap, app_id, workdir)
+    contenders: dict[str, dict[str, str]] = {"remarket": {}}
+    if baseline:
+        checkout = workdir / f"baseline-{baseline}"
+        subprocess.run(["git", "worktree", "add", "--detach", str(checkout), baseline], cwd=ROOT, check=True,
+                       capture_output=True)
+        contenders[f"baseline {baseline}"] = {"PYTHONPATH": str(checkout / "src")}
+    # inputs on empty topics of their own: the workers restore, and process nothing that would grow it
+    quiet_inputs = {f"REMARKET_TOPIC_{role.upper()}": f"bench.restore-{app_id}.{role}"
+                    for role in ("visits", "orders", "carts", "email", "consent")}
+    runs: dict[str, list[dict]] = {name: [] for name in contenders}
     try:
-        ready_after = worker.wait_ready(timeout=1800)
-        disk = sum(p.stat().st_size for p in worker.data_dir.rglob("*") if p.is_file())
-        return {"customers": customers, "ready_after_s": ready_after, "changelog_write_s": produce_seconds,
-                "rocksdb_mb": disk / 2**20, "peak_rss_mb": worker.peak_rss_mb()}
+        for rep in range(repeat):
+            for name, env in contenders.items():
+                data_dir = workdir / f"{app_id}-{rep}-{len(runs[name])}-{name.split()[0]}"
+                worker = WorkerRun(bootstrap, app_id, workdir, REMARKET_DATA_DIR=str(data_dir),
+                                   REMARKET_TOPIC_TICKS=f"bench.restore-{data_dir.name}.ticks",
+                                   REMARKET_LOG_LEVEL="info", **quiet_inputs, **env)
+                try:
+                    ready_after = worker.wait_ready(timeout=1800)
+                    text = worker.get("/metrics")[1].decode()
+                    disk = sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
+                    runs[name].append({"ready_after_s": ready_after, "rocksdb_mb": disk / 2**20,
+                                       "peak_rss_mb": worker.peak_rss_mb(),
+                                       "restored_records": metric_sum(text, "remarket_restored_records_total")})
+                    log(f"restore {rep + 1}/{repeat} {name}: ready after {ready_after:.1f} s")
+                finally:
+                    worker.stop()
     finally:
-        worker.stop()
+        if baseline:
+            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=ROOT, capture_output=True)
+    medians = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in runs.items()}
+    return {"customers": customers, "changelog_write_s": produce_seconds, "repeat": repeat,
+            "runs": runs, "median": medians, **medians["remarket"]}
 
 
 # -- report -------------------------------------------------------------------------------
@@ -351,6 +382,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--restore-customers", type=int, default=1_000_000)
+    parser.add_argument("--restore-repeat", type=int, default=1, help="restores per contender (median)")
+    parser.add_argument("--restore-baseline", default=None,
+                        help="git revision whose worker restores the same changelog, alternating")
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     parser.add_argument("--write-docs", action="store_true")
@@ -412,7 +446,8 @@ def main() -> None:
         results["state"] = {"customers": len(sizes), "mean_bytes": statistics.fmean(sizes),
                             "p95_bytes": sizes[int(0.95 * (len(sizes) - 1))], "max_bytes": sizes[-1]}
         if "restore" not in skip:
-            results["restore"] = measure_restore(bootstrap, workdir, states, args.restore_customers)
+            results["restore"] = measure_restore(bootstrap, workdir, states, args.restore_customers,
+                                                 args.restore_repeat, args.restore_baseline)
             log(json.dumps(results["restore"]))
     finally:
         if broker:

@@ -1,6 +1,7 @@
 """The topic catalog (streams/topics.toml) as frozen specs. No Kafka imports: data only."""
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Iterator, Literal
 PACKAGED_CATALOG = Path(__file__).parent / "data" / "topics.toml"
 INPUT_ROLES = ("visits", "orders", "carts", "email", "consent")
 CO_PARTITIONED_DIRECTIONS = ("input", "internal")
+LEGAL_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
 class CatalogError(ValueError):
@@ -92,6 +94,11 @@ def load_catalog(
             )
         except KeyError as exc:
             raise CatalogError(f"{path}: topics.{role} is missing {exc}") from exc
+    for role, spec in topics.items():
+        if not LEGAL_TOPIC_NAME.fullmatch(spec.name) or spec.name in (".", ".."):
+            source = f"REMARKET_TOPIC_{role.upper()}" if role in overrides else f"{path}: topics.{role}.name"
+            raise CatalogError(f"{source}={spec.name!r} is not a legal Kafka topic name (ASCII letters, digits, "
+                               "'.', '_' and '-', at most 249)")
     missing = {*INPUT_ROLES, "ticks", "rerouted", "actions", "holdout", "profiles", "dead_letter"} - set(topics)
     if missing:
         raise CatalogError(f"{path}: the catalog lacks roles {sorted(missing)}")

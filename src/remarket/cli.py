@@ -4,13 +4,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 import orjson
 
+from pydantic import ValidationError
+
 from remarket.catalog import CatalogError, load_catalog
+from remarket.config_errors import ConfigError, policy_error, settings_error, settings_help
 from remarket.settings import Settings
 
 
@@ -22,25 +25,43 @@ def _catalog(settings: Settings):
 def _policy(settings: Settings, path: Path | None = None):
     from remarket.domain import policy as policy_module
 
+    via = "--policy" if path else "REMARKET_POLICY_FILE"
     path = path or settings.policy_file
     if path is None:
         return policy_module.Policy()
-    return policy_module.load_policy(path)
+    try:
+        return policy_module.load_policy(path)
+    except policy_module.PolicyError as exc:
+        raise policy_error(path, exc, via) from None
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from remarket.shell import datadir
     from remarket.shell.app import Worker
-    from remarket.shell.kafka import apply_topics
+    from remarket.shell.topics import apply_topics
     from remarket.shell.observe_logs import Worker as FaustWorker
 
     catalog = _catalog(settings)
-    reports = asyncio.run(apply_topics(settings, catalog))
-    if _print_topic_reports(reports):
+    policy = _policy(settings)  # a bad policy file or data dir fails before anything touches Kafka
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"REMARKET_DATA_DIR={settings.data_dir}: cannot create it: {exc.strerror or exc}") from None
+    _check_web_address(settings)
+    # internal and output topics may be created; a missing input topic is an error (a typo in
+    # REMARKET_TOPIC_ORDERS must not become an empty topic the worker runs on happily)
+    reports = asyncio.run(apply_topics(settings, catalog, create_inputs=False))
+    if blocking := [r for r in reports if r.blocking]:
+        for r in blocking:
+            print(f"remarket worker: {r.name}: {r.detail}", file=sys.stderr)
         return 2
+    for r in reports:
+        if r.status == "drift":
+            print(f"remarket worker: warning: {r.name}: {r.detail} (`remarket topics apply --alter` fixes configs)",
+                  file=sys.stderr)
     # before the app exists: building it creates (empty) table directories, which read as "unclean"
     datadir.prepare(settings.data_dir, exactly_once=settings.processing_guarantee == "exactly_once")
-    worker = Worker(settings, _policy(settings), catalog)
+    worker = Worker(settings, policy, catalog)
     quiet_client_libraries(settings.log_level)
     try:
         FaustWorker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
@@ -50,6 +71,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         raise
     datadir.mark_clean_stop(settings.data_dir)
     return 0
+
+
+def _check_web_address(settings: Settings) -> None:
+    """The web server's address, tried before Kafka: faust would fail with a traceback much later."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in settings.web_host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does
+            probe.bind((settings.web_host, settings.web_port))
+    except OSError as exc:
+        raise ConfigError(f"REMARKET_WEB_HOST:REMARKET_WEB_PORT={settings.web_host}:{settings.web_port}: cannot listen "
+                          f"there: {exc.strerror or exc}") from None
 
 
 def quiet_client_libraries(level: str) -> None:
@@ -64,21 +98,21 @@ def quiet_client_libraries(level: str) -> None:
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
-    from remarket.shell.kafka import apply_topics
+    """0: as the catalog says; 1: drift left (rerun with --alter); 2: a layout remarket cannot fix."""
+    from remarket.shell.topics import apply_topics
 
-    reports = asyncio.run(apply_topics(settings, _catalog(settings)))
-    return 2 if _print_topic_reports(reports) else 0
-
-
-def _print_topic_reports(reports) -> bool:
-    mismatched = False
+    reports = asyncio.run(apply_topics(settings, _catalog(settings), alter=args.alter))
     for r in reports:
         print(f"{r.status:9} {r.name}  {r.detail}")
-        mismatched |= r.status == "mismatch"
-    if mismatched:
+    if any(r.blocking for r in reports):
         print("topic layout does not match the catalog: fix the topics (or REMARKET_PARTITIONS) first",
               file=sys.stderr)
-    return mismatched
+        return 2
+    if any(r.status == "drift" for r in reports):
+        print("topics drifted from the catalog: `remarket topics apply --alter` changes the topic configs "
+              "(and grows output topics); partitions of co-partitioned topics are never changed", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -133,6 +167,44 @@ def cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dead_letter(args: argparse.Namespace, settings: Settings) -> int:
+    """Redrive dead letters to their original topic: dry run unless --execute."""
+    from remarket.redrive import Selection, parse_time
+    from remarket.shell.dead_letter_replay import replay
+    from remarket.shell.pipeline import DeadLetterReason
+
+    catalog = _catalog(settings)
+    if "redriven" not in catalog.topics:
+        raise ConfigError("the topic catalog has no `redriven` role (the redrive markers): add it as in "
+                          "streams/topics.toml")
+    unknown = set(args.reason) - set(DeadLetterReason.ALL)
+    if unknown:
+        raise ConfigError(f"--reason {', '.join(sorted(unknown))}: unknown; allowed: {', '.join(DeadLetterReason.ALL)}")
+    now = datetime.now(timezone.utc)
+    try:
+        since = parse_time(args.since, now) if args.since else None
+        until = parse_time(args.until, now) if args.until else None
+    except ValueError as exc:
+        raise ConfigError(f"--since/--until: {exc}") from None
+    roles = {role.replace("_", "-"): spec.name for role, spec in catalog.topics.items()} | {
+        role: spec.name for role, spec in catalog.topics.items()}
+    selection = Selection(frozenset(args.reason), frozenset(roles.get(t, t) for t in args.topic), since, until)
+    try:
+        result = asyncio.run(replay(settings, catalog, selection, execute=args.execute,
+                                    report=lambda line: print(line, flush=True)))
+    except LookupError as exc:
+        print(f"remarket dead-letter replay: {exc}", file=sys.stderr)
+        return 2
+    counts = result.counts()
+    if not args.execute:
+        print("dry run: nothing was produced; add --execute to redrive")
+        counts.pop("redriven")
+    else:
+        counts.pop("would_redrive")
+    print("counts: " + " ".join(f"{outcome}={n}" for outcome, n in counts.items()))
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from remarket import replay
 
@@ -165,11 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Configuration comes from REMARKET_* environment variables (see docs/configuration.md).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("worker", help="run the stream worker (Faust): state, timers, actions")
+    p = sub.add_parser("worker", help="run the stream worker (Faust): state, timers, actions",
+                       description="Run the stream worker: state, timers, actions, web views and /metrics.",
+                       epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("topics", help="create or check the topics of the catalog")
+    p = sub.add_parser("topics", help="create missing topics, report drift from the catalog (--alter fixes it)")
     p.add_argument("action", choices=["apply"])
+    p.add_argument("--alter", action="store_true",
+                   help="change drifted topic configs (cleanup.policy, retention.ms, ...) to the catalog's and grow "
+                   "output topics' partitions; co-partitioned topics (inputs, ticks, changelog) are never "
+                   "repartitioned")
     p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("simulate", help="produce realistic storefront traffic")
@@ -198,6 +276,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_policy)
 
+    p = sub.add_parser("dead-letter", help="redrive dead letters to their original topic (dry run by default)",
+                       description="Re-produce dead letters (original bytes, key and the producer's headers) to "
+                       "the topic they came from, once the cause is fixed. Dry run unless --execute. A redriven "
+                       "record carries remarket-redriven-from: TOPIC/PARTITION/OFFSET of its dead letter; a marker "
+                       "per event id (compacted topic, catalog role `redriven`) makes a second run skip it. "
+                       "Truncated dead letters cannot be redriven byte for byte: skipped and counted.")
+    p.add_argument("action", choices=["replay"])
+    p.add_argument("--reason", action="append", default=[], metavar="REASON",
+                   help="only this dead-letter reason (repeatable): not_json, schema_violation, rejected_by_core, ...")
+    p.add_argument("--topic", action="append", default=[], metavar="TOPIC",
+                   help="only records from this source topic (a name or a catalog role such as orders; repeatable)")
+    p.add_argument("--since", default=None, help="dead-lettered at or after: ISO time with offset, or an age (2h, 7d)")
+    p.add_argument("--until", default=None, help="dead-lettered before: ISO time with offset, or an age")
+    p.add_argument("--execute", action="store_true", help="produce (default: only print what would happen)")
+    p.set_defaults(func=cmd_dead_letter)
+
     p = sub.add_parser("replay", help="run the core over a JSONL file of events (backfill, what-if)")
     p.add_argument("--input", type=Path, required=True)
     p.add_argument("--snapshot", type=Path, required=True)
@@ -215,10 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"remarket: {settings_error(exc)}", file=sys.stderr)
+        return 2
     try:
         return args.func(args, settings)
-    except CatalogError as exc:
+    except (CatalogError, ConfigError) as exc:
         print(f"remarket: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

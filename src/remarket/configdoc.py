@@ -68,6 +68,7 @@ FALLBACK_DESCRIPTIONS = {
     "topic_holdout": "Output topic of control-group (holdout) actions, never sent.",
     "topic_profiles": "Output topic of customer profiles (compacted).",
     "topic_dead_letter": "Output topic of rejected input with its reason.",
+    "topic_redriven": "Compacted topic of markers of redriven dead letters (`remarket dead-letter replay`).",
 }
 
 TOPIC_NOTE = (

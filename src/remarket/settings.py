@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     topic_holdout: str | None = None
     topic_profiles: str | None = None
     topic_dead_letter: str | None = None
+    topic_redriven: str | None = None
 
     def topic_overrides(self) -> dict[str, str]:
         return {

@@ -44,11 +44,18 @@ def format_record(record, raw: bool = False) -> str:
 async def tail(settings: Settings, topic: str, *, from_beginning: bool, limit: int | None,
                idle_timeout: float | None, raw: bool) -> int:
     consumer = AIOKafkaConsumer(
-        topic, **client_config(settings), group_id=None, enable_auto_commit=False,
+        **client_config(settings), group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest", isolation_level="read_committed")
     await consumer.start()
     seen = 0
     try:
+        # list every topic first (a metadata request naming a missing topic waits for it, or
+        # creates it on brokers with auto-creation on)
+        if topic not in await consumer.topics():
+            print(f"remarket tail: topic {topic!r} does not exist (a catalog role such as actions, dead-letter, "
+                  "profiles, orders, or an existing topic name)", file=sys.stderr)
+            return 2
+        consumer.subscribe([topic])
         while limit is None or seen < limit:
             batch = await consumer.getmany(timeout_ms=1000 if idle_timeout is None else int(idle_timeout * 1000))
             if not batch and idle_timeout is not None:

@@ -59,8 +59,8 @@ class Deployment:
         env.update(overrides)
         return env
 
-    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "remarket.cli", *args], env=self.env(),
+    def cli(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "remarket.cli", *args], env=self.env(**(env or {})),
                               capture_output=True, text=True, timeout=timeout)
 
     def start_worker(self, name: str = "w1", **env: str) -> "WorkerProcess":
@@ -108,10 +108,13 @@ class WorkerProcess:
             time.sleep(0.5)
         raise AssertionError(f"worker {self.name} not ready after {timeout}s\n{self.log_tail()}")
 
-    def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
+    def get(self, path: str, token: str | None = None, authorization: str | None = None) -> tuple[int, bytes]:
+        """GET with `Authorization: Bearer <token>`, or the exact `authorization` header given."""
         request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}")
         if token:
             request.add_header("Authorization", f"Bearer {token}")
+        if authorization is not None:
+            request.add_header("Authorization", authorization)
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, response.read()

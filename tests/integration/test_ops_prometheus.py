@@ -121,9 +121,15 @@ def test_dashboard_and_alerts_work_on_a_real_prometheus_scraping_a_worker_under_
                      "sum(remarket_dead_letters_total)", "sum(remarket_stage_transitions_total)",
                      "sum(remarket_suppressions_total)", "sum(remarket_customers)",
                      "sum(remarket_ticks_total{phase=\"handled\"})", "remarket_ready",
-                     "sum(faust_messages_received_per_topic_total)", "faust_rebalance_done_latency_count",
+                     "sum(faust_messages_received_per_topic_total)", "faust_rebalance_done_latency_seconds_count",
                      "remarket_event_to_action_latency_seconds_count"):
             assert prometheus.value(expr) > 0, f"{expr} is not > 0 after {SIMULATED_SECONDS}s of traffic"
+
+        # the whole exposition of the real worker, under traffic, passes promtool's lint
+        status, exposition = worker.get("/metrics")
+        assert status == 200 and b"faust_" in exposition and b"remarket_" in exposition
+        lint = subprocess.run([require_tool("promtool"), "check", "metrics"], input=exposition, capture_output=True)
+        assert lint.returncode == 0, (lint.stdout + lint.stderr).decode()
 
         # every dashboard query is valid PromQL on this Prometheus and returns series
         empty = []

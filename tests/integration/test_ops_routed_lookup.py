@@ -1,5 +1,6 @@
 """GET /customers/{id} on either of two workers in one group answers for any customer: faust's
-table_route forwards the request to the worker that owns the key's partition. No token: 401."""
+table_route forwards the request to the worker that owns the key's partition. Authorization follows
+RFC 6750 (the Bearer scheme required, case-insensitive); an over-long URL is answered 400/414 quietly."""
 from __future__ import annotations
 
 import uuid
@@ -52,3 +53,22 @@ def test_either_worker_answers_a_lookup_for_any_customer_and_refuses_without_tok
     assert status == 401
     assert w2.get(f"/customers/{CUSTOMERS[0]}", token="wrong-token")[0] == 401
     assert w1.get("/customers/c-nobody-here", token="test-token")[0] == 404
+
+    # RFC 6750: the scheme is case-insensitive, and required
+    for worker in (w1, w2):
+        for cid in CUSTOMERS:  # half of them forwarded to the other worker, with the header
+            status, body = worker.get(f"/customers/{cid}", authorization="bearer test-token")
+            assert status == 200 and orjson.loads(body)["customer_id"] == cid, (worker.name, cid, status)
+        assert worker.get(f"/customers/{CUSTOMERS[1]}", authorization="BEARER test-token")[0] == 200
+        for refused in ("test-token", "Basic test-token", "Bearer", "Bearer test-token extra", "Bearer test-tokenx"):
+            assert worker.get(f"/customers/{CUSTOMERS[1]}", authorization=refused)[0] == 401, refused
+
+
+def test_a_very_long_url_is_answered_400_or_414_without_an_error_in_the_log(deployment):
+    worker = deployment.start_worker("w1")
+    status, _ = worker.get("/customers/" + "x" * 100_000, token="test-token")
+    assert status in (400, 414)
+    assert worker.get("/healthz")[0] == 200  # and the server still answers
+    log = worker.log_path.read_text(errors="replace")
+    assert "Traceback" not in log and "Error handling request" not in log, worker.log_tail()
+    assert "rejected a malformed request" in log

@@ -65,14 +65,14 @@ def metric_names(expr: str) -> set[str]:
 
 def exposable_metric_names() -> set[str]:
     """Every sample name a worker's /metrics can carry: remarket's Metrics and faust's sensors."""
-    from faust.sensors.prometheus import FaustMetrics
     from prometheus_client import CollectorRegistry
 
+    from remarket.shell import faust_metrics
     from remarket.shell.metrics import Metrics
 
     registry = CollectorRegistry()
     Metrics(registry)
-    FaustMetrics.create(registry, "faust")
+    faust_metrics.create(registry, "faust")
     names = {"up"}
     for family in registry.collect():
         names.add(family.name)

@@ -21,7 +21,7 @@ def test_dashboard_covers_throughput_lag_latency_actions_suppressions_stages_dea
     for metric in ("remarket_events_total", "remarket_consumer_lag_records",
                    "remarket_event_to_action_latency_seconds_bucket", "remarket_actions_total",
                    "remarket_suppressions_total", "remarket_customers", "remarket_stage_transitions_total",
-                   "remarket_dead_letters_total", "faust_rebalance_done_latency_count",
+                   "remarket_dead_letters_total", "faust_rebalance_done_latency_seconds_count",
                    "remarket_due_work_lateness_seconds_bucket", "faust_messages_received_per_topic_total"):
         assert metric in exprs, f"no panel shows {metric}"
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import faust
 from faust.types import TP
-from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.stores.rocksdb import Store as RocksDBStore
 from prometheus_client import CollectorRegistry
 
@@ -23,7 +22,7 @@ from remarket.catalog import Catalog
 from remarket.domain.policy import Policy
 from remarket.domain.state import CustomerState
 from remarket.settings import Settings
-from remarket.shell import faust_fixes
+from remarket.shell import faust_fixes, faust_metrics
 from remarket.shell.kafka import bootstrap_of, client_config, ssl_context
 from remarket.shell.metrics import Metrics
 from remarket.shell.pipeline import UNCHANGED, Handled, OutRecord, Pipeline, SourceRecord, tick_value
@@ -150,8 +149,7 @@ class Worker:
         app.agent(self.source, name="customer-events")(self._agent)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._fire_due_work)
         app.timer(BROKER_PROBE_SECONDS, name="broker-watch")(self._watch_broker)
-        setup_prometheus_sensors(app, pattern="/metrics", registry=self.registry,
-                                 name_prefix="faust")
+        faust_metrics.setup(app, self.registry, pattern="/metrics", prefix="faust")
         from remarket.shell import views
         views.register(self)
         if self.exactly_once:

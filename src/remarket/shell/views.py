@@ -1,7 +1,6 @@
 """Web views on the worker's port: liveness, readiness and a routed, token-protected lookup."""
 from __future__ import annotations
 
-import hmac
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ import orjson
 from remarket.domain.policy import Policy
 from remarket.domain.profile import profile_of
 from remarket.domain.state import CustomerState
+from remarket.shell import auth, web_errors
 
 if TYPE_CHECKING:
     from remarket.shell.app import Worker
@@ -22,6 +22,7 @@ VISIBLE_STATE_FIELDS = {"events_by_family", "last_seen_by_family", "timezone", "
 def register(worker: "Worker") -> None:
     app = worker.app
     token = worker.settings.lookup_token
+    web_errors.install()
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -34,19 +35,26 @@ def register(worker: "Worker") -> None:
                 "tables_recovered": worker.tables_recovered(), "broker_reachable": worker.broker_watch.reachable}
         return web.json(body, status=200 if ready else 503)
 
-    @app.page("/customers/{customer_id}")
-    @app.table_route(table=worker.table, match_info="customer_id")
-    async def customer(web: Any, request: Any, customer_id: str) -> Any:
-        if token is None:
-            return web.json({"error": "lookup is disabled; set REMARKET_LOOKUP_TOKEN"}, status=404)
-        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(supplied.encode(), token.get_secret_value().encode()):
-            return web.json({"error": "missing or wrong bearer token"}, status=401)
+    async def lookup(web: Any, request: Any, customer_id: str) -> Any:
         raw = worker.table.get(customer_id.encode())
         if not raw:
             return web.json({"error": "unknown customer", "customer_id": customer_id}, status=404)
         body = public_view(raw, worker.pipeline.policy, datetime.now(timezone.utc))
         return web.bytes(body, content_type="application/json")
+
+    routed_lookup = app.table_route(table=worker.table, match_info="customer_id")(lookup)
+
+    @app.page("/customers/{customer_id}")
+    async def customer(web: Any, request: Any, customer_id: str) -> Any:
+        """Authenticated here, before faust forwards the request to the key's owner (which checks again)."""
+        if token is None:
+            return web.json({"error": "lookup is disabled; set REMARKET_LOOKUP_TOKEN"}, status=404)
+        authorization = request.headers.get("Authorization")
+        if not auth.token_matches(authorization, token.get_secret_value()):
+            challenge = auth.INVALID_TOKEN_CHALLENGE if auth.bearer_token(authorization) else auth.CHALLENGE
+            return web.json({"error": "send 'Authorization: Bearer <token>'"}, status=401,
+                            headers={"WWW-Authenticate": challenge})
+        return await routed_lookup(web, request, customer_id)
 
 
 def public_view(raw: bytes, policy: Policy, now: datetime) -> bytes:

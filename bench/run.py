@@ -313,6 +313,9 @@ def measure_restore(bootstrap: str, workdir: Path, states: list[CustomerState], 
     quiet_inputs = {f"REMARKET_TOPIC_{role.upper()}": f"bench.restore-{app_id}.{role}"
                     for role in ("visits", "orders", "carts", "email", "consent")}
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
+    env = {**os.environ, "REMARKET_KAFKA_BOOTSTRAP": bootstrap, "REMARKET_CATALOG_FILE": str(CATALOG),
+           "REMARKET_APP_ID": app_id, **quiet_inputs}
+    subprocess.run([PY, "-m", "remarket.cli", "topics", "apply"], env=env, cwd=ROOT, check=True, capture_output=True)
     try:
         for rep in range(repeat):
             for name, env in contenders.items():

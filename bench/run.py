@@ -20,14 +20,12 @@ import asyncio
 import json
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -36,17 +34,16 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from remarket.catalog import load_catalog
+from remarket.devkit.broker import LocalBroker
+from remarket.devkit.metrics import metric_sum
+from remarket.devkit.workers import WorkerProcess, launch_worker
+from remarket.domain.policy import Policy
+from remarket.domain.state import CustomerState
+from remarket.shell.pipeline import UNCHANGED, Pipeline, SourceRecord, owner_partition
+from remarket.simulate import TrafficModel
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "deploy" / "kafka"))
-
-from local_broker import LocalBroker, free_port  # noqa: E402
-
-from remarket.catalog import load_catalog  # noqa: E402
-from remarket.domain.policy import Policy  # noqa: E402
-from remarket.domain.state import CustomerState  # noqa: E402
-from remarket.shell.pipeline import UNCHANGED, Pipeline, SourceRecord, owner_partition  # noqa: E402
-from remarket.simulate import TrafficModel  # noqa: E402
 
 CATALOG = ROOT / "bench" / "catalog.toml"
 EVENTS_TOPIC = "bench.events"
@@ -99,66 +96,14 @@ async def create_topics(bootstrap: str, topics: list[tuple[str, int, dict]]) -> 
         await admin.close()
 
 
-def metric_sum(exposition: str, name: str) -> float:
-    """Sum of every labelled sample of one metric in a Prometheus text exposition."""
-    return sum(float(v) for v in re.findall(rf'^{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$', exposition, re.M))
-
-
 # -- remarket worker -----------------------------------------------------------------------
-class WorkerRun:
-    def __init__(self, bootstrap: str, app_id: str, workdir: Path, **env: str) -> None:
-        self.port = free_port()
-        self.data_dir = workdir / f"{app_id}-data"
-        self.log_path = workdir / f"{app_id}.log"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("REMARKET_")}
-        full_env.update({"REMARKET_KAFKA_BOOTSTRAP": bootstrap, "REMARKET_APP_ID": app_id,
-                         "REMARKET_CATALOG_FILE": str(CATALOG), "REMARKET_WEB_PORT": str(self.port),
-                         "REMARKET_DATA_DIR": str(self.data_dir), "REMARKET_LOG_LEVEL": "warning",
-                         "REMARKET_KAFKA_SESSION_TIMEOUT_SECONDS": "10", **env})
-        self.proc = subprocess.Popen([PY, "-m", "remarket.cli", "worker"], env=full_env, cwd=ROOT,
-                                     stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT)
-        self.started = time.perf_counter()
+def WorkerRun(bootstrap: str, app_id: str, workdir: Path, **env: str) -> WorkerProcess:
+    """A bench worker: the bench catalog unless `env` names another."""
+    return launch_worker(bootstrap, app_id, workdir, cwd=ROOT, **{"REMARKET_CATALOG_FILE": str(CATALOG), **env})
 
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, b""
-        except OSError:
-            return 0, b""
 
-    def wait_ready(self, timeout: float = 600) -> float:
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: see {self.log_path}")
-            if self.get("/readyz")[0] == 200:
-                return time.perf_counter() - self.started
-            time.sleep(0.2)
-        raise RuntimeError(f"worker not ready after {timeout}s: see {self.log_path}")
-
-    def events_done(self) -> int:
-        return int(metric_sum(self.get("/metrics")[1].decode(), "remarket_events_total"))
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-    def peak_rss_mb(self) -> float:
-        try:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
-            return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
-        except (OSError, AttributeError):
-            return float("nan")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+def events_done(worker: WorkerProcess) -> int:
+    return int(metric_sum(worker.metrics(), "remarket_events_total"))
 
 
 def run_worker_throughput(bootstrap: str, workdir: Path, n: int, guarantee: str) -> dict:
@@ -169,7 +114,7 @@ def run_worker_throughput(bootstrap: str, workdir: Path, n: int, guarantee: str)
         marks: list[tuple[float, int, float]] = []
         deadline = time.perf_counter() + 1800
         while time.perf_counter() < deadline:
-            done = worker.events_done()
+            done = events_done(worker)
             marks.append((time.perf_counter(), done, worker.cpu_seconds()))
             if done >= n:
                 break

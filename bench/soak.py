@@ -34,29 +34,32 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-import run as bench  # noqa: E402  (bench/run.py: broker, worker process, helpers)
+from remarket.catalog import load_catalog
+from remarket.devkit.broker import LocalBroker
+from remarket.devkit.metrics import metric_sum
+from remarket.devkit.workers import WorkerProcess, launch_worker
+from remarket.simulate import TrafficModel
 
-from remarket.catalog import load_catalog  # noqa: E402
-from remarket.simulate import TrafficModel  # noqa: E402
-
-ROOT = bench.ROOT
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
 CATALOG = ROOT / "streams" / "topics.toml"
 SAMPLE_EVERY = 10.0
-log = bench.log
+
+
+def log(message: str) -> None:
+    print(f"[soak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class Sampler:
     """Reads the worker's own figures: handled events, its lag gauge, RSS, CPU."""
 
-    def __init__(self, worker: bench.WorkerRun) -> None:
+    def __init__(self, worker: WorkerProcess) -> None:
         self.worker = worker
 
     def metrics(self) -> tuple[int, int]:
         text = self.worker.get("/metrics")[1].decode()
-        handled = bench.metric_sum(text, "remarket_events_total")
-        gauge = bench.metric_sum(text, "remarket_consumer_lag_records")
+        handled = metric_sum(text, "remarket_events_total")
+        gauge = metric_sum(text, "remarket_consumer_lag_records")
         return int(handled), int(gauge)
 
     def rss_mb(self) -> float:
@@ -80,13 +83,13 @@ async def burst(bootstrap: str, topics: dict[str, str], model: TrafficModel, n: 
     return sent
 
 
-def ticks_handled(worker: bench.WorkerRun) -> int:
+def ticks_handled(worker: WorkerProcess) -> int:
     text = worker.get("/metrics")[1].decode()
     found = re.search(r'^remarket_ticks_total\{phase="handled"\} ([0-9.e+]+)$', text, re.M)
     return int(float(found.group(1))) if found else 0
 
 
-def measure_max(worker: bench.WorkerRun, sampler: Sampler, target: int, cpu_before: float) -> dict:
+def measure_max(worker: WorkerProcess, sampler: Sampler, target: int, cpu_before: float) -> dict:
     """Events per CPU-second over the whole backlog *and* the due-work ticks it causes.
 
     Every event is folded by a tick once the reorder tolerance (30 s) has passed, so the drain
@@ -237,7 +240,7 @@ def main() -> None:
     worker_env = dict(item.split("=", 1) for item in args.worker_env)
 
     workdir = Path(tempfile.mkdtemp(prefix="remarket-soak-"))
-    broker = bench.LocalBroker(workdir / "kafka")
+    broker = LocalBroker(workdir / "kafka")
     bootstrap = broker.start()
     log(f"broker {bootstrap}; work dir {workdir}")
     catalog = load_catalog(CATALOG)
@@ -245,10 +248,10 @@ def main() -> None:
     worker = None
     try:
         env = {**os.environ, "REMARKET_KAFKA_BOOTSTRAP": bootstrap, "REMARKET_CATALOG_FILE": str(CATALOG)}
-        subprocess.run([bench.PY, "-m", "remarket.cli", "topics", "apply"], env=env, cwd=ROOT, check=True,
+        subprocess.run([PY, "-m", "remarket.cli", "topics", "apply"], env=env, cwd=ROOT, check=True,
                        capture_output=True)
         model = TrafficModel(customers=args.customers, seed=23, malformed_share=0.005)
-        worker = bench.WorkerRun(bootstrap, f"soak-{uuid.uuid4().hex[:6]}", workdir,
+        worker = launch_worker(bootstrap, f"soak-{uuid.uuid4().hex[:6]}", workdir,
                                  REMARKET_CATALOG_FILE=str(CATALOG), REMARKET_PROCESSING_GUARANTEE="exactly_once",
                                  **worker_env)
         worker.wait_ready()

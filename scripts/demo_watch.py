@@ -1,52 +1,40 @@
 """Watch a running worker: what the demo prints every few seconds.
 
 Reads the worker's /metrics and looks a few customers up (GET /customers/{id}) to show their
-state changing. Standard library only.
+state changing, through the dev kit's HTTP and metrics readers.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
 import sys
 import time
-import urllib.error
-import urllib.request
+
+from remarket.devkit.metrics import samples
+from remarket.devkit.workers import http_get
 
 PORT = int(os.environ.get("REMARKET_WEB_PORT", "6066"))
 TOKEN = os.environ.get("REMARKET_LOOKUP_TOKEN", "demo")
 WATCHED = ["c-000001", "c-000002", "c-000003"]
-SAMPLE = re.compile(r'^(remarket_[a-z_]+?)(?:_total)?(\{[^}]*\})? ([0-9.e+-]+)$')
 
 
 def get(path: str) -> tuple[int, bytes]:
-    request = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
-    try:
-        with urllib.request.urlopen(request, timeout=3) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
+    return http_get(PORT, path, TOKEN, timeout=3)
 
 
 def metrics() -> dict[str, float]:
     totals: dict[str, float] = {}
-    for line in get("/metrics")[1].decode().splitlines():
-        m = SAMPLE.match(line)
-        if not m or line.startswith("#") or "_created" in line or "_bucket" in line:
+    for name, labels, value in samples(get("/metrics")[1].decode()):
+        if name == "remarket_events_total":
+            key = f"events {labels['outcome']}"
+        elif name == "remarket_actions_total":
+            key = f"action {labels['kind']}"
+        elif name in ("remarket_dead_letters_total", "remarket_suppressions_total", "remarket_stage_transitions_total"):
+            key = name.removeprefix("remarket_").removesuffix("_total").replace("_", " ")
+        else:
             continue
-        name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
-        if name == "remarket_events":
-            outcome = re.search(r'outcome="([a-z_]+)"', labels).group(1)
-            totals[f"events {outcome}"] = totals.get(f"events {outcome}", 0) + value
-        elif name == "remarket_actions":
-            kind = re.search(r'kind="([a-z_]+)"', labels).group(1)
-            totals[f"action {kind}"] = totals.get(f"action {kind}", 0) + value
-        elif name in ("remarket_dead_letters", "remarket_suppressions", "remarket_stage_transitions"):
-            key = name.removeprefix("remarket_").replace("_", " ")
-            totals[key] = totals.get(key, 0) + value
+        totals[key] = totals.get(key, 0) + value
     return totals
 
 

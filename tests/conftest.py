@@ -5,22 +5,14 @@ else Kafka in testcontainers when a Docker engine answers; else a local broker f
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
+from remarket.devkit.broker import LocalBroker
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_local_broker_module():
-    spec = importlib.util.spec_from_file_location("local_broker", ROOT / "deploy" / "kafka" / "local_broker.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("local_broker", module)  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _docker_engine_answers() -> bool:
@@ -44,7 +36,7 @@ def kafka_bootstrap(tmp_path_factory) -> str:
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka:
             yield kafka.get_bootstrap_server()
         return
-    broker = load_local_broker_module().LocalBroker(tmp_path_factory.mktemp("kafka"))
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka"))
     bootstrap = broker.start()
     try:
         yield bootstrap

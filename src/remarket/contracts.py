@@ -10,21 +10,14 @@ import sys
 from pathlib import Path
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from remarket.domain.actions import Action
 from remarket.domain.events import CartEvent, ConsentEvent, EmailEvent, InboundEvent, OrderEvent, VisitEvent
+from remarket.shell.ticks import Tick
 
 SCHEMA_ROOT = Path(__file__).resolve().parents[2] / "schemas"
 ID_BASE = "https://remarket.dev/schemas/"
-
-
-class Tick(BaseModel):
-    """Internal: 'advance this customer to `now`', keyed by customer id on the ticks topic."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    now: AwareDatetime
 
 
 def _models() -> dict[str, TypeAdapter | type[BaseModel]]:

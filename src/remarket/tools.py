@@ -14,7 +14,8 @@ from remarket.catalog import Catalog
 from remarket.domain.policy import Policy
 from remarket.settings import Settings
 from remarket.shell.kafka import changelog_topic, client_config
-from remarket.shell.views import public_view
+from remarket.domain.profile import public_view
+from remarket.domain.state import CustomerState
 
 
 def format_record(record, raw: bool = False) -> str:
@@ -114,6 +115,6 @@ async def inspect_customer(settings: Settings, catalog: Catalog, policy: Policy,
     if raw is None:
         print(f"remarket inspect: no state for customer {customer_id!r} (never seen, or erased)", file=sys.stderr)
         return 1
-    view = public_view(raw, policy, datetime.now(timezone.utc))
-    print(orjson.dumps(orjson.loads(view), option=orjson.OPT_INDENT_2).decode())
+    view = public_view(CustomerState.from_bytes(raw), datetime.now(timezone.utc), policy)
+    print(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
     return 0

@@ -3,13 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,12 +15,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from remarket.catalog import load_catalog
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from remarket.devkit import workers as devkit_workers
+from remarket.devkit.broker import free_port
 
 
 @dataclass
@@ -74,78 +66,26 @@ class Deployment:
             worker.stop()
 
 
-@dataclass
-class WorkerProcess:
-    deployment: Deployment
-    name: str
-    web_port: int
-    proc: subprocess.Popen | None = None
+class WorkerProcess(devkit_workers.WorkerProcess):
+    """A worker of one test deployment: its env, its own data directory and log in the workdir."""
 
-    @property
-    def log_path(self) -> Path:
-        return self.deployment.workdir / f"{self.name}.log"
+    def __init__(self, deployment: Deployment, name: str, web_port: int) -> None:
+        super().__init__(name, {}, web_port, deployment.workdir / f"{name}.log")
+        self.deployment = deployment
 
     @property
     def data_dir(self) -> Path:
         return self.deployment.workdir / f"{self.name}-data"
 
     def start(self, ready_timeout: float = 90, **env: str) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "remarket.cli", "worker"],
-            env=self.deployment.env(REMARKET_WEB_PORT=str(self.web_port), REMARKET_DATA_DIR=str(self.data_dir),
-                                    **env),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.env = self.deployment.env(REMARKET_WEB_PORT=str(self.web_port), REMARKET_DATA_DIR=str(self.data_dir),
+                                       **env)
+        self.launch()
         self.wait_ready(ready_timeout)
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited with {self.proc.returncode}\n{self.log_tail()}")
-            if self.get("/readyz")[0] == 200:
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"worker {self.name} not ready after {timeout}s\n{self.log_tail()}")
-
-    def get(self, path: str, token: str | None = None, authorization: str | None = None) -> tuple[int, bytes]:
-        """GET with `Authorization: Bearer <token>`, or the exact `authorization` header given."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        if authorization is not None:
-            request.add_header("Authorization", authorization)
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            return 0, b""
 
     def customer(self, customer_id: str) -> dict | None:
         status, body = self.get(f"/customers/{customer_id}", token="test-token")
         return orjson.loads(body) if status == 200 else None
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
 
 
 async def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes | None]]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import load_local_broker_module
+from remarket.devkit.broker import LocalBroker
 from tests.integration.harness import (Deployment, WorkerProcess, assert_every_action_exactly_once, log_tails,
                                        produce, run)
 from tests.integration.test_exactly_once_under_crashes import workload
@@ -27,7 +27,7 @@ BROKER_DOWN_SECONDS = 30  # past the session timeout (6 s), and one summary peri
 
 @pytest.fixture
 def private_broker(tmp_path):
-    broker = load_local_broker_module().LocalBroker(tmp_path / "kafka")
+    broker = LocalBroker(tmp_path / "kafka")
     broker.start()
     try:
         yield broker

@@ -7,14 +7,13 @@ import os
 import subprocess
 import tempfile
 from datetime import datetime, timezone
-from pathlib import Path
 
 import orjson
 import pytest
 from confluent_kafka import Producer
 
 from remarket.shell.pipeline import MAX_DEAD_LETTER_VALUE_BYTES, owner_partition
-from tests.conftest import load_local_broker_module
+from remarket.devkit.broker import resolve_jars
 from tests.integration.harness import consume_all, run, wait_until
 
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
@@ -75,7 +74,7 @@ def test_unpaid_orders_from_a_librdkafka_producer_all_get_their_reminder(fast):
 
 def console_producer(bootstrap: str, topic: str, lines: list[str], codec: str) -> None:
     """Kafka's own kafka-console-producer, run from the broker's jars."""
-    libs = load_local_broker_module().resolve_jars()
+    libs = resolve_jars()
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         f.write("\n".join(lines) + "\n")
     try:

@@ -4,13 +4,10 @@ password; a wrong one fails with an authentication error; the password is never 
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import orjson
 import pytest
 
-from tests.conftest import ROOT
+from remarket.devkit.broker import LocalBroker
 from tests.integration.harness import Deployment, WorkerProcess, free_port
 
 USER = "remarket-svc"
@@ -18,20 +15,9 @@ PASSWORD = "s3cret-Pa55word-that-must-not-leak"
 WRONG_PASSWORD = "wrong-Pa55word-also-secret"
 
 
-def _local_broker_module():
-    # registered in sys.modules before it runs: its dataclasses need their module to be importable
-    name = "remarket_local_broker"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "kafka" / "local_broker.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
 def sasl_broker(tmp_path_factory):
-    broker = _local_broker_module().LocalBroker(tmp_path_factory.mktemp("kafka-sasl"))
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka-sasl"))
     broker.start(sasl_users={USER: PASSWORD})
     try:
         yield broker

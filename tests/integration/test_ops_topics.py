@@ -139,9 +139,9 @@ def test_tail_of_a_missing_topic_fails_at_once_naming_it(deployment):
 @pytest.fixture(scope="module")
 def auto_creating_broker(tmp_path_factory):
     """Kafka's default: a metadata request naming a missing topic creates it."""
-    from tests.conftest import load_local_broker_module
+    from remarket.devkit.broker import LocalBroker
 
-    broker = load_local_broker_module().LocalBroker(tmp_path_factory.mktemp("kafka-autocreate"))
+    broker = LocalBroker(tmp_path_factory.mktemp("kafka-autocreate"))
     bootstrap = broker.start(extra_config={"auto.create.topics.enable": "true"})
     try:
         yield bootstrap

@@ -3,7 +3,7 @@ and bounded as activity accumulates (compact state: short aliases, capped id lis
 from __future__ import annotations
 
 from tests.ops.promql import ROOT
-from tests.ops.sizing import measure
+from remarket.devkit.sizing import measure
 
 STATE_BUDGET_BYTES = 4096  # docs/deployment.md sizes disks with this ceiling per customer
 
@@ -22,5 +22,5 @@ def test_simulated_customers_state_stays_within_the_documented_budget():
 
 def test_deployment_guide_states_the_budget_and_how_to_remeasure():
     guide = (ROOT / "docs" / "deployment.md").read_text()
-    assert "python -m tests.ops.sizing" in guide
+    assert "python -m remarket.devkit.sizing" in guide
     assert f"{STATE_BUDGET_BYTES:,} bytes" in guide or f"{STATE_BUDGET_BYTES} bytes" in guide

@@ -26,3 +26,15 @@ def test_commands_that_need_kafka_say_how_to_point_at_it(monkeypatch, capsys):
     monkeypatch.delenv("REMARKET_KAFKA_BOOTSTRAP", raising=False)
     assert main(["topics", "apply"]) == 2
     assert "REMARKET_KAFKA_BOOTSTRAP" in capsys.readouterr().err
+
+
+def test_cli_help_lists_the_commands(capsys):
+    import pytest
+
+    from remarket.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("worker", "topics", "simulate", "tail", "inspect", "policy", "replay", "fit"):
+        assert command in out

@@ -70,3 +70,18 @@ def profile_of(state: CustomerState, now: datetime, policy: Policy) -> CustomerP
         policy_version=policy.version,
         as_of=now,
     )
+
+
+VISIBLE_STATE_FIELDS = {"events_by_family", "last_seen_by_family", "timezone", "country", "consent",
+                        "open_orders", "open_checkouts", "products", "stage_since", "last_reminded", "contacts",
+                        "couponed", "due_at", "policy_version"}
+
+
+def public_view(state: CustomerState, now: datetime, policy: Policy) -> dict:
+    """What a lookup may show: the profile as of now, and the state without raw events or dedup data."""
+    return {
+        "customer_id": state.customer_id,
+        "profile": profile_of(state, now, policy).model_dump(mode="json"),
+        "state": state.model_dump(mode="json", include=VISIBLE_STATE_FIELDS),
+        "buffered_events": len(state.buffer),
+    }

@@ -25,10 +25,11 @@ from remarket.settings import Settings
 from remarket.shell import faust_fixes, faust_metrics
 from remarket.shell.kafka import bootstrap_of, client_config, ssl_context
 from remarket.shell.metrics import Metrics
-from remarket.shell.pipeline import UNCHANGED, Handled, OutRecord, Pipeline, SourceRecord, tick_value
+from remarket.shell.pipeline import UNCHANGED, Handled, OutRecord, Pipeline, SourceRecord
 from remarket.shell.readiness import BrokerWatch
 from remarket.shell.restore import FaustRocksDBStore, restore_changelog
 from remarket.shell.schedule import DueIndex
+from remarket.shell.ticks import tick_value
 
 log = logging.getLogger("remarket.worker")
 EXIT_CANNOT_CARRY_OUT = 70  # EX_SOFTWARE

@@ -18,13 +18,13 @@ import orjson
 from pydantic import ValidationError
 
 from remarket.catalog import Catalog
-from remarket.contracts import Tick
 from remarket.domain.actions import Action
 from remarket.domain.events import EventType, family_of, inbound_event_adapter
 from remarket.domain.policy import Policy
 from remarket.domain.process import Outcome, RejectedEvent, advance, apply
 from remarket.domain.profile import segment_key
 from remarket.domain.state import CustomerState
+from remarket.shell.ticks import Tick
 
 log = logging.getLogger("remarket.pipeline")
 
@@ -324,10 +324,6 @@ def action_record(action: Action) -> OutRecord:
         action.model_dump_json().encode(),
         [*JSON_HEADERS, (ACTION_KIND_HEADER, str(action.kind).encode())],
     )
-
-
-def tick_value(now: datetime) -> bytes:
-    return Tick(now=now).model_dump_json().encode()
 
 
 def _summarise(exc: ValidationError) -> str:

@@ -6,17 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from remarket.domain.policy import Policy
-from remarket.domain.profile import profile_of
+from remarket.domain.profile import public_view
 from remarket.domain.state import CustomerState
 from remarket.shell import auth, web_errors
 
 if TYPE_CHECKING:
     from remarket.shell.app import Worker
 
-VISIBLE_STATE_FIELDS = {"events_by_family", "last_seen_by_family", "timezone", "country", "consent",
-                        "open_orders", "open_checkouts", "products", "stage_since", "last_reminded", "contacts",
-                        "couponed", "due_at", "policy_version"}
 
 
 def register(worker: "Worker") -> None:
@@ -39,7 +35,8 @@ def register(worker: "Worker") -> None:
         raw = worker.table.get(customer_id.encode())
         if not raw:
             return web.json({"error": "unknown customer", "customer_id": customer_id}, status=404)
-        body = public_view(raw, worker.pipeline.policy, datetime.now(timezone.utc))
+        view = public_view(CustomerState.from_bytes(raw), datetime.now(timezone.utc), worker.pipeline.policy)
+        body = orjson.dumps(view)
         return web.bytes(body, content_type="application/json")
 
     routed_lookup = app.table_route(table=worker.table, match_info="customer_id")(lookup)
@@ -55,14 +52,3 @@ def register(worker: "Worker") -> None:
             return web.json({"error": "send 'Authorization: Bearer <token>'"}, status=401,
                             headers={"WWW-Authenticate": challenge})
         return await routed_lookup(web, request, customer_id)
-
-
-def public_view(raw: bytes, policy: Policy, now: datetime) -> bytes:
-    """What a lookup may show: the profile as of now, and the state without raw events or dedup data."""
-    state = CustomerState.from_bytes(raw)
-    return orjson.dumps({
-        "customer_id": state.customer_id,
-        "profile": profile_of(state, now, policy).model_dump(mode="json"),
-        "state": state.model_dump(mode="json", include=VISIBLE_STATE_FIELDS),
-        "buffered_events": len(state.buffer),
-    })

@@ -16,8 +16,8 @@ from remarket.shell.pipeline import (
     Pipeline,
     SourceRecord,
     owner_partition,
-    tick_value,
 )
+from remarket.shell.ticks import tick_value
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
 CATALOG = load_catalog()

@@ -1,6 +1,6 @@
 """Measure the serialized state size of realistic simulated customers, and their RocksDB footprint.
 
-    .venv/bin/python -m tests.ops.sizing [--customers 5000] [--days 90]
+    .venv/bin/python -m remarket.devkit.sizing [--customers 5000] [--days 90]
 
 The simulator's personas (repeat and one-time buyers, browsers) get a year of back-dated orders,
 then `--days` of live activity (the simulator's event mix at `--rate-per-customer-day`), folded

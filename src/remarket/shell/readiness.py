@@ -20,6 +20,13 @@ PROBE_TIMEOUT_SECONDS = 5.0
 SUMMARY_EVERY_SECONDS = 30.0
 
 
+def tables_recovered(app: Any) -> bool:
+    """This generation's tables are restored. `recovery.completed` alone stays set from the
+    previous recovery while the next one runs: a due-work index built then misses every
+    customer still being restored, and their reminders never fire."""
+    return bool(app.tables.recovery.completed.is_set() and app.tables.actives_ready and not app.rebalancing)
+
+
 class BrokerWatch:
     def __init__(self, client_config: dict[str, Any], timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
         self._config = client_config

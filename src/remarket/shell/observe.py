@@ -1,0 +1,81 @@
+"""What the worker did, as Prometheus metrics: per record, per customer segment, per partition."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from remarket.shell.metrics import Metrics
+from remarket.shell.pipeline import Handled
+
+
+class Observer:
+    def __init__(self, metrics: Metrics, role_by_topic: dict[str, str]) -> None:
+        self.metrics = metrics
+        self.role_by_topic = role_by_topic
+        self.processed_offsets: dict[Any, int] = {}
+        self._segments: Counter[tuple[str, str]] = Counter()  # (stage, tier) -> customers here
+        self._lag_labels: set[tuple[str, str]] = set()
+
+    def record(self, handled: Handled, message: Any, started: float) -> None:
+        m = self.metrics
+        role = self.role_by_topic.get(message.topic, "unknown")
+        if role == "ticks":
+            m.ticks.labels("handled").inc()
+        else:  # a forwarded record counts twice: "rerouted" on its input, then its outcome on "rerouted"
+            m.events.labels(role, "dead_lettered" if handled.dead_letter_reason else handled.outcome).inc()
+        if handled.dead_letter_reason:
+            m.dead_letters.labels(handled.dead_letter_reason).inc()
+            if any(("remarket-dlq-truncated", b"true") in out.headers for out in handled.records):
+                m.dead_letters_truncated.inc()
+        core = handled.core
+        if core is not None:
+            for action in core.actions:
+                if action in handled.expired:
+                    m.suppressions.labels(str(action.kind), "expired_before_publish").inc()
+                else:
+                    m.actions.labels(str(action.kind), str(action.channel), str(action.holdout).lower()).inc()
+                    if action.holdout:  # decided, recorded on the holdout topic, never sent
+                        m.suppressions.labels(str(action.kind), "holdout").inc()
+            if len(core.actions) > len(handled.expired) and message.timestamp:
+                m.event_to_action.observe(max(0.0, time.time() - message.timestamp))
+            for kind, reason in core.suppressions:
+                m.suppressions.labels(kind, reason).inc()
+            for from_stage, to_stage in core.transitions:
+                m.stage_transitions.labels(from_stage, to_stage).inc()
+            if core.state is None and not core.duplicate:
+                m.erasures.inc()
+        if handled.segment_change is not None:
+            self.move_segment(*handled.segment_change)
+        m.processing.observe(time.perf_counter() - started)
+
+    def move_segment(self, before: tuple[str, str] | None, after: tuple[str, str] | None) -> None:
+        for segment, step in ((before, -1), (after, 1)):
+            if segment is not None:
+                self._segments[segment] += step
+                self.metrics.customers.labels(*segment).set(max(0, self._segments[segment]))
+
+    def reset_segments(self, segments: Counter[tuple[str, str]]) -> None:
+        """After a rebuild from the table: these are the customers this worker holds now."""
+        for segment in set(self._segments) | set(segments):
+            self.metrics.customers.labels(*segment).set(segments[segment])
+        self._segments = segments
+
+    def update_lag(self, consumer: Any) -> None:
+        reported = set()
+        for tp in consumer.assignment():
+            role = self.role_by_topic.get(tp.topic)
+            if role is None:  # changelogs and faust internals: not ours to report
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            done = self.processed_offsets.get(tp)
+            # nothing processed here yet: what the group committed (faust keeps it, privately)
+            position = done + 1 if done is not None else consumer._committed_offset.get(tp) or 0
+            lag = highwater - position
+            self.metrics.consumer_lag.labels(role, str(tp.partition)).set(max(0, lag))
+            reported.add((role, str(tp.partition)))
+        for labels in self._lag_labels - reported:  # partitions that moved away: not ours to report
+            self.metrics.consumer_lag.remove(*labels)
+        self._lag_labels = reported

@@ -1,0 +1,62 @@
+"""DueWork sends a tick for every customer due, on the customer's key, and keeps a safety net."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+from prometheus_client import CollectorRegistry
+
+from remarket.catalog import load_catalog
+from remarket.domain.policy import Policy
+from remarket.shell.due_work import DueWork
+from remarket.shell.metrics import Metrics
+from remarket.shell.observe import Observer
+from remarket.shell.pipeline import Pipeline
+from remarket.shell.ticks import Tick
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple] = []
+
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        self.sent.append((topic, key, value, partition))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def due_work(table: dict) -> tuple[DueWork, Producer]:
+    producer = Producer()
+    app = SimpleNamespace(producer=producer, assignor=SimpleNamespace(assigned_actives=lambda: {("t", 0)}))
+    metrics = Metrics(CollectorRegistry())
+    work = DueWork(app, SimpleNamespace(items=lambda: table.items()), Pipeline(load_catalog(), Policy()), metrics,
+                   Observer(metrics, {}), "remarket.ticks")
+    return work, producer
+
+
+def test_customers_due_get_one_tick_each_on_their_key_and_the_rest_wait():
+    work, producer = due_work({})
+    asyncio.run(work.fire())  # the first round builds the index from the (empty) table
+    now = datetime.now(timezone.utc)
+    work.schedule("due-1", now - timedelta(seconds=5))
+    work.schedule("later", now + timedelta(hours=1))
+    work.schedule("cancelled", now - timedelta(seconds=5))
+    work.schedule("cancelled", None)
+    asyncio.run(work.fire())
+    assert [(topic, key, partition) for topic, key, _, partition in producer.sent] == [("remarket.ticks", b"due-1", None)]
+    assert Tick.model_validate_json(producer.sent[0][2]).now >= now
+    # the safety net: a tick that is lost is sent again later, not never
+    assert "due-1" in work.index._due and work.index._due["due-1"] > now
+
+
+def test_the_index_is_rebuilt_from_the_table_when_the_assignment_changes():
+    from remarket.domain.state import CustomerState
+
+    past = int((datetime.now(timezone.utc) - timedelta(minutes=1)).timestamp())
+    state = CustomerState(customer_id="from-table", policy_version="p", clock=past, upto=past)
+    state = state.model_copy(update={"due_at": datetime.now(timezone.utc) - timedelta(seconds=1)})
+    work, producer = due_work({b"from-table": state.to_bytes()})
+    asyncio.run(work.fire())
+    assert [key for _, key, _, _ in producer.sent] == [b"from-table"]

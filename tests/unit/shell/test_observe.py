@@ -1,0 +1,67 @@
+"""The Observer turns each handled record into metrics: counted by role and outcome, once."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from prometheus_client import CollectorRegistry
+
+from remarket.devkit.metrics import metric_sum
+from remarket.shell.metrics import Metrics
+from remarket.shell.observe import Observer
+from remarket.shell.pipeline import Handled, OutRecord
+
+ROLES = {"remarket.orders": "orders", "remarket.ticks": "ticks", "remarket.rerouted": "rerouted"}
+
+
+def observer() -> tuple[Observer, CollectorRegistry]:
+    registry = CollectorRegistry()
+    return Observer(Metrics(registry), ROLES), registry
+
+
+def message(topic: str) -> SimpleNamespace:
+    return SimpleNamespace(topic=topic, timestamp=None)
+
+
+def exposition(registry: CollectorRegistry) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry).decode()
+
+
+def test_records_are_counted_by_role_and_outcome_and_ticks_apart():
+    obs, registry = observer()
+    obs.record(Handled("applied"), message("remarket.orders"), 0.0)
+    obs.record(Handled("rerouted"), message("remarket.orders"), 0.0)
+    obs.record(Handled("applied"), message("remarket.rerouted"), 0.0)
+    obs.record(Handled("tick"), message("remarket.ticks"), 0.0)
+    text = exposition(registry)
+    assert metric_sum(text, "remarket_events_total", topic="orders", outcome="applied") == 1
+    assert metric_sum(text, "remarket_events_total", topic="orders", outcome="rerouted") == 1
+    assert metric_sum(text, "remarket_events_total", topic="rerouted", outcome="applied") == 1
+    assert metric_sum(text, "remarket_ticks_total", phase="handled") == 1
+
+
+def test_a_cut_dead_letter_is_counted_as_truncated_too():
+    obs, registry = observer()
+    cut = OutRecord("dead_letter", b"k", b"v", [("remarket-dlq-truncated", b"true")])
+    obs.record(Handled("dead_lettered", records=[cut], dead_letter_reason="too_large"),
+               message("remarket.orders"), 0.0)
+    text = exposition(registry)
+    assert metric_sum(text, "remarket_dead_letters_total", reason="too_large") == 1
+    assert metric_sum(text, "remarket_dead_letters_truncated_total") == 1
+    assert metric_sum(text, "remarket_events_total", outcome="dead_lettered") == 1
+
+
+def test_segment_gauges_follow_moves_and_a_rebuild_replaces_them():
+    from collections import Counter
+
+    obs, registry = observer()
+    obs.move_segment(None, ("growth", "gold"))
+    obs.move_segment(("growth", "gold"), ("mature", "gold"))
+    text = exposition(registry)
+    assert metric_sum(text, "remarket_customers", stage="mature") == 1
+    assert metric_sum(text, "remarket_customers", stage="growth") == 0
+    obs.reset_segments(Counter({("churned", "bronze"): 3}))
+    text = exposition(registry)
+    assert metric_sum(text, "remarket_customers", stage="churned") == 3
+    assert metric_sum(text, "remarket_customers", stage="mature") == 0

@@ -20,14 +20,14 @@ from prometheus_client import CollectorRegistry
 from remarket.catalog import Catalog
 from remarket.domain.policy import Policy
 from remarket.settings import Settings
-from remarket.shell import faust_fixes, faust_metrics
+from remarket.shell import faust_fixes, faust_metrics, views
 from remarket.shell.due_work import DueWork
 from remarket.shell.faust_app import faust_app, rocksdb_options
 from remarket.shell.kafka import client_config
 from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
 from remarket.shell.pipeline import Handled, Pipeline, SourceRecord, UNCHANGED
-from remarket.shell.readiness import BrokerWatch, tables_recovered
+from remarket.shell.readiness import BrokerWatch, Readiness
 from remarket.shell.restore import FaustRocksDBStore, restore_changelog
 from remarket.shell.transactions import TransactionalSink
 
@@ -68,6 +68,7 @@ class Worker:
         self.metrics = Metrics(self.registry)
         self.broker_watch = BrokerWatch(client_config(settings))
         self.app = faust_app(settings, catalog)
+        self.readiness = Readiness(self.app, self.broker_watch)
         self.exactly_once = settings.processing_guarantee == "exactly_once"
         self.observer = Observer(self.metrics, {spec.name: spec.role for spec in catalog})
         self._wire()
@@ -98,8 +99,7 @@ class Worker:
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._on_tick_timer)
         app.timer(BROKER_PROBE_SECONDS, name="broker-watch")(self._watch_broker)
         faust_metrics.setup(app, self.registry, pattern="/metrics", prefix="faust")
-        from remarket.shell import views
-        views.register(self)
+        views.register(app, self.table, self.pipeline.policy, self.readiness, self.settings.lookup_token)
 
     def _restore_before_faust_recovers(self) -> None:
         """Every rebalance: after the table has opened its partitions and before faust's
@@ -147,17 +147,11 @@ class Worker:
         return handled
 
     # -- timers and readiness ---------------------------------------------------------------
-    def tables_recovered(self) -> bool:
-        return tables_recovered(self.app)
-
-    def is_ready(self) -> bool:
-        return bool(self.broker_watch.reachable and self.tables_recovered() and self.app.assignor.assigned_actives())
-
     async def _watch_broker(self) -> None:
         self.metrics.broker_reachable.set(1 if await self.broker_watch.probe() else 0)
 
     async def _on_tick_timer(self) -> None:
-        ready = self.is_ready()
+        ready = self.readiness.is_ready()
         self.metrics.ready.set(1 if ready else 0)
         if ready:
             await self.due_work.fire()

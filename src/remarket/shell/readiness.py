@@ -27,6 +27,23 @@ def tables_recovered(app: Any) -> bool:
     return bool(app.tables.recovery.completed.is_set() and app.tables.actives_ready and not app.rebalancing)
 
 
+class Readiness:
+    """Ready = the broker answers, this generation's tables are restored, partitions are assigned."""
+
+    def __init__(self, app: Any, broker: "BrokerWatch") -> None:
+        self.app, self.broker = app, broker
+
+    def tables_recovered(self) -> bool:
+        return tables_recovered(self.app)
+
+    def is_ready(self) -> bool:
+        return bool(self.broker.reachable and self.tables_recovered() and self.app.assignor.assigned_actives())
+
+    def details(self) -> dict[str, Any]:
+        return {"ready": self.is_ready(), "assigned_partitions": len(self.app.assignor.assigned_actives()),
+                "tables_recovered": self.tables_recovered(), "broker_reachable": self.broker.reachable}
+
+
 class BrokerWatch:
     def __init__(self, client_config: dict[str, Any], timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
         self._config = client_config

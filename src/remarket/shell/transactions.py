@@ -1,6 +1,6 @@
 """Everything a record causes, produced in the transaction that commits the record's offset.
 
-The only module that reaches into faust's and aiokafka's private internals for that
+The only module that reaches into faust's and aiokafka's transaction internals
 (`_transaction_producers`, `_trn_locks`, `_txn_manager`): pinned faust-streaming 0.15.x; a faust
 upgrade must re-check it (the crash and scale-out tests fail if it breaks).
 """

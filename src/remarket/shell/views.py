@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import faust
 import orjson
+from pydantic import SecretStr
 
+from remarket.domain.policy import Policy
 from remarket.domain.profile import public_view
 from remarket.domain.state import CustomerState
 from remarket.shell import auth, web_errors
-
-if TYPE_CHECKING:
-    from remarket.shell.app import Worker
+from remarket.shell.readiness import Readiness
 
 
-
-def register(worker: "Worker") -> None:
-    app = worker.app
-    token = worker.settings.lookup_token
+def register(app: faust.App, table: Any, policy: Policy, readiness: Readiness, token: SecretStr | None) -> None:
     web_errors.install()
 
     @app.page("/healthz")
@@ -26,20 +24,19 @@ def register(worker: "Worker") -> None:
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        ready = worker.is_ready()
-        body = {"ready": ready, "assigned_partitions": len(app.assignor.assigned_actives()),
-                "tables_recovered": worker.tables_recovered(), "broker_reachable": worker.broker_watch.reachable}
+        body = readiness.details()
+        ready = body["ready"]
         return web.json(body, status=200 if ready else 503)
 
     async def lookup(web: Any, request: Any, customer_id: str) -> Any:
-        raw = worker.table.get(customer_id.encode())
+        raw = table.get(customer_id.encode())
         if not raw:
             return web.json({"error": "unknown customer", "customer_id": customer_id}, status=404)
-        view = public_view(CustomerState.from_bytes(raw), datetime.now(timezone.utc), worker.pipeline.policy)
+        view = public_view(CustomerState.from_bytes(raw), datetime.now(timezone.utc), policy)
         body = orjson.dumps(view)
         return web.bytes(body, content_type="application/json")
 
-    routed_lookup = app.table_route(table=worker.table, match_info="customer_id")(lookup)
+    routed_lookup = app.table_route(table=table, match_info="customer_id")(lookup)
 
     @app.page("/customers/{customer_id}")
     async def customer(web: Any, request: Any, customer_id: str) -> Any:

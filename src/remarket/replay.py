@@ -88,6 +88,7 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
 
     action_kinds: Counter[str] = Counter()
     suppressions: Counter[str] = Counter()
+    withdrawn: Counter[str] = Counter()
     transitions: Counter[str] = Counter()
     stages: Counter[str] = Counter()
     holdout = after_as_of = erased = snapshot_lines = 0
@@ -104,6 +105,9 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
                 action_kinds[action.kind.value] += 1
                 holdout += action.holdout
                 actions_out.write(action.model_dump_json() + "\n")
+            for withdrawal in outcome.withdrawals:
+                withdrawn[f"{withdrawal.withdrawn_kind}:{withdrawal.reason}"] += 1
+                actions_out.write(withdrawal.model_dump_json() + "\n")
             suppressions.update(f"{kind}:{reason}" for kind, reason in outcome.suppressions)
             transitions.update(f"{a}->{b}" for a, b in outcome.transitions)
 
@@ -160,6 +164,7 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
         "actions_by_kind": dict(sorted(action_kinds.items())),
         "holdout_actions": holdout,
         "suppressions": dict(sorted(suppressions.items())),
+        "withdrawals": dict(sorted(withdrawn.items())),
         "transitions": dict(sorted(transitions.items())),
         "policy_version": policy.version,
         "seconds": round(elapsed, 1),

@@ -77,6 +77,40 @@ class Action(BaseModel):
     schema_version: Literal[1] = ACTION_SCHEMA_VERSION
 
 
+class WithdrawalReason(StrEnum):
+    """Why a pending action became moot before it was due."""
+
+    ORDER_PAID = "order_paid"
+    ORDER_CANCELLED = "order_cancelled"
+    PRODUCT_ORDERED = "product_ordered"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    STAGE_CHANGED = "stage_changed"
+    ERASURE = "erasure"
+
+
+WITHDRAWAL_KIND = "withdrawal"
+
+
+class Withdrawal(BaseModel):
+    """Drop a held action: it became moot before its `send_after`. Same topic, key and routing as
+    the action it withdraws (a holdout action's withdrawal goes to the holdout topic)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action_id: Identifier = Field(description="This withdrawal's own id (UUIDv5 of the withdrawn id): dedup by it.")
+    kind: Literal["withdrawal"] = WITHDRAWAL_KIND
+    withdrawn_action_id: Identifier = Field(description="The action a sender must not deliver.")
+    withdrawn_kind: ActionKind
+    customer_id: Identifier
+    channel: Channel = Field(description="Channel of the withdrawn action.")
+    withdrawn_send_after: AwareDatetime = Field(description="When the withdrawn action was due.")
+    reason: WithdrawalReason
+    policy_version: str
+    holdout: bool = False
+    created_at: AwareDatetime = Field(description="Logical time the action became moot (event time).")
+    schema_version: Literal[1] = ACTION_SCHEMA_VERSION
+
+
 def action_id_for(customer_id: str, kind: ActionKind | str, trigger_ref: str) -> str:
     """Deterministic id: the same customer, kind and trigger reference always map to one id."""
     return str(uuid.uuid5(_ACTION_NAMESPACE, f"{customer_id}\x1f{kind}\x1f{trigger_ref}"))

@@ -9,13 +9,14 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from remarket.domain.actions import Action, ActionKind, Coupon, CouponUnit, Reason, action_id_for
+from remarket.domain.actions import Action, ActionKind, Coupon, CouponUnit, Reason, Withdrawal, action_id_for
 from remarket.domain.calendar import customer_zone, festival_on, next_allowed
 from remarket.domain.events import Channel, PromotionType
 from remarket.domain.lifecycle import email_activity, is_active, site_activity, tier_of
 from remarket.domain.policy import Policy
 from remarket.domain.score import repurchase_score
-from remarket.domain.state import CustomerState, from_ts, to_ts
+from remarket.domain.rules import withdrawals
+from remarket.domain.state import CustomerState, PendingSend, from_ts, to_ts
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Effects:
     actions: list[Action] = field(default_factory=list)
     suppressions: list[tuple[str, str]] = field(default_factory=list)
     transitions: list[tuple[str, str]] = field(default_factory=list)
+    withdrawals: list[Withdrawal] = field(default_factory=list)
     erased: bool = False  # an erasure request was carried out during this call
 
     def suppress(self, kind: str, reason: str) -> None:
@@ -99,7 +101,7 @@ def _coupon(offer: CouponOffer, send_after, tz, policy: Policy) -> tuple[Coupon 
 
 def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: ActionKind, now: int,
             trigger_ref: str, rule: str, valid_for: timedelta, offer: CouponOffer | None = None,
-            product_ids: tuple[str, ...] = (), order_id: str | None = None,
+            product_ids: tuple[str, ...] = (), order_id: str | None = None, cart_id: str | None = None,
             triggering_event_ids: tuple[str, ...] = (), detail: str | None = None) -> Action | None:
     channel = choose_channel(state, now, policy)
     if channel is None:
@@ -144,4 +146,8 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: Act
         created_at=decided_at,
     )
     effects.actions.append(action)
+    if send_ts > now:  # held by the sender until send_after: withdrawable until then
+        withdrawals.remember(state, PendingSend(
+            id=action.action_id, kind=kind.value, ch=channel.value, at=send_ts, stage=state.stage,
+            order=order_id, cart=cart_id, products=tuple(product_ids), hold=holdout), policy)
     return action

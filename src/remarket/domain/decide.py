@@ -16,6 +16,7 @@ from remarket.domain.lifecycle import (
     stage_at,
 )
 from remarket.domain.policy import CampaignPolicy, Policy
+from remarket.domain.rules import withdrawals
 from remarket.domain.state import CustomerState, from_ts, ring_add, to_ts
 
 _CAMPAIGN_KIND = {
@@ -51,6 +52,7 @@ def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects)
     if state.stage in LAPSED_STAGES and stage not in LAPSED_STAGES:
         state.reactivations += 1
     state.stage, state.stage_since, state.campaign_seq = stage, t, 0
+    withdrawals.on_stage_change(state, t, policy, effects)
     campaign = campaign_policy(stage, policy)
     state.campaign_due = t + _secs(campaign.delay) if campaign is not None and campaign.enabled else None
 
@@ -76,6 +78,7 @@ def _remind(state: CustomerState, key: str, order, t: int, policy: Policy, effec
                      rule="unpaid_checkout_reminder" if checkout else "unpaid_order_reminder",
                      valid_for=rules.valid_for, order_id=None if checkout else key,
                      triggering_event_ids=(order.event_id,),
+                     cart_id=order.cart_id,
                      detail=f"cart {order.cart_id}" if checkout else None)
     if action is not None:
         state.last_reminded = t
@@ -158,6 +161,7 @@ def _due_campaign(state: CustomerState, t: int, policy: Policy, effects: Effects
 
 def evaluate(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
     """Everything due at or before `t`, decided at `t`; then `t` becomes the processed time."""
+    withdrawals.prune(state, t)
     update_stage(state, t, policy, effects)
     if policy.reminder.enabled:
         _due_reminders(state, t, policy, effects)

@@ -68,6 +68,7 @@ class LimitsPolicy(_Section):
     couponed_products: int = Field(20, ge=1, le=1000, description="Products remembered for once-per-window.")
     closed_ids: int = Field(20, ge=1, le=1000, description="Recently paid/cancelled order and cart ids.")
     reorder_buffer: int = Field(50, ge=1, le=10_000, description="Events held for reordering.")
+    pending_sends: int = Field(16, ge=1, le=1000, description="Emitted actions not yet due, kept to withdraw them.")
 
 
 class ActivityPolicy(_Section):

@@ -70,6 +70,20 @@ class Attention(_Record):
     event_id: str = ""
 
 
+class PendingSend(_Record):
+    """An emitted action whose `send_after` is still ahead: it can still be withdrawn if it becomes moot."""
+
+    id: str  # action_id
+    kind: str
+    ch: str  # channel
+    at: int  # send_after, epoch s
+    stage: str = ""  # stage it was decided in (campaigns)
+    order: str | None = None  # the unpaid order a reminder is about
+    cart: str | None = None  # the checkout a reminder is about
+    products: tuple[str, ...] = ()
+    hold: bool = False  # holdout
+
+
 class CustomerState(BaseModel):
     # Stored with short aliases (bytes per customer add up); Python names everywhere else.
     model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64",
@@ -112,6 +126,8 @@ class CustomerState(BaseModel):
     last_reminded: int | None = Field(None, alias="reminded")
     contacts: list[int] = Field(default_factory=list, description="send_after of recent messages.")
     couponed: dict[str, int] = Field(default_factory=dict, description="Product -> last targeted coupon.")
+    pending: list[PendingSend] = Field(default_factory=list, alias="pend",
+                                       description="Emitted actions not yet due (withdrawable).")
 
     def __setattr__(self, name: str, value) -> None:
         # The core assigns fields many times per event; pydantic's generic __setattr__ (no

@@ -121,7 +121,8 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: Act
     coupon, note = _coupon(offer, send_after, tz, policy) if offer is not None else (None, None)
     if deferred:
         effects.suppress(kind, "quiet_hours_deferred")
-    holdout = in_holdout(state.customer_id, policy)  # counted by whoever routes action.holdout, not here
+    # counted by whoever routes action.holdout, not here
+    holdout = kind.value in policy.holdout.kinds and in_holdout(state.customer_id, policy)
     _remember_contact(state, send_ts, policy)
     action = Action(
         action_id=action_id_for(state.customer_id, kind, trigger_ref),

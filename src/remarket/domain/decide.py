@@ -70,15 +70,16 @@ def _remind(state: CustomerState, key: str, order, t: int, policy: Policy, effec
     if state.last_reminded is not None and t - state.last_reminded <= policy.seconds.skip_if_reminded_within:
         effects.suppress(kind, "recently_reminded")
         return
-    if state.last_order is not None and t - state.last_order <= policy.seconds.skip_if_paid_within:
+    if (rules.skip_if_paid_recently and state.last_order is not None
+            and t - state.last_order <= policy.seconds.skip_if_paid_within):
         effects.suppress(kind, "recently_paid")
         return
     reference = f"cart:{key}" if checkout else f"order:{key}"
     action = deliver(state, effects, policy, kind=kind, now=t, trigger_ref=reference,
                      rule="unpaid_checkout_reminder" if checkout else "unpaid_order_reminder",
                      valid_for=rules.valid_for, order_id=None if checkout else key,
-                     triggering_event_ids=(order.event_id,),
                      cart_id=order.cart_id,
+                     triggering_event_ids=(order.event_id,),
                      detail=f"cart {order.cart_id}" if checkout else None)
     if action is not None:
         state.last_reminded = t

@@ -185,6 +185,8 @@ class ReminderPolicy(_Section):
     valid_for: PositiveDuration = Field(timedelta(days=1), description="expires_at = send_after + this.")
     include_checkouts: bool = Field(True, description="Also remind started-but-unfinished checkouts.")
     skip_if_reminded_within: NonNegativeDuration = timedelta(days=20)
+    skip_if_paid_recently: bool = Field(
+        False, description="Seller option: no reminder when another order was paid within skip_if_paid_within.")
     skip_if_paid_within: NonNegativeDuration = timedelta(days=20)
 
 
@@ -356,6 +358,17 @@ class FestivalPolicy(_Section):
 class HoldoutPolicy(_Section):
     share: Share = Field(0.05, description="Share of customers in the control group (stable hash of the id).")
     salt: str = Field("remarket-holdout-1", min_length=1, max_length=64, description="Change to redraw the group.")
+    kinds: list[str] = Field(
+        default_factory=lambda: ["targeted_coupon", "lifecycle_new", "lifecycle_growth", "lifecycle_mature",
+                                 "lifecycle_declining", "lifecycle_churned"],
+        description="Action kinds withheld from the control group: marketing by default; add "
+                    "payment_reminder only as an explicit choice.")
+
+    @model_validator(mode="after")
+    def _known_kinds(self) -> "HoldoutPolicy":
+        for kind in self.kinds:
+            _check_kind("holdout.kinds", kind)
+        return self
 
 
 def _check_kind(path: str, kind: str) -> None:

@@ -109,8 +109,17 @@ def test_holdout_share_is_stable_and_close_to_the_policy_share():
     assert not any(in_holdout(f"customer-{i}", policy_with(holdout={"share": 0})) for i in range(1000))
 
 
+def test_holdout_applies_to_marketing_but_not_to_payment_reminders_by_default():
+    policy = policy_with(holdout={"share": 0.5}, coupon={"delay": "1h"}, contact={"cap": {"max": 5, "window": "1d"}})
+    customer = next(f"h{i}" for i in range(100) if in_holdout(f"h{i}", policy))
+    driver = Driver(policy).feed(placed(T0, customer=customer), view(T0, customer=customer),
+                                 view(T0 + minutes(1), customer=customer)).run_until(T0 + days(1))
+    assert sorted((a.kind.value, a.holdout) for a in driver.actions) == [("payment_reminder", False),
+                                                                          ("targeted_coupon", True)]
+
+
 def test_holdout_actions_are_recorded_with_holdout_true():
-    policy = policy_with(holdout={"share": 0.5})
+    policy = policy_with(holdout={"share": 0.5, "kinds": ["payment_reminder"]})  # the merchant opted in
     customer = next(f"h{i}" for i in range(100) if in_holdout(f"h{i}", policy))
     driver = Driver(policy).feed(placed(T0, customer=customer)).run_until(T0 + days(1))
     assert [a.holdout for a in driver.actions] == [True]

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 
 from remarket.domain.actions import action_id_for
+from remarket.domain.contact import in_holdout
 from remarket.domain.process import advance, apply
 
 from .factories import Driver, days, event, minutes, paid, placed, policy_with, view
@@ -100,6 +101,16 @@ def test_a_withdrawn_message_frees_its_place_under_the_daily_cap():
     assert len(driver.state.contacts) == 1
     driver.feed(placed(EVENING + minutes(65), "o9", items=[{"product_id": "p1"}])).run_until(EVENING + minutes(70))
     assert driver.state.contacts == []
+
+
+def test_the_withdrawal_of_a_holdout_action_is_marked_holdout_too():
+    policy = policy_with(holdout={"share": 0.5, "kinds": ["payment_reminder"]})
+    customer = next(f"h{i}" for i in range(100) if in_holdout(f"h{i}", policy))
+    driver = Driver(policy)
+    driver.feed(placed(EVENING, customer=customer)).run_until(EVENING + minutes(40))
+    driver.feed(paid(EVENING + minutes(50), customer=customer)).run_until(EVENING + minutes(60))
+    assert [a.holdout for a in driver.actions] == [True]
+    assert [w.holdout for w in _withdrawals(driver)] == [True]
 
 
 def _live_with_withdrawals(events):

@@ -89,6 +89,8 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
     action_kinds: Counter[str] = Counter()
     suppressions: Counter[str] = Counter()
     withdrawn: Counter[str] = Counter()
+    deferred: Counter[str] = Counter()
+    expired: Counter[str] = Counter()
     transitions: Counter[str] = Counter()
     stages: Counter[str] = Counter()
     holdout = after_as_of = erased = snapshot_lines = 0
@@ -109,6 +111,8 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
                 withdrawn[f"{withdrawal.withdrawn_kind}:{withdrawal.reason}"] += 1
                 actions_out.write(withdrawal.model_dump_json() + "\n")
             suppressions.update(f"{kind}:{reason}" for kind, reason in outcome.suppressions)
+            deferred.update(f"{kind}:{reason}" for kind, reason in outcome.deferred)
+            expired.update(f"{kind}:{reason}" for kind, reason in outcome.expired)
             transitions.update(f"{a}->{b}" for a, b in outcome.transitions)
 
         def finish_customer() -> None:
@@ -165,6 +169,8 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
         "holdout_actions": holdout,
         "suppressions": dict(sorted(suppressions.items())),
         "withdrawals": dict(sorted(withdrawn.items())),
+        "deferred": dict(sorted(deferred.items())),
+        "expired": dict(sorted(expired.items())),
         "transitions": dict(sorted(transitions.items())),
         "policy_version": policy.version,
         "seconds": round(elapsed, 1),

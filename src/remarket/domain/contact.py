@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from remarket.domain.actions import Action, ActionKind, Coupon, CouponUnit, Reason, Withdrawal, action_id_for
+from remarket.domain.caps import capped, remember_contact
 from remarket.domain.calendar import customer_zone, festival_on, next_allowed
-from remarket.domain.events import Channel, PromotionType
+from remarket.domain.events import Channel
 from remarket.domain.lifecycle import email_activity, is_active, site_activity, tier_of
 from remarket.domain.policy import Policy
 from remarket.domain.score import repurchase_score
 from remarket.domain.rules import withdrawals
-from remarket.domain.state import CustomerState, PendingSend, from_ts, to_ts
+from remarket.domain.state import CustomerState, Offer, PendingSend, Proposal, from_ts, to_ts
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Effects:
     suppressions: list[tuple[str, str]] = field(default_factory=list)
     transitions: list[tuple[str, str]] = field(default_factory=list)
     withdrawals: list[Withdrawal] = field(default_factory=list)
+    deferred: list[tuple[str, str]] = field(default_factory=list)  # (kind, reason): waits for a later slot
+    expired: list[tuple[str, str]] = field(default_factory=list)  # (kind, reason): gave up waiting
     erased: bool = False  # an erasure request was carried out during this call
 
     def suppress(self, kind: str, reason: str) -> None:
@@ -56,40 +59,19 @@ def choose_channel(state: CustomerState, now: int, policy: Policy) -> Channel | 
     return next((c for c in preferred if consented(state, c, policy)), None)
 
 
-def _capped(state: CustomerState, send_at: int, policy: Policy) -> bool:
-    caps = [policy.contact.cap]
-    if (stage_cap := policy.contact.stage_caps.get(state.stage)) is not None:
-        caps.append(stage_cap)
-    for cap in caps:
-        window = int(cap.window.total_seconds())
-        if sum(abs(send_at - sent) < window for sent in state.contacts) >= cap.max:
-            return True
-    return False
+def activity_factor(state: CustomerState, kind: ActionKind, now: int, policy: Policy) -> float:
+    if kind is ActionKind.TARGETED_COUPON and is_active(state, now, policy):
+        return policy.coupon.active_factor
+    return 1.0
 
 
-def _remember_contact(state: CustomerState, send_at: int, policy: Policy) -> None:
-    horizon = send_at - policy.seconds.longest_cap_window
-    kept = sorted(t for t in state.contacts if t > horizon)
-    kept.append(send_at)
-    state.contacts = sorted(kept)[-policy.limits.contacts:]
-
-
-@dataclass(frozen=True)
-class CouponOffer:
-    type: PromotionType
-    percent: float          # size for percent types; 0 means no coupon
-    min_spend: float
-    valid_for: timedelta
-    boostable: bool = False  # campaign coupons grow in festival windows
-
-
-def _coupon(offer: CouponOffer, send_after, tz, policy: Policy) -> tuple[Coupon | None, str | None]:
-    percent, note = offer.percent, None
-    if offer.boostable and (festival := festival_on(send_after, tz, policy)) is not None:
+def _coupon(offer: Offer, send_after, tz, policy: Policy, factor: float = 1.0) -> tuple[Coupon | None, str | None]:
+    percent, note = offer.percent * factor, None
+    if offer.boost and (festival := festival_on(send_after, tz, policy)) is not None:
         percent, note = percent * festival.coupon_boost, f"festival: {festival.name}"
     if percent <= 0:
         return None, note
-    valid_until = send_after + offer.valid_for
+    valid_until = send_after + timedelta(seconds=offer.valid)
     if offer.type in policy.coupon_types.percent_types:
         value = round(min(percent, policy.coupon_types.max_percent), 1)
         return Coupon(type=offer.type, value=value, unit=CouponUnit.PERCENT, min_spend=offer.min_spend,
@@ -99,10 +81,18 @@ def _coupon(offer: CouponOffer, send_after, tz, policy: Policy) -> tuple[Coupon 
                   valid_until=valid_until), note
 
 
-def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: ActionKind, now: int,
-            trigger_ref: str, rule: str, valid_for: timedelta, offer: CouponOffer | None = None,
-            product_ids: tuple[str, ...] = (), order_id: str | None = None, cart_id: str | None = None,
-            triggering_event_ids: tuple[str, ...] = (), detail: str | None = None) -> Action | None:
+@dataclass(frozen=True)
+class Capped:
+    """The caps hold the message back at `send_ts` (it may wait for a later slot)."""
+
+    send_ts: int
+
+
+def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Proposal,
+            now: int) -> Action | Capped | None:
+    """Send `proposal` at `now` (quiet hours and caps applied): the Action, Capped, or None
+    (suppressed, reason recorded)."""
+    kind = ActionKind(proposal.kind)
     channel = choose_channel(state, now, policy)
     if channel is None:
         effects.suppress(kind, "no_consent")
@@ -115,32 +105,34 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: Act
         send_after = next_allowed(decided_at, tz, policy.quiet_hours)
         deferred = send_after != decided_at
     send_ts = to_ts(send_after)
-    if kind.value not in policy.contact.cap_exempt_kinds and _capped(state, send_ts, policy):
-        effects.suppress(kind, "frequency_cap")
-        return None
-    coupon, note = _coupon(offer, send_after, tz, policy) if offer is not None else (None, None)
+    if kind.value not in policy.contact.cap_exempt_kinds and capped(state, send_ts, policy):
+        return Capped(send_ts)
+    offer = proposal.offer
+    coupon, note = ((_coupon(offer, send_after, tz, policy, activity_factor(state, kind, now, policy)))
+                    if offer is not None else (None, None))
     if deferred:
         effects.suppress(kind, "quiet_hours_deferred")
     # counted by whoever routes action.holdout, not here
     holdout = kind.value in policy.holdout.kinds and in_holdout(state.customer_id, policy)
-    _remember_contact(state, send_ts, policy)
+    remember_contact(state, send_ts, policy)
+    waited = f"waited {(now - proposal.since) // 3600} h for a slot" if now > proposal.since else None
     action = Action(
-        action_id=action_id_for(state.customer_id, kind, trigger_ref),
+        action_id=action_id_for(state.customer_id, kind, proposal.ref),
         kind=kind,
         customer_id=state.customer_id,
         channel=channel,
         send_after=send_after,
-        expires_at=send_after + valid_for,
+        expires_at=send_after + timedelta(seconds=proposal.valid),
         coupon=coupon,
-        product_ids=list(product_ids),
-        order_id=order_id,
+        product_ids=list(proposal.products),
+        order_id=proposal.order,
         reason=Reason(
-            rule=rule, stage=state.stage, tier=tier_of(state, policy),
+            rule=proposal.rule, stage=state.stage, tier=tier_of(state, policy),
             email_activity=email_activity(state, now, policy),
             site_activity=site_activity(state, now, policy),
             repurchase_score=repurchase_score(state, now, policy.score),
-            triggering_event_ids=list(triggering_event_ids)[:50],
-            detail="; ".join(p for p in (detail, note) if p) or None,
+            triggering_event_ids=list(proposal.events)[:50],
+            detail="; ".join(p for p in (proposal.detail, note, waited) if p) or None,
         ),
         policy_version=policy.version,
         holdout=holdout,
@@ -150,5 +142,5 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: Act
     if send_ts > now:  # held by the sender until send_after: withdrawable until then
         withdrawals.remember(state, PendingSend(
             id=action.action_id, kind=kind.value, ch=channel.value, at=send_ts, stage=state.stage,
-            order=order_id, cart=cart_id, products=tuple(product_ids), hold=holdout), policy)
+            order=proposal.order, cart=proposal.cart, products=proposal.products, hold=holdout), policy)
     return action

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from remarket.domain.actions import ActionKind
 from remarket.domain.calendar import customer_zone, next_festival_start
-from remarket.domain.contact import CouponOffer, Effects, deliver
+from remarket.domain.contact import Capped, Effects, deliver
 from remarket.domain.events import PromotionType
 from remarket.domain.lifecycle import (
     LAPSED_STAGES, is_active, next_activity_change, next_stage_change, personal_cycle, promotion_preference,
     stage_at,
 )
 from remarket.domain.policy import CampaignPolicy, Policy
-from remarket.domain.rules import withdrawals
-from remarket.domain.state import CustomerState, from_ts, ring_add, to_ts
+from remarket.domain.rules import waiting, withdrawals
+from remarket.domain.state import CustomerState, Offer, Proposal, from_ts, ring_add, to_ts
 
 _CAMPAIGN_KIND = {
     "new": ActionKind.LIFECYCLE_NEW, "growth": ActionKind.LIFECYCLE_GROWTH, "mature": ActionKind.LIFECYCLE_MATURE,
@@ -60,7 +60,7 @@ def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects)
 # ---------------------------------------------------------------- payment reminders
 
 def _remind(state: CustomerState, key: str, order, t: int, policy: Policy, effects: Effects,
-            *, checkout: bool) -> None:
+            *, checkout: bool) -> Proposal | None:
     rules = policy.reminder
     kind = ActionKind.PAYMENT_REMINDER
     if order.cart_id:
@@ -69,56 +69,53 @@ def _remind(state: CustomerState, key: str, order, t: int, policy: Policy, effec
         state.closed_orders = ring_add(state.closed_orders, key, policy.limits.closed_ids)
     if state.last_reminded is not None and t - state.last_reminded <= policy.seconds.skip_if_reminded_within:
         effects.suppress(kind, "recently_reminded")
-        return
+        return None
     if (rules.skip_if_paid_recently and state.last_order is not None
             and t - state.last_order <= policy.seconds.skip_if_paid_within):
         effects.suppress(kind, "recently_paid")
-        return
-    reference = f"cart:{key}" if checkout else f"order:{key}"
-    action = deliver(state, effects, policy, kind=kind, now=t, trigger_ref=reference,
-                     rule="unpaid_checkout_reminder" if checkout else "unpaid_order_reminder",
-                     valid_for=rules.valid_for, order_id=None if checkout else key,
-                     cart_id=order.cart_id,
-                     triggering_event_ids=(order.event_id,),
-                     detail=f"cart {order.cart_id}" if checkout else None)
-    if action is not None:
-        state.last_reminded = t
+        return None
+    return Proposal(kind=kind.value, ref=f"cart:{key}" if checkout else f"order:{key}",
+                    rule="unpaid_checkout_reminder" if checkout else "unpaid_order_reminder",
+                    valid=_secs(rules.valid_for), stage=state.stage, order=None if checkout else key,
+                    cart=order.cart_id, events=(order.event_id,),
+                    detail=f"cart {order.cart_id}" if checkout else None, since=t)
 
 
-def _due_reminders(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
+def _due_reminders(state: CustomerState, t: int, policy: Policy, effects: Effects) -> list[Proposal]:
     delay = policy.seconds.reminder_delay
+    proposals = []
     for checkout, pending in ((True, state.open_checkouts), (False, state.open_orders)):
         due = sorted((o.at, key) for key, o in pending.items() if o.at + delay <= t)
         for _, key in due:
-            _remind(state, key, pending.pop(key), t, policy, effects, checkout=checkout)
+            if (proposal := _remind(state, key, pending.pop(key), t, policy, effects, checkout=checkout)):
+                proposals.append(proposal)
+    return proposals
 
 
 # ---------------------------------------------------------------- targeted coupons
 
-def _due_coupons(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
+def _due_coupons(state: CustomerState, t: int, policy: Policy, effects: Effects) -> list[Proposal]:
     rules = policy.coupon
     delay, once_per = policy.seconds.coupon_delay, policy.seconds.coupon_once_per
     due = sorted((a.since, product) for product, a in state.products.items() if a.since and a.since + delay <= t)
+    waiting_for = {p for w in state.waiting if w.kind == ActionKind.TARGETED_COUPON for p in w.products}
+    proposals = []
     for _, product in due:
         attention = state.products.pop(product)
         last = state.couponed.get(product)
-        if last is not None and t - last < once_per:
+        if (last is not None and t - last < once_per) or product in waiting_for:
             effects.suppress(ActionKind.TARGETED_COUPON, "once_per_window")
             continue
-        percent = rules.percent_by_stage.get(state.stage, 0.0)
-        if is_active(state, t, policy):
-            percent *= rules.active_factor
-        offer = CouponOffer(type=offer_type(state, policy), percent=percent, min_spend=rules.min_spend,
-                            valid_for=rules.valid_for)
-        action = deliver(state, effects, policy, kind=ActionKind.TARGETED_COUPON, now=t,
-                         trigger_ref=f"product:{product}:{attention.since}", rule="product_attention_coupon",
-                         valid_for=rules.valid_for, offer=offer, product_ids=(product,),
-                         triggering_event_ids=(attention.event_id,) if attention.event_id else ())
-        if action is not None:
-            state.couponed[product] = t
+        offer = Offer(type=offer_type(state, policy), percent=rules.percent_by_stage.get(state.stage, 0.0),
+                      min_spend=rules.min_spend, valid=_secs(rules.valid_for))
+        proposals.append(Proposal(
+            kind=ActionKind.TARGETED_COUPON.value, ref=f"product:{product}:{attention.since}",
+            rule="product_attention_coupon", valid=_secs(rules.valid_for), stage=state.stage, offer=offer,
+            products=(product,), events=(attention.event_id,) if attention.event_id else (), since=t))
     if state.couponed and (due or min(state.couponed.values()) <= t - once_per):
         kept = {p: at for p, at in state.couponed.items() if t - at < once_per}
         state.couponed = dict(sorted(kept.items(), key=lambda kv: kv[1])[-policy.limits.couponed_products:])
+    return proposals
 
 
 # ---------------------------------------------------------------- life-cycle campaigns
@@ -132,30 +129,53 @@ def _cadence(state: CustomerState, campaign: CampaignPolicy, policy: Policy) -> 
     return min(max(cycle, _secs(campaign.cycle_min)), _secs(campaign.cycle_max))
 
 
-def _due_campaign(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
+def _due_campaign(state: CustomerState, t: int, policy: Policy, effects: Effects) -> list[Proposal]:
     if state.campaign_due is None or state.campaign_due > t:
-        return
+        return []
     campaign, kind = campaign_policy(state.stage, policy), campaign_kind(state.stage)
     if campaign is None or kind is None or not campaign.enabled:
         state.campaign_due = None
-        return
+        return []
     cadence = _cadence(state, campaign, policy)
     if cadence is not None and state.campaign_seq > 0:  # a repeat can wait a few days for a festival
         festival = next_festival_start(from_ts(t), customer_zone(state.timezone, policy), policy,
                                        policy.festivals.hold_cadence_within)
         if festival is not None:
             state.campaign_due = to_ts(festival)
-            return
+            return []
     offer = None
     if campaign.coupon_percent > 0:
-        offer = CouponOffer(type=offer_type(state, policy), percent=campaign.coupon_percent,
-                            min_spend=campaign.min_spend, valid_for=campaign.valid_for, boostable=True)
-    deliver(state, effects, policy, kind=kind, now=t,
-            trigger_ref=f"stage:{state.stage}:{state.stage_since}:{state.campaign_seq}",
-            rule=f"{state.stage}_campaign", valid_for=campaign.valid_for, offer=offer,
-            detail=f"stage {state.stage} since {from_ts(state.stage_since).isoformat()}, message {state.campaign_seq + 1}")
+        offer = Offer(type=offer_type(state, policy), percent=campaign.coupon_percent,
+                      min_spend=campaign.min_spend, valid=_secs(campaign.valid_for), boost=True)
+    proposal = Proposal(
+        kind=kind.value, ref=f"stage:{state.stage}:{state.stage_since}:{state.campaign_seq}",
+        rule=f"{state.stage}_campaign", valid=_secs(campaign.valid_for), stage=state.stage, offer=offer,
+        detail=f"stage {state.stage} since {from_ts(state.stage_since).isoformat()}, message {state.campaign_seq + 1}",
+        since=t)
     state.campaign_seq += 1
     state.campaign_due = t + cadence if cadence is not None else None
+    return [proposal]
+
+
+# ---------------------------------------------------------------- sending, by priority
+
+def _sent(state: CustomerState, proposal: Proposal, t: int) -> None:
+    """What a rule remembers once its message went out."""
+    if proposal.kind == ActionKind.PAYMENT_REMINDER:
+        state.last_reminded = t
+    elif proposal.kind == ActionKind.TARGETED_COUPON:
+        for product in proposal.products:
+            state.couponed[product] = t
+
+
+def _send_all(state: CustomerState, proposals: list[Proposal], t: int, policy: Policy, effects: Effects) -> None:
+    """Fresh and waiting messages compete for the slot at `t` by priority; the capped ones wait."""
+    for proposal in sorted(proposals, key=lambda p: waiting.order_key(p, policy)):
+        result = deliver(state, effects, policy, proposal, t)
+        if isinstance(result, Capped):
+            waiting.park(state, proposal, result.send_ts, policy, effects)
+        elif result is not None:
+            _sent(state, proposal, t)
 
 
 # ---------------------------------------------------------------- the two entry points
@@ -164,11 +184,14 @@ def evaluate(state: CustomerState, t: int, policy: Policy, effects: Effects) -> 
     """Everything due at or before `t`, decided at `t`; then `t` becomes the processed time."""
     withdrawals.prune(state, t)
     update_stage(state, t, policy, effects)
+    proposals = waiting.take_due(state, t)
     if policy.reminder.enabled:
-        _due_reminders(state, t, policy, effects)
+        proposals += _due_reminders(state, t, policy, effects)
     if policy.coupon.enabled:
-        _due_coupons(state, t, policy, effects)
-    _due_campaign(state, t, policy, effects)
+        proposals += _due_coupons(state, t, policy, effects)
+    proposals += _due_campaign(state, t, policy, effects)
+    if proposals:
+        _send_all(state, proposals, t, policy, effects)
     state.upto = t if state.upto is None else max(state.upto, t)
 
 
@@ -183,6 +206,7 @@ def next_due(state: CustomerState, policy: Policy) -> int | None:
             best = t
 
     consider(state.campaign_due)
+    consider(waiting.next_due(state))
     consider(next_stage_change(state, upto, policy))
     consider(next_activity_change(state, upto, policy))
     if policy.reminder.enabled:

@@ -69,6 +69,7 @@ class LimitsPolicy(_Section):
     closed_ids: int = Field(20, ge=1, le=1000, description="Recently paid/cancelled order and cart ids.")
     reorder_buffer: int = Field(50, ge=1, le=10_000, description="Events held for reordering.")
     pending_sends: int = Field(16, ge=1, le=1000, description="Emitted actions not yet due, kept to withdraw them.")
+    waiting: int = Field(8, ge=1, le=1000, description="Capped messages waiting for a slot.")
 
 
 class ActivityPolicy(_Section):
@@ -323,6 +324,40 @@ class ContactPolicy(_Section):
         return self
 
 
+Rank = Annotated[int, Field(ge=0, le=100)]
+
+
+class KindPriority(_Section):
+    """Who gets a free slot first when capped messages compete: lower goes first."""
+
+    payment_reminder: Rank = 0
+    lifecycle_churned: Rank = 1
+    lifecycle_declining: Rank = 1
+    targeted_coupon: Rank = 2
+    lifecycle_new: Rank = 2
+    lifecycle_growth: Rank = 2
+    lifecycle_mature: Rank = 2
+
+
+class KindWindow(_Section):
+    """How long a capped message of each kind may wait for a slot; 0 = dropped when capped."""
+
+    payment_reminder: NonNegativeDuration = timedelta(days=1)
+    targeted_coupon: NonNegativeDuration = timedelta(days=2)
+    lifecycle_new: NonNegativeDuration = timedelta(days=7)
+    lifecycle_growth: NonNegativeDuration = timedelta(days=7)
+    lifecycle_mature: NonNegativeDuration = timedelta(days=7)
+    lifecycle_declining: NonNegativeDuration = timedelta(days=7)
+    lifecycle_churned: NonNegativeDuration = timedelta(days=14)
+
+
+class WaitingPolicy(_Section):
+    """A capped message waits for the next allowed slot, by priority, until its kind's window ends."""
+
+    priority: KindPriority = KindPriority()
+    wait_for: KindWindow = KindWindow()
+
+
 class QuietHoursPolicy(_Section):
     start: time = Field(time(21, 0), description="Local time quiet hours begin (customer's zone).")
     end: time = Field(time(9, 0), description="Local time they end; may be on the next day. start == end: none.")
@@ -395,6 +430,7 @@ class Policy(BaseModel):
     coupon_types: CouponTypesPolicy = CouponTypesPolicy()
     campaigns: CampaignsPolicy = CampaignsPolicy()
     contact: ContactPolicy = ContactPolicy()
+    waiting: WaitingPolicy = WaitingPolicy()
     quiet_hours: QuietHoursPolicy = QuietHoursPolicy()
     festivals: FestivalPolicy = FestivalPolicy()
     holdout: HoldoutPolicy = HoldoutPolicy()

@@ -35,6 +35,8 @@ class Outcome:
     transitions: tuple[tuple[str, str], ...] = ()  # (from_stage, to_stage)
     suppressions: tuple[tuple[str, str], ...] = ()  # (action kind, reason)
     withdrawals: tuple[Withdrawal, ...] = ()  # pending actions that became moot: publish like actions
+    deferred: tuple[tuple[str, str], ...] = ()  # (action kind, reason): capped, waiting for a later slot
+    expired: tuple[tuple[str, str], ...] = ()  # (action kind, reason): gave up waiting, never sent
 
 
 def _event_key(event: InboundEvent) -> tuple[datetime, str]:
@@ -83,7 +85,8 @@ def _finish(before: CustomerState | None, state: CustomerState, due: int | None,
             effects: Effects) -> Outcome:
     if effects.erased and not state.buffer:  # forgotten, and nothing newer is waiting: delete
         return Outcome(state=None, actions=tuple(effects.actions), transitions=tuple(effects.transitions),
-                       suppressions=tuple(effects.suppressions), withdrawals=tuple(effects.withdrawals))
+                       suppressions=tuple(effects.suppressions), withdrawals=tuple(effects.withdrawals),
+                       deferred=tuple(effects.deferred), expired=tuple(effects.expired))
     logical = [due] if due is not None else []
     if state.buffer:
         logical.append(to_ts(state.buffer[0].occurred_at))
@@ -99,7 +102,8 @@ def _finish(before: CustomerState | None, state: CustomerState, due: int | None,
             profile = profile_of(state, from_ts(state.upto), policy)
     return Outcome(state=state, actions=tuple(effects.actions), profile=profile,
                    transitions=tuple(effects.transitions), suppressions=tuple(effects.suppressions),
-                   withdrawals=tuple(effects.withdrawals))
+                   withdrawals=tuple(effects.withdrawals), deferred=tuple(effects.deferred),
+                   expired=tuple(effects.expired))
 
 
 def _erase_in_place(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:

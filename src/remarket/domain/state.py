@@ -84,6 +84,35 @@ class PendingSend(_Record):
     hold: bool = False  # holdout
 
 
+class Offer(_Record):
+    """A coupon a rule wants to give, before activity, festival and type turn it into a Coupon."""
+
+    type: PromotionType
+    percent: float  # the stage's size; 0 = no coupon
+    min_spend: float = 0.0
+    valid: int  # seconds the coupon is valid from send_after
+    boost: bool = False  # grows in festival windows (campaign coupons)
+
+
+class Proposal(_Record):
+    """A message a rule decided to send. One the frequency caps hold back waits in
+    `CustomerState.waiting` for its next allowed slot (`retry`), until `since` + the kind's window."""
+
+    kind: str
+    ref: str  # trigger reference: the action_id derives from it, so a retry keeps its id
+    rule: str
+    valid: int  # seconds from send_after to expires_at
+    stage: str = ""
+    offer: Offer | None = None
+    products: tuple[str, ...] = ()
+    order: str | None = None
+    cart: str | None = None
+    events: tuple[str, ...] = ()
+    detail: str | None = None
+    since: int = 0  # first decided
+    retry: int = 0  # next slot to try (waiting only)
+
+
 class CustomerState(BaseModel):
     # Stored with short aliases (bytes per customer add up); Python names everywhere else.
     model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64",
@@ -128,6 +157,8 @@ class CustomerState(BaseModel):
     couponed: dict[str, int] = Field(default_factory=dict, description="Product -> last targeted coupon.")
     pending: list[PendingSend] = Field(default_factory=list, alias="pend",
                                        description="Emitted actions not yet due (withdrawable).")
+    waiting: list[Proposal] = Field(default_factory=list, alias="wait",
+                                    description="Capped messages waiting for their next allowed slot.")
 
     def __setattr__(self, name: str, value) -> None:
         # The core assigns fields many times per event; pydantic's generic __setattr__ (no

@@ -3,7 +3,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from remarket import replay
-from remarket.domain.actions import Action, Withdrawal
+from remarket.domain.actions import Action, ActionKind, Withdrawal
 from remarket.domain.events import parse_event
 from remarket.domain.process import advance, apply
 from remarket.domain.profile import CustomerProfile
@@ -25,6 +25,10 @@ def _replay(tmp_path, events=3000, **kw):
     return source, summary, messages
 
 
+def replay_kinds():
+    return [kind.value for kind in ActionKind]
+
+
 def test_replay_writes_one_profile_line_per_customer(tmp_path):
     source, summary, messages = _replay(tmp_path, invalid_every=500)
     snapshot = [json.loads(line) for line in (tmp_path / "snapshot.jsonl").read_text().splitlines()]
@@ -39,6 +43,8 @@ def test_replay_writes_one_profile_line_per_customer(tmp_path):
     actions = [line for line in lines if line["kind"] != "withdrawal"]
     assert summary["actions"] == len(actions) > 0
     assert sum(summary["withdrawals"].values()) == len(lines) - len(actions)
+    assert summary["deferred"] and set(summary["expired"]) <= {f"{k}:{r}" for k in replay_kinds()
+                                                                 for r in ("wait_over", "waiting_full")}
 
 
 def test_replay_emits_the_same_actions_as_the_live_worker(tmp_path):

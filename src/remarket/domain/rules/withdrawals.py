@@ -13,7 +13,8 @@ from typing import Callable
 from remarket.domain.actions import ActionKind, Withdrawal, WithdrawalReason, action_id_for
 from remarket.domain.events import ConsentEvent, EmailEvent, InboundEvent, OrderEvent
 from remarket.domain.policy import Policy
-from remarket.domain.state import CustomerState, PendingSend, from_ts
+from remarket.domain.rules import waiting
+from remarket.domain.state import CustomerState, PendingSend, Proposal, from_ts
 
 _REMINDER = ActionKind.PAYMENT_REMINDER.value
 _COUPON = ActionKind.TARGETED_COUPON.value
@@ -60,7 +61,7 @@ def _free_contact(state: CustomerState, send_at: int) -> None:
 
 def on_event(state: CustomerState, event: InboundEvent, t: int, policy: Policy, effects) -> None:
     """What an event (already folded, at logical time `t`) makes moot."""
-    if not state.pending:
+    if not state.pending and not state.waiting:
         return
     if isinstance(event, OrderEvent):
         _on_order(state, event, t, policy, effects)
@@ -75,27 +76,38 @@ def _on_order(state: CustomerState, event: OrderEvent, t: int, policy: Policy, e
     order, cart = event.order_id, event.cart_id
     bought = {item.product_id for item in event.items}
 
-    def about_this_order(p: PendingSend) -> bool:
+    def about_this_order(p: PendingSend | Proposal) -> bool:
         return p.kind == _REMINDER and (p.order == order or (cart is not None and p.cart == cart))
 
     if event.event_type == "order.placed" and cart is not None:
         # the checkout being reminded became this order: its payment or cancellation settles it
         state.pending = [p.model_copy(update={"order": order}) if p.kind == _REMINDER and p.cart == cart
                          and p.order is None else p for p in state.pending]
-    if event.event_type == "order.paid":
-        withdraw(state, t, WithdrawalReason.ORDER_PAID, policy, effects, about_this_order)
-    elif event.event_type == "order.cancelled":
-        withdraw(state, t, WithdrawalReason.ORDER_CANCELLED, policy, effects, about_this_order)
+        state.waiting = [p.model_copy(update={"order": order}) if p.kind == _REMINDER and p.cart == cart
+                         and p.order is None else p for p in state.waiting]
+    reason = {"order.paid": WithdrawalReason.ORDER_PAID, "order.cancelled": WithdrawalReason.ORDER_CANCELLED}
+    if event.event_type in reason:
+        withdraw(state, t, reason[event.event_type], policy, effects, about_this_order)
+        waiting.drop(state, reason[event.event_type].value, effects, about_this_order)
     if bought and event.event_type in ("order.placed", "order.paid"):
-        withdraw(state, t, WithdrawalReason.PRODUCT_ORDERED, policy, effects,
-                 lambda p: p.kind == _COUPON and bool(bought.intersection(p.products)))
+
+        def for_a_bought_product(p: PendingSend | Proposal) -> bool:
+            return p.kind == _COUPON and bool(bought.intersection(p.products))
+
+        withdraw(state, t, WithdrawalReason.PRODUCT_ORDERED, policy, effects, for_a_bought_product)
+        waiting.drop(state, WithdrawalReason.PRODUCT_ORDERED.value, effects, for_a_bought_product)
 
 
 def on_stage_change(state: CustomerState, t: int, policy: Policy, effects) -> None:
     """A campaign decided for the stage the customer just left is superseded."""
-    withdraw(state, t, WithdrawalReason.STAGE_CHANGED, policy, effects,
-             lambda p: p.kind.startswith("lifecycle_") and p.stage != state.stage)
+
+    def for_another_stage(p: PendingSend | Proposal) -> bool:
+        return p.kind.startswith("lifecycle_") and p.stage != state.stage
+
+    withdraw(state, t, WithdrawalReason.STAGE_CHANGED, policy, effects, for_another_stage)
+    waiting.drop(state, WithdrawalReason.STAGE_CHANGED.value, effects, for_another_stage)
 
 
 def on_erasure(state: CustomerState, t: int, policy: Policy, effects) -> None:
     withdraw(state, t, WithdrawalReason.ERASURE, policy, effects)
+    waiting.drop(state, WithdrawalReason.ERASURE.value, effects)

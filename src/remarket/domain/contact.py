@@ -13,7 +13,7 @@ from remarket.domain.actions import Action, ActionKind, Coupon, CouponUnit, Reas
 from remarket.domain.caps import capped, remember_contact
 from remarket.domain.calendar import customer_zone, festival_on, next_allowed
 from remarket.domain.events import Channel
-from remarket.domain.lifecycle import email_activity, is_active, site_activity, tier_of
+from remarket.domain.lifecycle import ACTIVE, INACTIVE, email_activity, site_activity, tier_of
 from remarket.domain.policy import Policy
 from remarket.domain.score import repurchase_score
 from remarket.domain.rules import withdrawals
@@ -53,15 +53,26 @@ def consented(state: CustomerState, channel: Channel, policy: Policy) -> bool:
 
 
 def choose_channel(state: CustomerState, now: int, policy: Policy) -> Channel | None:
-    """Active customers: email / in-app; inactive ones: SMS first. None: no consented channel."""
-    preferred = (policy.contact.active_channels if is_active(state, now, policy)
-                 else policy.contact.inactive_channels)
+    """Email-active customers: email first; active on the site only: in-app first; neither: SMS
+    first. None: no consented channel."""
+    if email_activity(state, now, policy) == ACTIVE:
+        preferred = policy.contact.active_channels
+    elif site_activity(state, now, policy) == ACTIVE:
+        preferred = policy.contact.site_active_channels
+    else:
+        preferred = policy.contact.inactive_channels
     return next((c for c in preferred if consented(state, c, policy)), None)
 
 
-def activity_factor(state: CustomerState, kind: ActionKind, now: int, policy: Policy) -> float:
-    if kind is ActionKind.TARGETED_COUPON and is_active(state, now, policy):
+def activity_factor(state: CustomerState, now: int, policy: Policy) -> float:
+    """Active customers get smaller discounts, inactive ones bigger (every coupon). Activity here is
+    email engagement: the site visits and product views that trigger a coupon would make everyone
+    who gets one 'active'."""
+    activity = email_activity(state, now, policy)
+    if activity == ACTIVE:
         return policy.coupon.active_factor
+    if activity == INACTIVE:
+        return policy.coupon.inactive_factor
     return 1.0
 
 
@@ -108,7 +119,7 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
     if kind.value not in policy.contact.cap_exempt_kinds and capped(state, send_ts, policy):
         return Capped(send_ts)
     offer = proposal.offer
-    coupon, note = ((_coupon(offer, send_after, tz, policy, activity_factor(state, kind, now, policy)))
+    coupon, note = ((_coupon(offer, send_after, tz, policy, activity_factor(state, now, policy)))
                     if offer is not None else (None, None))
     if deferred:
         effects.suppress(kind, "quiet_hours_deferred")

@@ -200,7 +200,9 @@ class TargetedCouponPolicy(_Section):
     valid_for: PositiveDuration = timedelta(days=3)
     percent_by_stage: dict[str, Percent] = Field(default_factory=lambda: {
         "prospect": 10, "new": 5, "growth": 5, "mature": 5, "declining": 10, "churned": 15})
-    active_factor: float = Field(0.6, gt=0, le=1, description="Active customers get smaller discounts.")
+    active_factor: float = Field(0.6, gt=0, le=1, description="Email-active customers get smaller discounts "
+                                                             "(every coupon: targeted and campaign).")
+    inactive_factor: float = Field(1.2, ge=1, le=10, description="Email-inactive customers get bigger ones.")
     min_spend: float = Field(0, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
@@ -299,6 +301,9 @@ class ContactPolicy(_Section):
         default_factory=lambda: {Channel.EMAIL: True, Channel.IN_APP: True, Channel.PUSH: False, Channel.SMS: False},
         description="Consent assumed until a consent event says otherwise.")
     active_channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL, Channel.IN_APP, Channel.PUSH])
+    site_active_channels: list[Channel] = Field(
+        default_factory=lambda: [Channel.IN_APP, Channel.PUSH, Channel.EMAIL],
+        description="Not active by email but active on the site: reach them where they are.")
     inactive_channels: list[Channel] = Field(default_factory=lambda: [Channel.SMS, Channel.PUSH, Channel.EMAIL])
     email_bounce_limit: int = Field(2, ge=1, le=100, description="Bounces (without an open since) that stop email.")
     default_timezone: str = Field("UTC", description="For customers whose time zone is unknown.")

@@ -136,3 +136,20 @@ def test_holdout_actions_are_recorded_with_holdout_true():
     driver = Driver(policy).feed(placed(T0, customer=customer)).run_until(T0 + days(1))
     assert [a.holdout for a in driver.actions] == [True]
     assert not any(reason == "holdout" for _, reason in driver.suppressions)  # the shell counts it from the action
+
+
+def test_an_email_inactive_customer_active_on_the_site_is_reached_in_app_by_default(driver):
+    driver.feed(event("visit.page_view", T0), placed(T0)).run_until(T0 + days(1))
+    [reminder] = driver.actions
+    assert reminder.channel == "in_app"
+    assert (reminder.reason.email_activity, reminder.reason.site_activity) == ("inactive", "active")
+
+
+def test_an_email_inactive_customer_inactive_on_the_site_gets_sms_where_consented_else_email():
+    policy = policy_with(reminder={"delay": "61d"})  # decided long after the order: inactive everywhere
+    sms = Driver(policy).feed(event("consent.updated", T0, channel="sms", granted=True), placed(T0))
+    no_sms = Driver(policy).feed(placed(T0))
+    for d in (sms, no_sms):
+        d.run_until(T0 + days(62))
+    assert [a.channel for a in sms.actions] == ["sms"]
+    assert [a.channel for a in no_sms.actions] == ["email"]

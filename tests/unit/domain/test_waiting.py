@@ -25,7 +25,7 @@ def test_a_declining_campaign_capped_by_a_coupon_the_day_before_is_sent_when_the
     [declining] = _of(driver, "lifecycle_declining")
     assert coupon.send_after == declines - minutes(60)
     assert declining.send_after == coupon.send_after + days(7)  # the declining stage cap: one a week
-    assert declining.coupon.value == 15 and "waited" in declining.reason.detail
+    assert declining.coupon.value == 18 and "waited" in declining.reason.detail  # 15 % x 1.2 (email-inactive)
     assert ("lifecycle_declining", "frequency_cap") in driver.deferred
     assert driver.expired == []
 

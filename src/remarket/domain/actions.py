@@ -41,6 +41,9 @@ class Coupon(BaseModel):
     unit: CouponUnit
     min_spend: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     valid_until: AwareDatetime
+    extra_percent: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = Field(
+        0.0, description="A percentage discount on top (e.g. free shipping plus 10 %): how a type that "
+                         "cannot grow (the whole shipping fee) still gives a bigger incentive.")
 
 
 class Reason(BaseModel):

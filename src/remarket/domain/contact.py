@@ -76,20 +76,26 @@ def activity_factor(state: CustomerState, now: int, policy: Policy) -> float:
     return 1.0
 
 
-def _coupon(offer: Offer, send_after, tz, policy: Policy, factor: float = 1.0) -> tuple[Coupon | None, str | None]:
+def coupon_for(offer: Offer, send_after, tz, policy: Policy, factor: float = 1.0) -> tuple[Coupon | None, str | None]:
+    """The coupon an offer becomes: sized by activity (`factor`) and festival, in the offer's type.
+    Every type keeps the incentive ladder: percent types scale; amount types scale from their value
+    at `reference_percent`; a type worth 0 (the whole shipping fee) adds a discount on top instead."""
     percent, note = offer.percent * factor, None
     if offer.boost and (festival := festival_on(send_after, tz, policy)) is not None:
         percent, note = percent * festival.coupon_boost, f"festival: {festival.name}"
     if percent <= 0:
         return None, note
+    types = policy.coupon_types
+    percent = min(percent, types.max_percent)
     valid_until = send_after + timedelta(seconds=offer.valid)
-    if offer.type in policy.coupon_types.percent_types:
-        value = round(min(percent, policy.coupon_types.max_percent), 1)
-        return Coupon(type=offer.type, value=value, unit=CouponUnit.PERCENT, min_spend=offer.min_spend,
+    if offer.type in types.percent_types:
+        return Coupon(type=offer.type, value=round(percent, 1), unit=CouponUnit.PERCENT, min_spend=offer.min_spend,
                       valid_until=valid_until), note
-    amount = policy.coupon_types.amount_by_type.get(offer.type, 0.0)
-    return Coupon(type=offer.type, value=amount, unit=CouponUnit.AMOUNT, min_spend=offer.min_spend,
-                  valid_until=valid_until), note
+    amount = types.amount_by_type.get(offer.type, 0.0)
+    value = round(amount * percent / types.reference_percent, 2) if amount > 0 else 0.0
+    extra = round(max(0.0, percent - types.reference_percent), 1) if amount <= 0 else 0.0
+    return Coupon(type=offer.type, value=value, unit=CouponUnit.AMOUNT, min_spend=offer.min_spend,
+                  valid_until=valid_until, extra_percent=extra), note
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,7 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
     if kind.value not in policy.contact.cap_exempt_kinds and capped(state, send_ts, policy):
         return Capped(send_ts)
     offer = proposal.offer
-    coupon, note = ((_coupon(offer, send_after, tz, policy, activity_factor(state, now, policy)))
+    coupon, note = ((coupon_for(offer, send_after, tz, policy, activity_factor(state, now, policy)))
                     if offer is not None else (None, None))
     if deferred:
         effects.suppress(kind, "quiet_hours_deferred")

@@ -219,7 +219,11 @@ class CouponTypesPolicy(_Section):
         PromotionType.DISCOUNT, PromotionType.SPECIAL_PRICE, PromotionType.VALUE_BUNDLE])
     amount_by_type: dict[PromotionType, float] = Field(default_factory=lambda: {
         PromotionType.GIFT: 10.0, PromotionType.FREE_SHIPPING: 0.0},
-        description="Fixed value for non-percent types (free shipping: 0 = the whole shipping fee).")
+        description="Value of the non-percent types at reference_percent; they grow in proportion to the "
+                    "coupon's size (free shipping: 0 = the whole fee, then a discount on top grows instead).")
+    reference_percent: Percent = Field(
+        5, gt=0, description="The size at which amount_by_type applies (the small coupon): a 15 % offer for a "
+                             "customer who prefers gifts is a gift worth 3x the amount.")
     max_percent: Percent = Field(40, description="No coupon, boosted or not, exceeds this.")
 
     @model_validator(mode="after")

@@ -399,6 +399,24 @@ class FestivalPolicy(_Section):
     ])
 
 
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class MoneyPolicy(_Section):
+    """Amounts in other currencies are converted to the base currency; unknown ones are rejected."""
+
+    base_currency: CurrencyCode = Field("EUR", description="Tiers, RFM and spend are kept in this currency.")
+    rates: dict[CurrencyCode, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: {"EUR": 1.0},
+        description="Value of 1 unit of each accepted currency in the base currency.")
+
+    @model_validator(mode="after")
+    def _base_is_one(self) -> "MoneyPolicy":
+        if self.rates.get(self.base_currency, 1.0) != 1.0:
+            raise ValueError(f"money.rates.{self.base_currency}: the base currency's rate must be 1")
+        return self
+
+
 class HoldoutPolicy(_Section):
     share: Share = Field(0.05, description="Share of customers in the control group (stable hash of the id).")
     salt: str = Field("remarket-holdout-1", min_length=1, max_length=64, description="Change to redraw the group.")
@@ -442,6 +460,7 @@ class Policy(BaseModel):
     waiting: WaitingPolicy = WaitingPolicy()
     quiet_hours: QuietHoursPolicy = QuietHoursPolicy()
     festivals: FestivalPolicy = FestivalPolicy()
+    money: MoneyPolicy = MoneyPolicy()
     holdout: HoldoutPolicy = HoldoutPolicy()
 
     @cached_property

@@ -16,6 +16,7 @@ from remarket.domain.contact import Effects
 from remarket.domain.decide import campaign_kind, evaluate, next_due, update_stage
 from remarket.domain.events import InboundEvent, family_of
 from remarket.domain.fold import fold
+from remarket.domain.money import unknown_currency
 from remarket.domain.policy import Policy
 from remarket.domain.profile import CustomerProfile, profile_of, segment_key
 from remarket.domain.rules import withdrawals
@@ -127,9 +128,11 @@ def _erase_in_place(state: CustomerState, t: int, policy: Policy, effects: Effec
     effects.erased = True
 
 
-def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
-          *, received_at: datetime | None = None) -> Outcome:
-    """Fold one event into the customer's state. `received_at` bounds how far ahead events may be."""
+def check_event(event: InboundEvent, policy: Policy, received_at: datetime | None = None) -> None:
+    """Raise RejectedEvent, with a message a person can act on, for an event the core refuses:
+    too far ahead of or behind the time it was received, or amounts in an unknown currency."""
+    if (problem := unknown_currency(event, policy)) is not None:
+        raise RejectedEvent(problem)
     if received_at is not None and event.occurred_at - received_at > policy.future_tolerance:
         raise RejectedEvent(
             f"occurred_at {event.occurred_at.isoformat()} is more than {policy.future_tolerance} "
@@ -140,6 +143,12 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
             f"occurred_at {event.occurred_at.isoformat()} is more than {policy.events.max_age.days} days "
             f"before the time it was received ({received_at.isoformat()})"
         )
+
+
+def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
+          *, received_at: datetime | None = None) -> Outcome:
+    """Fold one event into the customer's state. `received_at` bounds how far ahead events may be."""
+    check_event(event, policy, received_at)
     before = state
     if state is None:
         state = new_state(event.customer_id, policy.version)

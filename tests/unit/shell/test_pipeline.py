@@ -119,3 +119,11 @@ def test_actions_already_expired_by_the_wall_clock_are_recorded_but_not_publishe
     reminders = [a for a in handled.core.actions if a.kind == "payment_reminder"]
     assert reminders and handled.expired == reminders
     assert not [r for r in handled.records if r.role in ("actions", "holdout")]
+
+
+def test_an_event_in_an_unknown_currency_is_dead_lettered_by_the_core_with_the_reason(pipeline):
+    value = doc("order.paid", order_id="o", total=12000.0, currency="JPY")
+    handled = pipeline.handle(record("orders", value=value), None, NOW)
+    assert handled.dead_letter_reason == DeadLetterReason.REJECTED
+    detail = dict(handled.records[0].headers)["remarket-dlq-detail"].decode()
+    assert "currency 'JPY' has no rate in the policy" in detail

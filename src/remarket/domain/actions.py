@@ -26,6 +26,8 @@ class ActionKind(StrEnum):
     LIFECYCLE_MATURE = "lifecycle_mature"
     LIFECYCLE_DECLINING = "lifecycle_declining"
     LIFECYCLE_CHURNED = "lifecycle_churned"
+    FESTIVAL_NOTICE = "festival_notice"
+    HOLIDAY_GREETING = "holiday_greeting"
 
 
 class CouponUnit(StrEnum):

@@ -16,7 +16,7 @@ from remarket.domain.lifecycle import (
     stage_at,
 )
 from remarket.domain.policy import CampaignPolicy, Policy
-from remarket.domain.rules import waiting, withdrawals
+from remarket.domain.rules import festivals, waiting, withdrawals
 from remarket.domain.state import CustomerState, Offer, Proposal, from_ts, ring_add, to_ts
 
 _CAMPAIGN_KIND = {
@@ -47,6 +47,7 @@ def offer_type(state: CustomerState, policy: Policy) -> PromotionType:
 def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
     stage = stage_at(state, t, policy)
     if stage == state.stage:
+        festivals.schedule(state, t, policy)
         return
     effects.transitions.append((state.stage, stage))
     if state.stage in LAPSED_STAGES and stage not in LAPSED_STAGES:
@@ -55,6 +56,7 @@ def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects)
     withdrawals.on_stage_change(state, t, policy, effects)
     campaign = campaign_policy(stage, policy)
     state.campaign_due = t + _secs(campaign.delay) if campaign is not None and campaign.enabled else None
+    festivals.schedule(state, t, policy)
 
 
 # ---------------------------------------------------------------- payment reminders
@@ -190,6 +192,7 @@ def evaluate(state: CustomerState, t: int, policy: Policy, effects: Effects) -> 
     if policy.coupon.enabled:
         proposals += _due_coupons(state, t, policy, effects)
     proposals += _due_campaign(state, t, policy, effects)
+    proposals += festivals.due(state, t, policy)
     if proposals:
         _send_all(state, proposals, t, policy, effects)
     state.upto = t if state.upto is None else max(state.upto, t)
@@ -206,6 +209,7 @@ def next_due(state: CustomerState, policy: Policy) -> int | None:
             best = t
 
     consider(state.campaign_due)
+    consider(state.festival_due)
     consider(waiting.next_due(state))
     consider(next_stage_change(state, upto, policy))
     consider(next_activity_change(state, upto, policy))

@@ -346,6 +346,8 @@ class KindPriority(_Section):
     lifecycle_new: Rank = 2
     lifecycle_growth: Rank = 2
     lifecycle_mature: Rank = 2
+    festival_notice: Rank = 3
+    holiday_greeting: Rank = 3
 
 
 class KindWindow(_Section):
@@ -358,6 +360,8 @@ class KindWindow(_Section):
     lifecycle_mature: NonNegativeDuration = timedelta(days=7)
     lifecycle_declining: NonNegativeDuration = timedelta(days=7)
     lifecycle_churned: NonNegativeDuration = timedelta(days=14)
+    festival_notice: NonNegativeDuration = timedelta(days=2)
+    holiday_greeting: NonNegativeDuration = timedelta(days=1)
 
 
 class WaitingPolicy(_Section):
@@ -387,16 +391,38 @@ class FestivalWindow(_Section):
     start: MonthDay = Field(description="MM-DD, first day, customer's local date, every year.")
     end: MonthDay = Field(description="MM-DD, last day (may wrap past the new year).")
     coupon_boost: float = Field(1.5, ge=1, le=10, description="Campaign coupon values are multiplied by this.")
+    notice: bool = Field(True, description="Send the platform's promotion notice on the first day.")
+
+
+class Greeting(_Section):
+    name: str = Field(min_length=1, max_length=64)
+    date: MonthDay = Field(description="MM-DD, customer's local date, every year.")
 
 
 class FestivalPolicy(_Section):
     hold_cadence_within: NonNegativeDuration = Field(
         timedelta(days=7), description="A cadence campaign due this close before a festival waits for it.")
+    notice_stages: list[str] = Field(
+        default_factory=lambda: ["new", "growth", "mature", "declining", "churned"],
+        description="Who gets festival notices and greetings: every customer, the churned included.")
+    notice_time: time = Field(time(10, 0), description="Local time on the day that notices and greetings go out.")
+    notice_valid_for: PositiveDuration = timedelta(days=3)
+    greetings: list[Greeting] = Field(default_factory=list,
+                                      description="Non-promotional holiday greetings (none unless configured).")
     windows: list[FestivalWindow] = Field(default_factory=lambda: [
         FestivalWindow(name="March New Trade Festival", start="03-01", end="03-31", coupon_boost=1.5),
         FestivalWindow(name="September Procurement Festival", start="09-01", end="09-30", coupon_boost=1.5),
         FestivalWindow(name="Double Eleven", start="11-11", end="11-11", coupon_boost=2.0),
     ])
+
+    @model_validator(mode="after")
+    def _stages(self) -> "FestivalPolicy":
+        for stage in self.notice_stages:
+            if stage not in STAGES:
+                raise ValueError(f"festivals.notice_stages: {stage!r} is not a stage ({', '.join(STAGES)})")
+        if self.notice_time.tzinfo is not None:
+            raise ValueError("festivals.notice_time: must be a local time without offset")
+        return self
 
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
@@ -422,7 +448,7 @@ class HoldoutPolicy(_Section):
     salt: str = Field("remarket-holdout-1", min_length=1, max_length=64, description="Change to redraw the group.")
     kinds: list[str] = Field(
         default_factory=lambda: ["targeted_coupon", "lifecycle_new", "lifecycle_growth", "lifecycle_mature",
-                                 "lifecycle_declining", "lifecycle_churned"],
+                                 "lifecycle_declining", "lifecycle_churned", "festival_notice"],
         description="Action kinds withheld from the control group: marketing by default; add "
                     "payment_reminder only as an explicit choice.")
 

@@ -152,6 +152,8 @@ class CustomerState(BaseModel):
     reactivations: int = 0
     campaign_due: int | None = Field(None, alias="campaign")
     campaign_seq: int = Field(0, alias="seq")
+    festival_due: int | None = Field(None, alias="fest", description="Next festival notice / greeting moment.")
+    festival_done: int = Field(0, alias="festd", description="Local date (ordinal) of the last notices sent.")
     last_reminded: int | None = Field(None, alias="reminded")
     contacts: list[int] = Field(default_factory=list, description="send_after of recent messages.")
     couponed: dict[str, int] = Field(default_factory=dict, description="Product -> last targeted coupon.")

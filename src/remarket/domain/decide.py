@@ -17,7 +17,7 @@ from remarket.domain.lifecycle import (
 )
 from remarket.domain.policy import CampaignPolicy, Policy
 from remarket.domain.rules import festivals, waiting, withdrawals
-from remarket.domain.state import CustomerState, Offer, Proposal, from_ts, ring_add, to_ts
+from remarket.domain.state import CustomerState, Offer, Proposal, from_ts, ring_add, ring_contains, to_ts
 
 _CAMPAIGN_KIND = {
     "new": ActionKind.LIFECYCLE_NEW, "growth": ActionKind.LIFECYCLE_GROWTH, "mature": ActionKind.LIFECYCLE_MATURE,
@@ -131,6 +131,19 @@ def _cadence(state: CustomerState, campaign: CampaignPolicy, policy: Policy) -> 
     return min(max(cycle, _secs(campaign.cycle_min)), _secs(campaign.cycle_max))
 
 
+def looked_not_bought(state: CustomerState, limit: int) -> tuple[str, ...]:
+    """Products the customer looked at (viewed, favourited, carted) and did not buy since, most
+    recent first (by the last view, or the coupon sent for it): current attention and products
+    couponed recently and not bought after."""
+    if limit <= 0:
+        return ()
+    latest = {p: a.last for p, a in state.products.items()}
+    for product, at in state.couponed.items():
+        if not ring_contains(state.bought_couponed, product):
+            latest[product] = max(at, latest.get(product, at))
+    return tuple(p for p, _ in sorted(latest.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
+
+
 def _due_campaign(state: CustomerState, t: int, policy: Policy, effects: Effects) -> list[Proposal]:
     if state.campaign_due is None or state.campaign_due > t:
         return []
@@ -152,6 +165,7 @@ def _due_campaign(state: CustomerState, t: int, policy: Policy, effects: Effects
     proposal = Proposal(
         kind=kind.value, ref=f"stage:{state.stage}:{state.stage_since}:{state.campaign_seq}",
         rule=f"{state.stage}_campaign", valid=_secs(campaign.valid_for), stage=state.stage, offer=offer,
+        products=looked_not_bought(state, campaign.products),
         detail=f"stage {state.stage} since {from_ts(state.stage_since).isoformat()}, message {state.campaign_seq + 1}",
         since=t)
     state.campaign_seq += 1

@@ -36,9 +36,12 @@ def _attend(state: CustomerState, product: str, ts: int, event_id: str, policy: 
         del state.products[oldest]
 
 
-def _forget_attention(state: CustomerState, products) -> None:
+def _forget_attention(state: CustomerState, products, policy: Policy) -> None:
+    """Bought: no coupon for it, and campaigns no longer name it as looked at and not bought."""
     for product in products:
         state.products.pop(product, None)
+        if product in state.couponed and not ring_contains(state.bought_couponed, product):
+            state.bought_couponed = ring_add(state.bought_couponed, product, policy.limits.couponed_products)
 
 
 def _visit(state: CustomerState, ts: int, policy: Policy) -> None:
@@ -89,7 +92,7 @@ def _fold_order(state: CustomerState, event: OrderEvent, ts: int, policy: Policy
         _visit(state, to_ts(event.occurred_at), policy)  # placing an order is being on the site
         if ring_contains(state.paid_orders, order_id) or ring_contains(state.closed_orders, order_id):
             return  # its outcome already arrived
-        _forget_attention(state, (item.product_id for item in event.items))
+        _forget_attention(state, (item.product_id for item in event.items), policy)
         already_reminded = _close_cart(state, event.cart_id, policy)
         if policy.reminder.enabled and not already_reminded and order_id not in state.open_orders:
             state.open_orders[order_id] = OpenOrder(at=ts, event_id=event.event_id, cart_id=event.cart_id,
@@ -101,7 +104,7 @@ def _fold_order(state: CustomerState, event: OrderEvent, ts: int, policy: Policy
             return
         placed = state.open_orders.pop(order_id, None)
         _close_cart(state, event.cart_id or (placed.cart_id if placed else None), policy)
-        _forget_attention(state, (item.product_id for item in event.items))
+        _forget_attention(state, (item.product_id for item in event.items), policy)
         state.paid_orders = ring_add(state.paid_orders, order_id, cap)
         state.orders += 1
         total = to_base(event.total, event, policy)

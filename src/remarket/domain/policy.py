@@ -243,6 +243,8 @@ class CampaignPolicy(_Section):
     cycle_min: PositiveDuration = timedelta(days=14)
     cycle_max: PositiveDuration = timedelta(days=90)
     coupon_percent: Percent = Field(0, description="0 = no coupon (a notice).")
+    products: int = Field(3, ge=0, le=20, description="Name up to this many products the customer looked at "
+                                                        "and did not buy (most recent first); 0 = none.")
     min_spend: float = Field(0, ge=0, allow_inf_nan=False)
     valid_for: PositiveDuration = timedelta(days=7)
 

@@ -157,6 +157,7 @@ class CustomerState(BaseModel):
     last_reminded: int | None = Field(None, alias="reminded")
     contacts: list[int] = Field(default_factory=list, description="send_after of recent messages.")
     couponed: dict[str, int] = Field(default_factory=dict, description="Product -> last targeted coupon.")
+    bought_couponed: bytes = Field(b"", alias="bc", description="Couponed products bought since (hashes).")
     pending: list[PendingSend] = Field(default_factory=list, alias="pend",
                                        description="Emitted actions not yet due (withdrawable).")
     waiting: list[Proposal] = Field(default_factory=list, alias="wait",

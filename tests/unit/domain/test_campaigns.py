@@ -90,3 +90,31 @@ def test_campaign_coupons_take_email_activity_into_account():
     assert churned_coupon(opens=2) == 15  # active: 25 % x 0.6
     assert churned_coupon(opens=1) == 25  # lapsing: the stage's size
     assert churned_coupon(opens=0) == 30  # inactive: x 1.2
+
+
+def test_campaigns_name_the_products_the_customer_looked_at_and_did_not_buy():
+    from .factories import minutes, placed, view
+
+    driver = Driver(policy_with(contact={"cap": {"max": 10, "window": "1d"}}))
+    driver.feed(paid(T, "o1"))
+    driver.feed(view(T + days(10), "p-old"), view(T + days(11), "p-bought"), view(T + days(12), "p-new"),
+                event("visit.favourite", T + days(12) + minutes(1), product_id="p-fav"))
+    driver.feed(placed(T + days(13), "o2", items=[{"product_id": "p-bought"}]))
+    driver.feed(paid(T + days(20), "o2", items=[{"product_id": "p-bought"}])).run_until(T + days(21))
+    [growth] = _campaigns(driver, "lifecycle_growth")
+    assert growth.product_ids == ["p-fav", "p-new", "p-old"]  # most recent first, the bought one left out
+
+
+def test_a_couponed_product_is_named_until_it_is_bought():
+    from .factories import view
+
+    driver = Driver()
+    driver.feed(paid(T, "o1"), event("visit.favourite", T + days(5), product_id="p1"), view(T + days(7), "p2"))
+    driver.run_until(T + days(8))
+    assert [p for a in driver.actions if a.kind == "targeted_coupon" for p in a.product_ids] == ["p1"]
+    assert driver.state.products.keys() == {"p2"} and "p1" in driver.state.couponed
+    driver.feed(paid(T + days(9), "o2", items=[{"product_id": "p3"}])).run_until(T + days(10))
+    assert _campaigns(driver, "lifecycle_growth")[0].product_ids == ["p2", "p1"]  # p1: coupon, not bought
+    driver.feed(paid(T + days(30), "o3", items=[{"product_id": "p1"}])).run_until(T + days(60))
+    later = [a for a in _campaigns(driver, "lifecycle_growth") if a.created_at >= T + days(30)]
+    assert later and all("p1" not in a.product_ids for a in later)

@@ -79,6 +79,8 @@ class Action(BaseModel):
     policy_version: str
     holdout: bool = Field(False, description="Control group: recorded, never sent.")
     created_at: AwareDatetime = Field(description="Logical decision time (event time of the trigger).")
+    referral_ask: bool = Field(False, description="Also ask the customer to refer friends (an engaged customer "
+                                                  "of a grade with referral_ask).")
     schema_version: Literal[1] = ACTION_SCHEMA_VERSION
 
 

@@ -98,6 +98,9 @@ def coupon_for(offer: Offer, send_after, tz, policy: Policy, factor: float = 1.0
                   valid_until=valid_until, extra_percent=extra), note
 
 
+_REFERRAL_KINDS = frozenset({ActionKind.LIFECYCLE_GROWTH, ActionKind.LIFECYCLE_MATURE, ActionKind.FESTIVAL_NOTICE})
+
+
 @dataclass(frozen=True)
 class Capped:
     """The caps hold the message back at `send_ts` (it may wait for a later slot)."""
@@ -124,9 +127,13 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
     send_ts = to_ts(send_after)
     if kind.value not in policy.contact.cap_exempt_kinds and capped(state, send_ts, policy):
         return Capped(send_ts)
+    tier = tier_of(state, policy)
+    grade = policy.grades.get(tier)
     offer = proposal.offer
-    coupon, note = ((coupon_for(offer, send_after, tz, policy, activity_factor(state, now, policy)))
-                    if offer is not None else (None, None))
+    factor = activity_factor(state, now, policy) * (grade.coupon_factor if grade is not None else 1.0)
+    coupon, note = coupon_for(offer, send_after, tz, policy, factor) if offer is not None else (None, None)
+    referral = (grade is not None and grade.referral_ask and kind in _REFERRAL_KINDS
+                and email_activity(state, now, policy) == ACTIVE)
     if deferred:
         effects.suppress(kind, "quiet_hours_deferred")
     # counted by whoever routes action.holdout, not here
@@ -144,7 +151,7 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
         product_ids=list(proposal.products),
         order_id=proposal.order,
         reason=Reason(
-            rule=proposal.rule, stage=state.stage, tier=tier_of(state, policy),
+            rule=proposal.rule, stage=state.stage, tier=tier,
             email_activity=email_activity(state, now, policy),
             site_activity=site_activity(state, now, policy),
             repurchase_score=repurchase_score(state, now, policy.score),
@@ -154,6 +161,7 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
         policy_version=policy.version,
         holdout=holdout,
         created_at=decided_at,
+        referral_ask=referral,
     )
     effects.actions.append(action)
     if send_ts > now:  # held by the sender until send_after: withdrawable until then

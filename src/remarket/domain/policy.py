@@ -468,6 +468,15 @@ def _check_kind(path: str, kind: str) -> None:
         raise ValueError(f"{path}: {kind!r} is not an action kind")
 
 
+class GradePolicy(_Section):
+    """What a membership grade (tier) gets on top of its stage and activity."""
+
+    coupon_factor: float = Field(1.0, ge=0.5, le=3, allow_inf_nan=False,
+                                 description="Every coupon of this grade is multiplied by this.")
+    referral_ask: bool = Field(False, description="Email-active customers of this grade are asked to refer "
+                                                  "friends in their growth / mature campaigns and festival notices.")
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -489,7 +498,19 @@ class Policy(BaseModel):
     quiet_hours: QuietHoursPolicy = QuietHoursPolicy()
     festivals: FestivalPolicy = FestivalPolicy()
     money: MoneyPolicy = MoneyPolicy()
+    grades: dict[str, GradePolicy] = Field(
+        default_factory=lambda: {"gold": GradePolicy(referral_ask=True),
+                                 "platinum": GradePolicy(coupon_factor=1.1, referral_ask=True)},
+        description="Concessions per tier name (tiers not listed: factor 1, no referral ask).")
     holdout: HoldoutPolicy = HoldoutPolicy()
+
+    @model_validator(mode="after")
+    def _grades_are_tiers(self) -> "Policy":
+        names = {level.name for level in (*self.tier.amount_levels, *self.tier.order_levels)}
+        for grade in self.grades:
+            if grade not in names:
+                raise ValueError(f"grades.{grade}: not a tier name ({', '.join(sorted(names))})")
+        return self
 
     @cached_property
     def seconds(self) -> "PolicySeconds":

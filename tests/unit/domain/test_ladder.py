@@ -14,7 +14,10 @@ from .factories import Driver, days, paid, policy_with
 
 CAMPAIGN_LADDER = ("growth", "mature", "declining", "churned")  # none < small < medium < large
 TARGETED_LADDER = ("mature", "declining", "churned")
-FACTORS = (DEFAULT_POLICY.coupon.active_factor, 1.0, DEFAULT_POLICY.coupon.inactive_factor)
+# activity (active, lapsing, inactive) x grade (no concession, each configured grade's factor)
+FACTORS = tuple(activity * grade
+                for activity in (DEFAULT_POLICY.coupon.active_factor, 1.0, DEFAULT_POLICY.coupon.inactive_factor)
+                for grade in (1.0, *(g.coupon_factor for g in DEFAULT_POLICY.grades.values())))
 DATES = (datetime(2025, 5, 5, 12, tzinfo=UTC), datetime(2025, 3, 10, 12, tzinfo=UTC),  # none, March festival
          datetime(2025, 11, 11, 12, tzinfo=UTC))  # Double Eleven: the biggest boost
 UTC_ZONE = zone("UTC", "UTC")

@@ -13,11 +13,12 @@ from remarket.domain.actions import Action, ActionKind, Coupon, CouponUnit, Reas
 from remarket.domain.caps import capped, remember_contact
 from remarket.domain.calendar import customer_zone, festival_on, next_allowed
 from remarket.domain.events import Channel
-from remarket.domain.lifecycle import ACTIVE, INACTIVE, email_activity, site_activity, tier_of
+from remarket.domain.lifecycle import email_activity, site_activity, tier_of
 from remarket.domain.policy import Policy
 from remarket.domain.score import repurchase_score
 from remarket.domain.rules import withdrawals
 from remarket.domain.state import CustomerState, Offer, PendingSend, Proposal, from_ts, to_ts
+from remarket.domain.vocabulary import Activity, Deferral, Expiry, Suppression
 
 
 @dataclass
@@ -32,8 +33,14 @@ class Effects:
     expired: list[tuple[str, str]] = field(default_factory=list)  # (kind, reason): gave up waiting
     erased: bool = False  # an erasure request was carried out during this call
 
-    def suppress(self, kind: str, reason: str) -> None:
-        self.suppressions.append((str(kind), reason))
+    def suppress(self, kind: str, reason: Suppression | str) -> None:
+        self.suppressions.append((str(kind), Suppression(reason)))  # an unknown reason raises
+
+    def defer(self, kind: str, reason: Deferral | str) -> None:
+        self.deferred.append((str(kind), Deferral(reason)))
+
+    def expire(self, kind: str, reason: Expiry | str) -> None:
+        self.expired.append((str(kind), Expiry(reason)))
 
 
 def in_holdout(customer_id: str, policy: Policy) -> bool:
@@ -55,9 +62,9 @@ def consented(state: CustomerState, channel: Channel, policy: Policy) -> bool:
 def choose_channel(state: CustomerState, now: int, policy: Policy) -> Channel | None:
     """Email-active customers: email first; active on the site only: in-app first; neither: SMS
     first. None: no consented channel."""
-    if email_activity(state, now, policy) == ACTIVE:
+    if email_activity(state, now, policy) is Activity.ACTIVE:
         preferred = policy.contact.active_channels
-    elif site_activity(state, now, policy) == ACTIVE:
+    elif site_activity(state, now, policy) is Activity.ACTIVE:
         preferred = policy.contact.site_active_channels
     else:
         preferred = policy.contact.inactive_channels
@@ -69,9 +76,9 @@ def activity_factor(state: CustomerState, now: int, policy: Policy) -> float:
     email engagement: the site visits and product views that trigger a coupon would make everyone
     who gets one 'active'."""
     activity = email_activity(state, now, policy)
-    if activity == ACTIVE:
+    if activity is Activity.ACTIVE:
         return policy.coupon.active_factor
-    if activity == INACTIVE:
+    if activity is Activity.INACTIVE:
         return policy.coupon.inactive_factor
     return 1.0
 
@@ -115,7 +122,7 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
     kind = ActionKind(proposal.kind)
     channel = choose_channel(state, now, policy)
     if channel is None:
-        effects.suppress(kind, "no_consent")
+        effects.suppress(kind, Suppression.NO_CONSENT)
         return None
     tz = customer_zone(state.timezone, policy)
     decided_at = from_ts(now)
@@ -133,9 +140,9 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
     factor = activity_factor(state, now, policy) * (grade.coupon_factor if grade is not None else 1.0)
     coupon, note = coupon_for(offer, send_after, tz, policy, factor) if offer is not None else (None, None)
     referral = (grade is not None and grade.referral_ask and kind in _REFERRAL_KINDS
-                and email_activity(state, now, policy) == ACTIVE)
+                and email_activity(state, now, policy) is Activity.ACTIVE)
     if deferred:
-        effects.suppress(kind, "quiet_hours_deferred")
+        effects.suppress(kind, Suppression.QUIET_HOURS_DEFERRED)
     # counted by whoever routes action.holdout, not here
     holdout = kind.value in policy.holdout.kinds and in_holdout(state.customer_id, policy)
     remember_contact(state, send_ts, policy)

@@ -18,10 +18,12 @@ from remarket.domain.lifecycle import (
 from remarket.domain.policy import CampaignPolicy, Policy
 from remarket.domain.rules import festivals, waiting, withdrawals
 from remarket.domain.state import CustomerState, Offer, Proposal, from_ts, ring_add, ring_contains, to_ts
+from remarket.domain.vocabulary import Stage, Suppression
 
 _CAMPAIGN_KIND = {
-    "new": ActionKind.LIFECYCLE_NEW, "growth": ActionKind.LIFECYCLE_GROWTH, "mature": ActionKind.LIFECYCLE_MATURE,
-    "declining": ActionKind.LIFECYCLE_DECLINING, "churned": ActionKind.LIFECYCLE_CHURNED,
+    Stage.NEW: ActionKind.LIFECYCLE_NEW, Stage.GROWTH: ActionKind.LIFECYCLE_GROWTH,
+    Stage.MATURE: ActionKind.LIFECYCLE_MATURE, Stage.DECLINING: ActionKind.LIFECYCLE_DECLINING,
+    Stage.CHURNED: ActionKind.LIFECYCLE_CHURNED,
 }
 
 
@@ -70,11 +72,11 @@ def _remind(state: CustomerState, key: str, order, t: int, policy: Policy, effec
     if not checkout:  # one reminder decision per order, even if it is placed again
         state.closed_orders = ring_add(state.closed_orders, key, policy.limits.closed_ids)
     if state.last_reminded is not None and t - state.last_reminded <= policy.seconds.skip_if_reminded_within:
-        effects.suppress(kind, "recently_reminded")
+        effects.suppress(kind, Suppression.RECENTLY_REMINDED)
         return None
     if (rules.skip_if_paid_recently and state.last_order is not None
             and t - state.last_order <= policy.seconds.skip_if_paid_within):
-        effects.suppress(kind, "recently_paid")
+        effects.suppress(kind, Suppression.RECENTLY_PAID)
         return None
     return Proposal(kind=kind.value, ref=f"cart:{key}" if checkout else f"order:{key}",
                     rule="unpaid_checkout_reminder" if checkout else "unpaid_order_reminder",
@@ -106,7 +108,7 @@ def _due_coupons(state: CustomerState, t: int, policy: Policy, effects: Effects)
         attention = state.products.pop(product)
         last = state.couponed.get(product)
         if (last is not None and t - last < once_per) or product in waiting_for:
-            effects.suppress(ActionKind.TARGETED_COUPON, "once_per_window")
+            effects.suppress(ActionKind.TARGETED_COUPON, Suppression.ONCE_PER_WINDOW)
             continue
         offer = Offer(type=offer_type(state, policy), percent=rules.percent_by_stage.get(state.stage, 0.0),
                       min_spend=rules.min_spend, valid=_secs(rules.valid_for))

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from remarket.domain.events import Channel, PromotionType
+from remarket.domain.vocabulary import STAGES  # noqa: F401  (re-exported: STAGES is the policy's too)
 
-STAGES = ("prospect", "new", "growth", "mature", "declining", "churned")
 CAMPAIGN_STAGES = ("new", "growth", "mature", "declining", "churned")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(w|d|h|m|s)")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from remarket.domain.events import InboundEvent, PromotionType
+from remarket.domain.vocabulary import Stage
 
 _HASH_BYTES = 5  # 40 bits: a false "seen" about once in 3·10^10 look-ups at 32 remembered ids
 
@@ -147,7 +148,7 @@ class CustomerState(BaseModel):
     site_visits: list[int] = Field(default_factory=list, alias="visits", description="Latest visits/cart events.")
     consent: dict[str, bool] = Field(default_factory=dict, description="Explicit choices; the policy fills gaps.")
     # life cycle and contact
-    stage: str = "prospect"
+    stage: Stage = Stage.PROSPECT
     stage_since: int | None = Field(None, alias="since")
     reactivations: int = 0
     campaign_due: int | None = Field(None, alias="campaign")

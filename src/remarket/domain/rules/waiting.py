@@ -14,10 +14,8 @@ from typing import Callable
 from remarket.domain.caps import next_free_slot
 from remarket.domain.policy import Policy
 from remarket.domain.state import CustomerState, Proposal
+from remarket.domain.vocabulary import Deferral, Expiry, Suppression
 
-EXPIRED = "wait_over"
-QUEUE_FULL = "waiting_full"
-DEFERRED = "frequency_cap"
 
 
 def window(kind: str, policy: Policy) -> int:
@@ -48,26 +46,26 @@ def park(state: CustomerState, proposal: Proposal, send_ts: int, policy: Policy,
     first = proposal.retry == 0
     wait = window(kind, policy)
     if wait <= 0:
-        effects.suppress(kind, DEFERRED)  # the merchant chose: capped means dropped
+        effects.suppress(kind, Suppression.FREQUENCY_CAP)  # the merchant chose: capped means dropped
         return
     slot = next_free_slot(state, send_ts, policy)
     if slot > proposal.since + wait:
-        effects.expired.append((kind, EXPIRED))
+        effects.expire(kind, Expiry.WAIT_OVER)
         return
     if first:
-        effects.deferred.append((kind, DEFERRED))
+        effects.defer(kind, Deferral.FREQUENCY_CAP)
     state.waiting = sorted([*state.waiting, proposal.model_copy(update={"retry": slot})],
                            key=lambda p: order_key(p, policy))
     while len(state.waiting) > policy.limits.waiting:  # the least urgent gives way
         dropped = state.waiting.pop()
-        effects.expired.append((dropped.kind, QUEUE_FULL))
+        effects.expire(dropped.kind, Expiry.WAITING_FULL)
 
 
 def next_due(state: CustomerState) -> int | None:
     return min((p.retry for p in state.waiting), default=None)
 
 
-def drop(state: CustomerState, reason: str, effects, matches: Callable[[Proposal], bool] = lambda p: True) -> None:
+def drop(state: CustomerState, reason: Suppression, effects, matches: Callable[[Proposal], bool] = lambda p: True) -> None:
     """A waiting message that became moot is not sent: counted as suppressed with `reason`."""
     if not state.waiting:
         return

@@ -15,6 +15,7 @@ from remarket.domain.events import ConsentEvent, EmailEvent, InboundEvent, Order
 from remarket.domain.policy import Policy
 from remarket.domain.rules import waiting
 from remarket.domain.state import CustomerState, PendingSend, Proposal, from_ts
+from remarket.domain.vocabulary import Suppression
 
 _REMINDER = ActionKind.PAYMENT_REMINDER.value
 _COUPON = ActionKind.TARGETED_COUPON.value
@@ -88,14 +89,14 @@ def _on_order(state: CustomerState, event: OrderEvent, t: int, policy: Policy, e
     reason = {"order.paid": WithdrawalReason.ORDER_PAID, "order.cancelled": WithdrawalReason.ORDER_CANCELLED}
     if event.event_type in reason:
         withdraw(state, t, reason[event.event_type], policy, effects, about_this_order)
-        waiting.drop(state, reason[event.event_type].value, effects, about_this_order)
+        waiting.drop(state, Suppression(reason[event.event_type]), effects, about_this_order)
     if bought and event.event_type in ("order.placed", "order.paid"):
 
         def for_a_bought_product(p: PendingSend | Proposal) -> bool:
             return p.kind == _COUPON and bool(bought.intersection(p.products))
 
         withdraw(state, t, WithdrawalReason.PRODUCT_ORDERED, policy, effects, for_a_bought_product)
-        waiting.drop(state, WithdrawalReason.PRODUCT_ORDERED.value, effects, for_a_bought_product)
+        waiting.drop(state, Suppression.PRODUCT_ORDERED, effects, for_a_bought_product)
 
 
 def on_stage_change(state: CustomerState, t: int, policy: Policy, effects) -> None:
@@ -105,9 +106,9 @@ def on_stage_change(state: CustomerState, t: int, policy: Policy, effects) -> No
         return p.kind.startswith("lifecycle_") and p.stage != state.stage
 
     withdraw(state, t, WithdrawalReason.STAGE_CHANGED, policy, effects, for_another_stage)
-    waiting.drop(state, WithdrawalReason.STAGE_CHANGED.value, effects, for_another_stage)
+    waiting.drop(state, Suppression.STAGE_CHANGED, effects, for_another_stage)
 
 
 def on_erasure(state: CustomerState, t: int, policy: Policy, effects) -> None:
     withdraw(state, t, WithdrawalReason.ERASURE, policy, effects)
-    waiting.drop(state, WithdrawalReason.ERASURE.value, effects)
+    waiting.drop(state, Suppression.ERASURE, effects)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from remarket.domain.actions import Action, ActionKind, Withdrawal
+from remarket.domain.actions import Action, Withdrawal
 from remarket.domain.contact import Effects
-from remarket.domain.decide import campaign_kind, evaluate, next_due, update_stage
+from remarket.domain.decide import evaluate, next_due, on_erasure, update_stage
 from remarket.domain.events import InboundEvent, family_of
 from remarket.domain.fold import fold
 from remarket.domain.money import unknown_currency
@@ -21,7 +21,6 @@ from remarket.domain.policy import Policy
 from remarket.domain.profile import CustomerProfile, profile_of, segment_key
 from remarket.domain.rules import withdrawals
 from remarket.domain.state import CustomerState, from_ts, later, new_state, ring_add, ring_contains, to_ts
-from remarket.domain.vocabulary import Suppression
 
 
 class RejectedEvent(ValueError):
@@ -113,12 +112,7 @@ def _erase_in_place(state: CustomerState, t: int, policy: Policy, effects: Effec
     but is not yet due. Held events that are later than the request stay (the customer came back),
     and so does the clock."""
     withdrawals.on_erasure(state, t, policy, effects)
-    for _ in range(len(state.open_orders) + len(state.open_checkouts)):
-        effects.suppress(ActionKind.PAYMENT_REMINDER, Suppression.ERASURE)
-    for _ in range(sum(1 for a in state.products.values() if a.since)):
-        effects.suppress(ActionKind.TARGETED_COUPON, Suppression.ERASURE)
-    if state.campaign_due is not None and (kind := campaign_kind(state.stage)) is not None:
-        effects.suppress(kind, Suppression.ERASURE)
+    on_erasure(state, effects)
     fresh = new_state(state.customer_id, state.policy_version)
     keep = {"buffer": state.buffer, "clock": state.clock, "upto": state.upto,
             "recent_event_hashes": state.recent_event_hashes}  # hashed ids only: still dedup retries

@@ -62,7 +62,7 @@ def schedule(state: CustomerState, t: int, policy: Policy) -> None:
         state.festival_due = None
 
 
-def due(state: CustomerState, t: int, policy: Policy) -> list[Proposal]:
+def due(state: CustomerState, t: int, policy: Policy, effects=None) -> list[Proposal]:
     """The notices and greetings of the day whose moment has come; then schedule the next."""
     at = state.festival_due
     if at is None or at > t:
@@ -87,3 +87,15 @@ def due(state: CustomerState, t: int, policy: Policy) -> list[Proposal]:
     state.festival_due = None
     schedule(state, max(t, at), policy)
     return proposals
+
+
+def next_due(state: CustomerState, policy: Policy) -> int | None:
+    return state.festival_due
+
+
+def sent(state: CustomerState, proposal: Proposal, t: int) -> None:
+    return None
+
+
+def on_erasure(state: CustomerState, effects) -> None:
+    return None  # nothing pending but a date: the fresh state schedules its own

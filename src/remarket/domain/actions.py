@@ -28,6 +28,7 @@ class ActionKind(StrEnum):
     LIFECYCLE_CHURNED = "lifecycle_churned"
     FESTIVAL_NOTICE = "festival_notice"
     HOLIDAY_GREETING = "holiday_greeting"
+    WIN_BACK_EARLY = "win_back_early"
 
 
 class CouponUnit(StrEnum):

@@ -14,12 +14,12 @@ from __future__ import annotations
 from remarket.domain.contact import Capped, Effects, deliver
 from remarket.domain.lifecycle import LAPSED_STAGES, next_activity_change, next_stage_change, stage_at
 from remarket.domain.policy import Policy
-from remarket.domain.rules import campaigns, coupons, festivals, reminders, waiting, withdrawals
+from remarket.domain.rules import campaigns, coupons, early_win_back, festivals, reminders, waiting, withdrawals
 from remarket.domain.rules.campaigns import campaign_kind, campaign_policy, looked_not_bought  # noqa: F401
 from remarket.domain.rules.coupons import offer_type  # noqa: F401  (kept importable from here)
 from remarket.domain.state import CustomerState, Proposal
 
-RULES = (reminders, coupons, campaigns, festivals)
+RULES = (reminders, coupons, campaigns, early_win_back, festivals)
 _BY_KIND = {reminders.KIND.value: reminders, coupons.KIND.value: coupons}
 
 
@@ -29,6 +29,7 @@ def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects)
     stage = stage_at(state, t, policy)
     if stage == state.stage:
         festivals.schedule(state, t, policy)
+        early_win_back.schedule(state, t, policy)
         return
     effects.transitions.append((state.stage, stage))
     if state.stage in LAPSED_STAGES and stage not in LAPSED_STAGES:
@@ -37,6 +38,7 @@ def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects)
     withdrawals.on_stage_change(state, t, policy, effects)
     campaigns.start(state, t, policy)
     festivals.schedule(state, t, policy)
+    early_win_back.schedule(state, t, policy)
 
 
 # ---------------------------------------------------------------- sending, by priority

@@ -349,6 +349,7 @@ class KindPriority(_Section):
     lifecycle_growth: Rank = 2
     lifecycle_mature: Rank = 2
     festival_notice: Rank = 3
+    win_back_early: Rank = 1
     holiday_greeting: Rank = 3
 
 
@@ -363,6 +364,7 @@ class KindWindow(_Section):
     lifecycle_declining: NonNegativeDuration = timedelta(days=7)
     lifecycle_churned: NonNegativeDuration = timedelta(days=14)
     festival_notice: NonNegativeDuration = timedelta(days=2)
+    win_back_early: NonNegativeDuration = timedelta(days=14)
     holiday_greeting: NonNegativeDuration = timedelta(days=1)
 
 
@@ -450,7 +452,7 @@ class HoldoutPolicy(_Section):
     salt: str = Field("remarket-holdout-1", min_length=1, max_length=64, description="Change to redraw the group.")
     kinds: list[str] = Field(
         default_factory=lambda: ["targeted_coupon", "lifecycle_new", "lifecycle_growth", "lifecycle_mature",
-                                 "lifecycle_declining", "lifecycle_churned", "festival_notice"],
+                                 "lifecycle_declining", "lifecycle_churned", "festival_notice", "win_back_early"],
         description="Action kinds withheld from the control group: marketing by default; add "
                     "payment_reminder only as an explicit choice.")
 
@@ -475,6 +477,9 @@ class GradePolicy(_Section):
                                  description="Every coupon of this grade is multiplied by this.")
     referral_ask: bool = Field(False, description="Email-active customers of this grade are asked to refer "
                                                   "friends in their growth / mature campaigns and festival notices.")
+    early_win_back_below: Share | None = Field(
+        None, description="A growth / mature customer of this grade whose repurchase score falls below this "
+                          "gets the win-back (the churned campaign's coupon) early, once per purchase.")
 
 
 class Policy(BaseModel):
@@ -499,8 +504,9 @@ class Policy(BaseModel):
     festivals: FestivalPolicy = FestivalPolicy()
     money: MoneyPolicy = MoneyPolicy()
     grades: dict[str, GradePolicy] = Field(
-        default_factory=lambda: {"gold": GradePolicy(referral_ask=True),
-                                 "platinum": GradePolicy(coupon_factor=1.1, referral_ask=True)},
+        default_factory=lambda: {"gold": GradePolicy(referral_ask=True, early_win_back_below=0.3),
+                                 "platinum": GradePolicy(coupon_factor=1.1, referral_ask=True,
+                                                         early_win_back_below=0.3)},
         description="Concessions per tier name (tiers not listed: factor 1, no referral ask).")
     holdout: HoldoutPolicy = HoldoutPolicy()
 

@@ -155,6 +155,9 @@ class CustomerState(BaseModel):
     campaign_seq: int = Field(0, alias="seq")
     festival_due: int | None = Field(None, alias="fest", description="Next festival notice / greeting moment.")
     festival_done: int = Field(0, alias="festd", description="Local date (ordinal) of the last notices sent.")
+    early_due: int | None = Field(None, alias="early", description="When the score falls below the grade's "
+                                                                     "early win-back threshold.")
+    early_for: int | None = Field(None, alias="earlyf", description="The last order that schedule was made for.")
     last_reminded: int | None = Field(None, alias="reminded")
     contacts: list[int] = Field(default_factory=list, description="send_after of recent messages.")
     couponed: dict[str, int] = Field(default_factory=dict, description="Product -> last targeted coupon.")

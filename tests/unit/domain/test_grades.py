@@ -53,3 +53,38 @@ def test_reminders_never_carry_a_referral_ask():
 def test_a_grade_must_be_a_tier_name():
     with pytest.raises(PolicyError, match="grades.diamond: not a tier name"):
         policy_with(grades={"diamond": {"coupon_factor": 2}})
+
+
+def _slow_gold_buyer(policy=None):
+    """Two orders 60 days apart, 1,200 in total: gold, growth, personal cycle 60 d (declining after 90 d)."""
+    driver = Driver(policy or policy_with())
+    driver.feed(paid(T, "o1", total=600.0), paid(T + days(60), "o2", total=600.0))
+    return driver
+
+
+def test_a_high_value_customer_at_risk_gets_the_win_back_before_declining():
+    from remarket.domain.score import repurchase_score
+    from remarket.domain.state import to_ts
+
+    driver = _slow_gold_buyer().run_until(T + days(60 + 95))
+    [early] = [a for a in driver.actions if a.kind == "win_back_early"]
+    [declining] = [a for a in driver.actions if a.kind == "lifecycle_declining"]
+    assert early.reason.stage == "growth" and early.reason.tier == "gold"
+    assert early.created_at < declining.created_at
+    at = to_ts(early.created_at)
+    score_policy = driver.policy.score
+    state = driver.state  # the purchase history is unchanged since: the score is a function of time
+    assert repurchase_score(state, at, score_policy) < 0.3 <= repurchase_score(state, at - 3600, score_policy)
+    assert early.coupon.value == 30.0  # the churned campaign's 25 % x 1.2 (email-inactive)
+    assert "repurchase score" in early.reason.detail
+
+
+def test_no_early_win_back_for_grades_without_it_or_after_a_new_order():
+    bronze = Driver().feed(paid(T, "o1", total=20.0), paid(T + days(60), "o2", total=20.0))
+    bronze.run_until(T + days(60 + 95))
+    assert [a for a in bronze.actions if a.kind == "win_back_early"] == []
+    off = _slow_gold_buyer(policy_with(grades={"gold": {"early_win_back_below": None}}))
+    assert [a for a in off.run_until(T + days(155)).actions if a.kind == "win_back_early"] == []
+    again = _slow_gold_buyer().run_until(T + days(100))
+    again.feed(paid(T + days(101), "o3", total=50.0)).run_until(T + days(110))
+    assert [a for a in again.actions if a.kind == "win_back_early"] == []  # bought again before the risk

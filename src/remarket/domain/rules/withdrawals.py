@@ -19,6 +19,7 @@ from remarket.domain.vocabulary import Suppression
 
 _REMINDER = ActionKind.PAYMENT_REMINDER.value
 _COUPON = ActionKind.TARGETED_COUPON.value
+_EARLY_WIN_BACK = ActionKind.WIN_BACK_EARLY.value
 
 
 def remember(state: CustomerState, pending: PendingSend, policy: Policy) -> None:
@@ -78,6 +79,8 @@ def _on_order(state: CustomerState, event: OrderEvent, t: int, policy: Policy, e
     bought = {item.product_id for item in event.items}
 
     def about_this_order(p: PendingSend | Proposal) -> bool:
+        if p.kind == _EARLY_WIN_BACK:  # any payment makes an early win-back moot
+            return event.event_type == "order.paid"
         return p.kind == _REMINDER and (p.order == order or (cart is not None and p.cart == cart))
 
     if event.event_type == "order.placed" and cart is not None:

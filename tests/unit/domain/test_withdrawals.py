@@ -147,3 +147,17 @@ def test_no_reminder_for_an_order_paid_before_it_was_due_stays_unwithdrawn(event
                            and reminder.created_at <= e.occurred_at < reminder.send_after]
         if paid_while_held:
             assert reminder.action_id in withdrawn
+
+
+def test_a_held_early_win_back_is_withdrawn_by_any_payment():
+    t = datetime(2025, 5, 5, 12, tzinfo=UTC)
+    night = {"start": "00:00", "end": "23:59"}  # practically always quiet: the win-back is held
+    probe = Driver(policy_with(quiet_hours=night))
+    probe.feed(paid(t, "o1", total=600.0), paid(t + days(60), "o2", total=600.0)).run_until(t + days(150))
+    [early] = [a for a in probe.actions if a.kind == "win_back_early"]
+    assert early.send_after > early.created_at + minutes(10)
+    driver = Driver(policy_with(quiet_hours=night))  # the same customer, stopped just after the decision
+    driver.feed(paid(t, "o1", total=600.0), paid(t + days(60), "o2", total=600.0)).run_until(
+        early.created_at + minutes(1))
+    driver.feed(paid(early.created_at + minutes(5), "o3", total=10.0)).run_until(early.created_at + minutes(10))
+    assert [(w.withdrawn_action_id, w.reason) for w in _withdrawals(driver)] == [(early.action_id, "order_paid")]

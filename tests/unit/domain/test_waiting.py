@@ -130,3 +130,10 @@ def test_waiting_never_breaks_the_daily_cap(events):
         for earlier in sent:
             if earlier is not later and earlier.created_at <= later.created_at:
                 assert abs(later.send_after - earlier.send_after) >= days(1), (earlier, later)
+
+
+def test_when_the_queue_is_full_the_least_urgent_gives_way_and_is_counted():
+    driver, _ = _competing(limits={"waiting": 1})
+    competing = ("payment_reminder", "targeted_coupon", "lifecycle_churned")
+    assert [a.kind.value for a in driver.actions if a.kind in competing] == ["payment_reminder", "lifecycle_churned"]
+    assert ("targeted_coupon", "waiting_full") in driver.expired

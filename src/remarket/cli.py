@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from remarket.catalog import CatalogError, load_catalog
 from remarket.config_errors import ConfigError, policy_error, settings_error, settings_help
+from remarket.domain.policy import PolicyError
 from remarket.settings import Settings
 
 
@@ -208,14 +209,30 @@ def cmd_dead_letter(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from remarket import replay
 
-    policy = _policy(settings, args.policy)
-    as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
-    if as_of is not None and as_of.tzinfo is None:
-        print("--as-of needs a UTC offset, e.g. 2026-11-01T00:00:00+00:00", file=sys.stderr)
+    def fail(message: str) -> int:
+        print(f"remarket replay: {message}", file=sys.stderr)
         return 2
-    summary = replay.run(args.input, args.snapshot, args.actions, policy, as_of,
-                         lambda line: print(line, file=sys.stderr, flush=True))
+
+    try:
+        as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+    except ValueError:
+        return fail(f"--as-of {args.as_of!r} is not an ISO 8601 time, e.g. 2026-11-01T00:00:00+00:00")
+    if as_of is not None and as_of.tzinfo is None:
+        return fail("--as-of needs a UTC offset, e.g. 2026-11-01T00:00:00+00:00")
+    if not args.input.is_file():
+        return fail(f"cannot read --input {args.input}: no such file")
+    policy = _policy(settings, args.policy)
+    try:
+        summary = replay.run(args.input, args.snapshot, args.actions, policy, as_of,
+                             lambda line: print(line, file=sys.stderr, flush=True))
+    except replay.ReplayError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"{exc.strerror or exc}: {exc.filename}")
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2, default=str).decode())
+    if summary["events"] == 0:
+        return fail(f"no valid event in {args.input} ({summary['lines']:,} lines, {summary['invalid_lines']:,} "
+                    f"invalid, {summary['rejected_lines']:,} rejected by the core)")
     return 0
 
 
@@ -318,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args, settings)
     except (CatalogError, ConfigError) as exc:
         print(f"remarket: {exc}", file=sys.stderr)
+        return 2
+    except PolicyError as exc:  # one line: which file, then each problem
+        print(f"remarket: invalid policy {args.policy if getattr(args, 'policy', None) else settings.policy_file}: "
+              f"{'; '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

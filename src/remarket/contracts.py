@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
-from remarket.domain.actions import Action
+from remarket.domain.actions import Action, Withdrawal
 from remarket.domain.events import CartEvent, ConsentEvent, EmailEvent, InboundEvent, OrderEvent, VisitEvent
 from remarket.shell.ticks import Tick
 
@@ -29,6 +29,7 @@ def _models() -> dict[str, TypeAdapter | type[BaseModel]]:
         "events/consent.schema.json": ConsentEvent,
         "events/event.schema.json": TypeAdapter(InboundEvent),
         "actions/action.schema.json": Action,
+        "actions/withdrawal.schema.json": Withdrawal,
         "internal/tick.schema.json": Tick,
     }
     try:

@@ -12,7 +12,7 @@ import resource
 import time
 from array import array
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from remarket.domain.events import parse_event
 from remarket.domain.policy import Policy
-from remarket.domain.process import apply, settle
+from remarket.domain.process import RejectedEvent, apply, check_event, settle
 from remarket.domain.profile import profile_of
 
 PROGRESS_EVERY = 100_000
@@ -37,12 +37,14 @@ def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
-def _index(input_path: Path, progress: Callable[[str], None]):
-    """Pass 1: validate every line; keep event time, offset and customer number."""
+def _index(input_path: Path, policy: Policy, received_at: datetime, progress: Callable[[str], None]):
+    """Pass 1: validate every line and apply the worker's checks (event age, future, currency);
+    keep event time, offset and customer number of the events the core accepts."""
     times, offsets, customers = array("d"), array("q"), array("l")
     customer_numbers: dict[str, int] = {}
     invalid: list[dict] = []
-    invalid_count = lines = 0
+    rejected: list[dict] = []
+    invalid_count = rejected_count = lines = 0
     with open(input_path, "rb") as source:
         offset = 0
         for lines, raw in enumerate(iter(source.readline, b""), start=1):
@@ -56,28 +58,50 @@ def _index(input_path: Path, progress: Callable[[str], None]):
                 if len(invalid) < MAX_REPORTED_INVALID:
                     invalid.append({"line": lines, "error": _first_error(exc)})
                 continue
+            try:
+                check_event(event, policy, received_at)
+            except RejectedEvent as exc:
+                rejected_count += 1
+                if len(rejected) < MAX_REPORTED_INVALID:
+                    rejected.append({"line": lines, "error": str(exc)})
+                continue
             times.append(event.occurred_at.timestamp())
             offsets.append(here)
             customers.append(customer_numbers.setdefault(event.customer_id, len(customer_numbers)))
             if lines % PROGRESS_EVERY == 0:
                 progress(f"read {lines:,} lines ({len(times):,} valid events, {len(customer_numbers):,} customers)")
-    return times, offsets, customers, len(customer_numbers), invalid, invalid_count, lines
+    return times, offsets, customers, len(customer_numbers), invalid, invalid_count, rejected, rejected_count, lines
+
+
+class ReplayError(Exception):
+    """A replay that cannot run as asked; the message is one line for the operator."""
 
 
 def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy: Policy,
-        as_of: datetime | None, progress: Callable[[str], None]) -> dict:
+        as_of: datetime | None, progress: Callable[[str], None], *, received_at: datetime | None = None) -> dict:
+    """`received_at` stands for the time the worker would have received the events (default: now):
+    events too far ahead of it or too old are rejected as the worker rejects them."""
     started = time.monotonic()
-    times, offsets, customers, customer_count, invalid, invalid_count, lines = _index(Path(input_path), progress)
+    received_at = received_at or datetime.now(UTC)
+    if as_of is not None and as_of - received_at > policy.future_tolerance:
+        raise ReplayError(f"--as-of {as_of.isoformat()} is more than {policy.future_tolerance} ahead of now "
+                          f"({received_at.isoformat(timespec='seconds')}): replay decides only what has happened")
+    (times, offsets, customers, customer_count, invalid, invalid_count, rejected, rejected_count,
+     lines) = _index(Path(input_path), policy, received_at, progress)
     for problem in invalid:
         progress(f"line {problem['line']}: invalid event: {problem['error']}")
     if invalid_count > len(invalid):
         progress(f"... and {invalid_count - len(invalid):,} more invalid lines")
+    for problem in rejected:
+        progress(f"line {problem['line']}: rejected by the core: {problem['error']}")
+    if rejected_count > len(rejected):
+        progress(f"... and {rejected_count - len(rejected):,} more rejected lines")
     if not times:
         Path(snapshot_path).write_text("")
         if actions_path is not None:
             Path(actions_path).write_text("")
         return {"lines": lines, "events": 0, "invalid_lines": invalid_count, "invalid_examples": invalid,
-                "customers": 0, "actions": 0}
+                "rejected_lines": rejected_count, "rejected_examples": rejected, "customers": 0, "actions": 0}
     if as_of is None:
         as_of = _latest_event_time(input_path, offsets, times)
     cutoff = as_of.timestamp()
@@ -88,6 +112,9 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
 
     action_kinds: Counter[str] = Counter()
     suppressions: Counter[str] = Counter()
+    withdrawn: Counter[str] = Counter()
+    deferred: Counter[str] = Counter()
+    expired: Counter[str] = Counter()
     transitions: Counter[str] = Counter()
     stages: Counter[str] = Counter()
     holdout = after_as_of = erased = snapshot_lines = 0
@@ -104,7 +131,12 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
                 action_kinds[action.kind.value] += 1
                 holdout += action.holdout
                 actions_out.write(action.model_dump_json() + "\n")
+            for withdrawal in outcome.withdrawals:
+                withdrawn[f"{withdrawal.withdrawn_kind}:{withdrawal.reason}"] += 1
+                actions_out.write(withdrawal.model_dump_json() + "\n")
             suppressions.update(f"{kind}:{reason}" for kind, reason in outcome.suppressions)
+            deferred.update(f"{kind}:{reason}" for kind, reason in outcome.deferred)
+            expired.update(f"{kind}:{reason}" for kind, reason in outcome.expired)
             transitions.update(f"{a}->{b}" for a, b in outcome.transitions)
 
         def finish_customer() -> None:
@@ -137,7 +169,7 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
                 continue
             source.seek(offsets[index])
             event = parse_event(source.readline())
-            outcome = apply(state, event, policy)
+            outcome = apply(state, event, policy, received_at=received_at)
             if not outcome.duplicate:
                 emit(outcome)
             erased += outcome.state is None
@@ -150,6 +182,8 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
         "events": len(times),
         "invalid_lines": invalid_count,
         "invalid_examples": invalid,
+        "rejected_lines": rejected_count,
+        "rejected_examples": rejected,
         "events_after_as_of": after_as_of,
         "as_of": as_of.isoformat(),
         "customers": customer_count,
@@ -160,6 +194,9 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
         "actions_by_kind": dict(sorted(action_kinds.items())),
         "holdout_actions": holdout,
         "suppressions": dict(sorted(suppressions.items())),
+        "withdrawals": dict(sorted(withdrawn.items())),
+        "deferred": dict(sorted(deferred.items())),
+        "expired": dict(sorted(expired.items())),
         "transitions": dict(sorted(transitions.items())),
         "policy_version": policy.version,
         "seconds": round(elapsed, 1),

@@ -26,6 +26,9 @@ class ActionKind(StrEnum):
     LIFECYCLE_MATURE = "lifecycle_mature"
     LIFECYCLE_DECLINING = "lifecycle_declining"
     LIFECYCLE_CHURNED = "lifecycle_churned"
+    FESTIVAL_NOTICE = "festival_notice"
+    HOLIDAY_GREETING = "holiday_greeting"
+    WIN_BACK_EARLY = "win_back_early"
 
 
 class CouponUnit(StrEnum):
@@ -41,6 +44,9 @@ class Coupon(BaseModel):
     unit: CouponUnit
     min_spend: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     valid_until: AwareDatetime
+    extra_percent: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = Field(
+        0.0, description="A percentage discount on top (e.g. free shipping plus 10 %): how a type that "
+                         "cannot grow (the whole shipping fee) still gives a bigger incentive.")
 
 
 class Reason(BaseModel):
@@ -74,6 +80,42 @@ class Action(BaseModel):
     policy_version: str
     holdout: bool = Field(False, description="Control group: recorded, never sent.")
     created_at: AwareDatetime = Field(description="Logical decision time (event time of the trigger).")
+    referral_ask: bool = Field(False, description="Also ask the customer to refer friends (an engaged customer "
+                                                  "of a grade with referral_ask).")
+    schema_version: Literal[1] = ACTION_SCHEMA_VERSION
+
+
+class WithdrawalReason(StrEnum):
+    """Why a pending action became moot before it was due."""
+
+    ORDER_PAID = "order_paid"
+    ORDER_CANCELLED = "order_cancelled"
+    PRODUCT_ORDERED = "product_ordered"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    STAGE_CHANGED = "stage_changed"
+    ERASURE = "erasure"
+
+
+WITHDRAWAL_KIND = "withdrawal"
+
+
+class Withdrawal(BaseModel):
+    """Drop a held action: it became moot before its `send_after`. Same topic, key and routing as
+    the action it withdraws (a holdout action's withdrawal goes to the holdout topic)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action_id: Identifier = Field(description="This withdrawal's own id (UUIDv5 of the withdrawn id): dedup by it.")
+    kind: Literal["withdrawal"] = WITHDRAWAL_KIND
+    withdrawn_action_id: Identifier = Field(description="The action a sender must not deliver.")
+    withdrawn_kind: ActionKind
+    customer_id: Identifier
+    channel: Channel = Field(description="Channel of the withdrawn action.")
+    withdrawn_send_after: AwareDatetime = Field(description="When the withdrawn action was due.")
+    reason: WithdrawalReason
+    policy_version: str
+    holdout: bool = False
+    created_at: AwareDatetime = Field(description="Logical time the action became moot (event time).")
     schema_version: Literal[1] = ACTION_SCHEMA_VERSION
 
 

@@ -42,6 +42,11 @@ def _local_at(day: date, at: time, tz: ZoneInfo) -> datetime:
     return aware
 
 
+def local_moment(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """`at` on `day` in the zone `tz` (a wall time skipped by DST: just after the jump)."""
+    return _local_at(day, at, tz)
+
+
 def next_allowed(moment: datetime, tz: ZoneInfo, quiet: QuietHoursPolicy) -> datetime:
     """`moment` if outside quiet hours, else the end of the quiet period (in the customer's zone)."""
     local = moment.astimezone(tz)

@@ -9,13 +9,16 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from remarket.domain.actions import Action, ActionKind, Coupon, CouponUnit, Reason, action_id_for
+from remarket.domain.actions import Action, ActionKind, Coupon, CouponUnit, Reason, Withdrawal, action_id_for
+from remarket.domain.caps import capped, remember_contact
 from remarket.domain.calendar import customer_zone, festival_on, next_allowed
-from remarket.domain.events import Channel, PromotionType
-from remarket.domain.lifecycle import email_activity, is_active, site_activity, tier_of
+from remarket.domain.events import Channel
+from remarket.domain.lifecycle import email_activity, site_activity, tier_of
 from remarket.domain.policy import Policy
 from remarket.domain.score import repurchase_score
-from remarket.domain.state import CustomerState, from_ts, to_ts
+from remarket.domain.rules import withdrawals
+from remarket.domain.state import CustomerState, Offer, PendingSend, Proposal, from_ts, to_ts
+from remarket.domain.vocabulary import Activity, Deferral, Expiry, Suppression
 
 
 @dataclass
@@ -25,10 +28,19 @@ class Effects:
     actions: list[Action] = field(default_factory=list)
     suppressions: list[tuple[str, str]] = field(default_factory=list)
     transitions: list[tuple[str, str]] = field(default_factory=list)
+    withdrawals: list[Withdrawal] = field(default_factory=list)
+    deferred: list[tuple[str, str]] = field(default_factory=list)  # (kind, reason): waits for a later slot
+    expired: list[tuple[str, str]] = field(default_factory=list)  # (kind, reason): gave up waiting
     erased: bool = False  # an erasure request was carried out during this call
 
-    def suppress(self, kind: str, reason: str) -> None:
-        self.suppressions.append((str(kind), reason))
+    def suppress(self, kind: str, reason: Suppression | str) -> None:
+        self.suppressions.append((str(kind), Suppression(reason)))  # an unknown reason raises
+
+    def defer(self, kind: str, reason: Deferral | str) -> None:
+        self.deferred.append((str(kind), Deferral(reason)))
+
+    def expire(self, kind: str, reason: Expiry | str) -> None:
+        self.expired.append((str(kind), Expiry(reason)))
 
 
 def in_holdout(customer_id: str, policy: Policy) -> bool:
@@ -48,62 +60,69 @@ def consented(state: CustomerState, channel: Channel, policy: Policy) -> bool:
 
 
 def choose_channel(state: CustomerState, now: int, policy: Policy) -> Channel | None:
-    """Active customers: email / in-app; inactive ones: SMS first. None: no consented channel."""
-    preferred = (policy.contact.active_channels if is_active(state, now, policy)
-                 else policy.contact.inactive_channels)
+    """Email-active customers: email first; active on the site only: in-app first; neither: SMS
+    first. None: no consented channel."""
+    if email_activity(state, now, policy) is Activity.ACTIVE:
+        preferred = policy.contact.active_channels
+    elif site_activity(state, now, policy) is Activity.ACTIVE:
+        preferred = policy.contact.site_active_channels
+    else:
+        preferred = policy.contact.inactive_channels
     return next((c for c in preferred if consented(state, c, policy)), None)
 
 
-def _capped(state: CustomerState, send_at: int, policy: Policy) -> bool:
-    caps = [policy.contact.cap]
-    if (stage_cap := policy.contact.stage_caps.get(state.stage)) is not None:
-        caps.append(stage_cap)
-    for cap in caps:
-        window = int(cap.window.total_seconds())
-        if sum(abs(send_at - sent) < window for sent in state.contacts) >= cap.max:
-            return True
-    return False
+def activity_factor(state: CustomerState, now: int, policy: Policy) -> float:
+    """Active customers get smaller discounts, inactive ones bigger (every coupon). Activity here is
+    email engagement: the site visits and product views that trigger a coupon would make everyone
+    who gets one 'active'."""
+    activity = email_activity(state, now, policy)
+    if activity is Activity.ACTIVE:
+        return policy.coupon.active_factor
+    if activity is Activity.INACTIVE:
+        return policy.coupon.inactive_factor
+    return 1.0
 
 
-def _remember_contact(state: CustomerState, send_at: int, policy: Policy) -> None:
-    horizon = send_at - policy.seconds.longest_cap_window
-    kept = sorted(t for t in state.contacts if t > horizon)
-    kept.append(send_at)
-    state.contacts = sorted(kept)[-policy.limits.contacts:]
-
-
-@dataclass(frozen=True)
-class CouponOffer:
-    type: PromotionType
-    percent: float          # size for percent types; 0 means no coupon
-    min_spend: float
-    valid_for: timedelta
-    boostable: bool = False  # campaign coupons grow in festival windows
-
-
-def _coupon(offer: CouponOffer, send_after, tz, policy: Policy) -> tuple[Coupon | None, str | None]:
-    percent, note = offer.percent, None
-    if offer.boostable and (festival := festival_on(send_after, tz, policy)) is not None:
+def coupon_for(offer: Offer, send_after, tz, policy: Policy, factor: float = 1.0) -> tuple[Coupon | None, str | None]:
+    """The coupon an offer becomes: sized by activity (`factor`) and festival, in the offer's type.
+    Every type keeps the incentive ladder: percent types scale; amount types scale from their value
+    at `reference_percent`; a type worth 0 (the whole shipping fee) adds a discount on top instead."""
+    percent, note = offer.percent * factor, None
+    if offer.boost and (festival := festival_on(send_after, tz, policy)) is not None:
         percent, note = percent * festival.coupon_boost, f"festival: {festival.name}"
     if percent <= 0:
         return None, note
-    valid_until = send_after + offer.valid_for
-    if offer.type in policy.coupon_types.percent_types:
-        value = round(min(percent, policy.coupon_types.max_percent), 1)
-        return Coupon(type=offer.type, value=value, unit=CouponUnit.PERCENT, min_spend=offer.min_spend,
+    types = policy.coupon_types
+    percent = min(percent, types.max_percent)
+    valid_until = send_after + timedelta(seconds=offer.valid)
+    if offer.type in types.percent_types:
+        return Coupon(type=offer.type, value=round(percent, 1), unit=CouponUnit.PERCENT, min_spend=offer.min_spend,
                       valid_until=valid_until), note
-    amount = policy.coupon_types.amount_by_type.get(offer.type, 0.0)
-    return Coupon(type=offer.type, value=amount, unit=CouponUnit.AMOUNT, min_spend=offer.min_spend,
-                  valid_until=valid_until), note
+    amount = types.amount_by_type.get(offer.type, 0.0)
+    value = round(amount * percent / types.reference_percent, 2) if amount > 0 else 0.0
+    extra = round(max(0.0, percent - types.reference_percent), 1) if amount <= 0 else 0.0
+    return Coupon(type=offer.type, value=value, unit=CouponUnit.AMOUNT, min_spend=offer.min_spend,
+                  valid_until=valid_until, extra_percent=extra), note
 
 
-def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: ActionKind, now: int,
-            trigger_ref: str, rule: str, valid_for: timedelta, offer: CouponOffer | None = None,
-            product_ids: tuple[str, ...] = (), order_id: str | None = None,
-            triggering_event_ids: tuple[str, ...] = (), detail: str | None = None) -> Action | None:
+_REFERRAL_KINDS = frozenset({ActionKind.LIFECYCLE_GROWTH, ActionKind.LIFECYCLE_MATURE, ActionKind.FESTIVAL_NOTICE})
+
+
+@dataclass(frozen=True)
+class Capped:
+    """The caps hold the message back at `send_ts` (it may wait for a later slot)."""
+
+    send_ts: int
+
+
+def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Proposal,
+            now: int) -> Action | Capped | None:
+    """Send `proposal` at `now` (quiet hours and caps applied): the Action, Capped, or None
+    (suppressed, reason recorded)."""
+    kind = ActionKind(proposal.kind)
     channel = choose_channel(state, now, policy)
     if channel is None:
-        effects.suppress(kind, "no_consent")
+        effects.suppress(kind, Suppression.NO_CONSENT)
         return None
     tz = customer_zone(state.timezone, policy)
     decided_at = from_ts(now)
@@ -113,35 +132,47 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, *, kind: Act
         send_after = next_allowed(decided_at, tz, policy.quiet_hours)
         deferred = send_after != decided_at
     send_ts = to_ts(send_after)
-    if kind.value not in policy.contact.cap_exempt_kinds and _capped(state, send_ts, policy):
-        effects.suppress(kind, "frequency_cap")
-        return None
-    coupon, note = _coupon(offer, send_after, tz, policy) if offer is not None else (None, None)
+    if kind.value not in policy.contact.cap_exempt_kinds and capped(state, send_ts, policy):
+        return Capped(send_ts)
+    tier = tier_of(state, policy)
+    grade = policy.grades.get(tier)
+    offer = proposal.offer
+    factor = activity_factor(state, now, policy) * (grade.coupon_factor if grade is not None else 1.0)
+    coupon, note = coupon_for(offer, send_after, tz, policy, factor) if offer is not None else (None, None)
+    referral = (grade is not None and grade.referral_ask and kind in _REFERRAL_KINDS
+                and email_activity(state, now, policy) is Activity.ACTIVE)
     if deferred:
-        effects.suppress(kind, "quiet_hours_deferred")
-    holdout = in_holdout(state.customer_id, policy)  # counted by whoever routes action.holdout, not here
-    _remember_contact(state, send_ts, policy)
+        effects.suppress(kind, Suppression.QUIET_HOURS_DEFERRED)
+    # counted by whoever routes action.holdout, not here
+    holdout = kind.value in policy.holdout.kinds and in_holdout(state.customer_id, policy)
+    remember_contact(state, send_ts, policy)
+    waited = f"waited {(now - proposal.since) // 3600} h for a slot" if now > proposal.since else None
     action = Action(
-        action_id=action_id_for(state.customer_id, kind, trigger_ref),
+        action_id=action_id_for(state.customer_id, kind, proposal.ref),
         kind=kind,
         customer_id=state.customer_id,
         channel=channel,
         send_after=send_after,
-        expires_at=send_after + valid_for,
+        expires_at=send_after + timedelta(seconds=proposal.valid),
         coupon=coupon,
-        product_ids=list(product_ids),
-        order_id=order_id,
+        product_ids=list(proposal.products),
+        order_id=proposal.order,
         reason=Reason(
-            rule=rule, stage=state.stage, tier=tier_of(state, policy),
+            rule=proposal.rule, stage=state.stage, tier=tier,
             email_activity=email_activity(state, now, policy),
             site_activity=site_activity(state, now, policy),
             repurchase_score=repurchase_score(state, now, policy.score),
-            triggering_event_ids=list(triggering_event_ids)[:50],
-            detail="; ".join(p for p in (detail, note) if p) or None,
+            triggering_event_ids=list(proposal.events)[:50],
+            detail="; ".join(p for p in (proposal.detail, note, waited) if p) or None,
         ),
         policy_version=policy.version,
         holdout=holdout,
         created_at=decided_at,
+        referral_ask=referral,
     )
     effects.actions.append(action)
+    if send_ts > now:  # held by the sender until send_after: withdrawable until then
+        withdrawals.remember(state, PendingSend(
+            id=action.action_id, kind=kind.value, ch=channel.value, at=send_ts, stage=state.stage,
+            order=proposal.order, cart=proposal.cart, products=proposal.products, hold=holdout), policy)
     return action

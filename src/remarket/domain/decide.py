@@ -1,44 +1,26 @@
-"""Time-driven rules: what falls due at a moment, and when the next thing will.
+"""Time-driven decisions: what falls due at a moment, and when the next thing will.
 
-`evaluate(state, t)` handles everything due at or before `t` (stage moves, payment reminders,
-targeted coupons, life-cycle campaigns); `next_due(state)` is the earliest later moment at which
-`evaluate` would do anything. Items are removed or rescheduled once decided, so evaluating the
-same moment twice does nothing the second time.
+Each marketing rule lives in one module of `remarket.domain.rules` (reminders, coupons,
+campaigns, festivals) with the same small interface: `due` (the messages it proposes at `t`),
+`next_due`, `sent` (what it remembers once its message went out) and `on_erasure`. This module
+walks them. `evaluate(state, t)` moves the stage, collects what the rules and the waiting queue
+have due at `t` and sends it through one gate by priority (contact.deliver: consent, quiet hours,
+caps; capped messages wait, rules/waiting.py). `next_due(state)` is the earliest later moment at
+which `evaluate` would do anything. Items are removed or rescheduled once decided, so evaluating
+the same moment twice does nothing the second time.
 """
 from __future__ import annotations
 
-from remarket.domain.actions import ActionKind
-from remarket.domain.calendar import customer_zone, next_festival_start
-from remarket.domain.contact import CouponOffer, Effects, deliver
-from remarket.domain.events import PromotionType
-from remarket.domain.lifecycle import (
-    LAPSED_STAGES, is_active, next_activity_change, next_stage_change, personal_cycle, promotion_preference,
-    stage_at,
-)
-from remarket.domain.policy import CampaignPolicy, Policy
-from remarket.domain.state import CustomerState, from_ts, ring_add, to_ts
+from remarket.domain.contact import Capped, Effects, deliver
+from remarket.domain.lifecycle import LAPSED_STAGES, next_activity_change, next_stage_change, stage_at
+from remarket.domain.policy import Policy
+from remarket.domain.rules import campaigns, coupons, early_win_back, festivals, reminders, waiting, withdrawals
+from remarket.domain.rules.campaigns import campaign_kind, campaign_policy, looked_not_bought  # noqa: F401
+from remarket.domain.rules.coupons import offer_type  # noqa: F401  (kept importable from here)
+from remarket.domain.state import CustomerState, Proposal
 
-_CAMPAIGN_KIND = {
-    "new": ActionKind.LIFECYCLE_NEW, "growth": ActionKind.LIFECYCLE_GROWTH, "mature": ActionKind.LIFECYCLE_MATURE,
-    "declining": ActionKind.LIFECYCLE_DECLINING, "churned": ActionKind.LIFECYCLE_CHURNED,
-}
-
-
-def _secs(duration) -> int:
-    return int(duration.total_seconds())
-
-
-def campaign_policy(stage: str, policy: Policy) -> CampaignPolicy | None:
-    return getattr(policy.campaigns, stage, None) if stage in _CAMPAIGN_KIND else None
-
-
-def campaign_kind(stage: str) -> ActionKind | None:
-    return _CAMPAIGN_KIND.get(stage)
-
-
-def offer_type(state: CustomerState, policy: Policy) -> PromotionType:
-    preferred = promotion_preference(state, policy)
-    return PromotionType(preferred) if preferred else policy.preference.default
+RULES = (reminders, coupons, campaigns, early_win_back, festivals)
+_BY_KIND = {reminders.KIND.value: reminders, coupons.KIND.value: coupons}
 
 
 # ---------------------------------------------------------------- stage
@@ -46,148 +28,55 @@ def offer_type(state: CustomerState, policy: Policy) -> PromotionType:
 def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
     stage = stage_at(state, t, policy)
     if stage == state.stage:
+        festivals.schedule(state, t, policy)
+        early_win_back.schedule(state, t, policy)
         return
     effects.transitions.append((state.stage, stage))
     if state.stage in LAPSED_STAGES and stage not in LAPSED_STAGES:
         state.reactivations += 1
     state.stage, state.stage_since, state.campaign_seq = stage, t, 0
-    campaign = campaign_policy(stage, policy)
-    state.campaign_due = t + _secs(campaign.delay) if campaign is not None and campaign.enabled else None
+    withdrawals.on_stage_change(state, t, policy, effects)
+    campaigns.start(state, t, policy)
+    festivals.schedule(state, t, policy)
+    early_win_back.schedule(state, t, policy)
 
 
-# ---------------------------------------------------------------- payment reminders
+# ---------------------------------------------------------------- sending, by priority
 
-def _remind(state: CustomerState, key: str, order, t: int, policy: Policy, effects: Effects,
-            *, checkout: bool) -> None:
-    rules = policy.reminder
-    kind = ActionKind.PAYMENT_REMINDER
-    if order.cart_id:
-        state.closed_carts = ring_add(state.closed_carts, order.cart_id, policy.limits.closed_ids)
-    if not checkout:  # one reminder decision per order, even if it is placed again
-        state.closed_orders = ring_add(state.closed_orders, key, policy.limits.closed_ids)
-    if state.last_reminded is not None and t - state.last_reminded <= policy.seconds.skip_if_reminded_within:
-        effects.suppress(kind, "recently_reminded")
-        return
-    if state.last_order is not None and t - state.last_order <= policy.seconds.skip_if_paid_within:
-        effects.suppress(kind, "recently_paid")
-        return
-    reference = f"cart:{key}" if checkout else f"order:{key}"
-    action = deliver(state, effects, policy, kind=kind, now=t, trigger_ref=reference,
-                     rule="unpaid_checkout_reminder" if checkout else "unpaid_order_reminder",
-                     valid_for=rules.valid_for, order_id=None if checkout else key,
-                     triggering_event_ids=(order.event_id,),
-                     detail=f"cart {order.cart_id}" if checkout else None)
-    if action is not None:
-        state.last_reminded = t
+def _send_all(state: CustomerState, proposals: list[Proposal], t: int, policy: Policy, effects: Effects) -> None:
+    """Fresh and waiting messages compete for the slot at `t` by priority; the capped ones wait."""
+    for proposal in sorted(proposals, key=lambda p: waiting.order_key(p, policy)):
+        result = deliver(state, effects, policy, proposal, t)
+        if isinstance(result, Capped):
+            waiting.park(state, proposal, result.send_ts, policy, effects)
+        elif result is not None and (rule := _BY_KIND.get(proposal.kind)) is not None:
+            rule.sent(state, proposal, t)
 
 
-def _due_reminders(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
-    delay = policy.seconds.reminder_delay
-    for checkout, pending in ((True, state.open_checkouts), (False, state.open_orders)):
-        due = sorted((o.at, key) for key, o in pending.items() if o.at + delay <= t)
-        for _, key in due:
-            _remind(state, key, pending.pop(key), t, policy, effects, checkout=checkout)
-
-
-# ---------------------------------------------------------------- targeted coupons
-
-def _due_coupons(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
-    rules = policy.coupon
-    delay, once_per = policy.seconds.coupon_delay, policy.seconds.coupon_once_per
-    due = sorted((a.since, product) for product, a in state.products.items() if a.since and a.since + delay <= t)
-    for _, product in due:
-        attention = state.products.pop(product)
-        last = state.couponed.get(product)
-        if last is not None and t - last < once_per:
-            effects.suppress(ActionKind.TARGETED_COUPON, "once_per_window")
-            continue
-        percent = rules.percent_by_stage.get(state.stage, 0.0)
-        if is_active(state, t, policy):
-            percent *= rules.active_factor
-        offer = CouponOffer(type=offer_type(state, policy), percent=percent, min_spend=rules.min_spend,
-                            valid_for=rules.valid_for)
-        action = deliver(state, effects, policy, kind=ActionKind.TARGETED_COUPON, now=t,
-                         trigger_ref=f"product:{product}:{attention.since}", rule="product_attention_coupon",
-                         valid_for=rules.valid_for, offer=offer, product_ids=(product,),
-                         triggering_event_ids=(attention.event_id,) if attention.event_id else ())
-        if action is not None:
-            state.couponed[product] = t
-    if state.couponed and (due or min(state.couponed.values()) <= t - once_per):
-        kept = {p: at for p, at in state.couponed.items() if t - at < once_per}
-        state.couponed = dict(sorted(kept.items(), key=lambda kv: kv[1])[-policy.limits.couponed_products:])
-
-
-# ---------------------------------------------------------------- life-cycle campaigns
-
-def _cadence(state: CustomerState, campaign: CampaignPolicy, policy: Policy) -> int | None:
-    if campaign.cadence == "once":
-        return None
-    if campaign.cadence == "fixed":
-        return _secs(campaign.every)
-    cycle = personal_cycle(state, policy)
-    return min(max(cycle, _secs(campaign.cycle_min)), _secs(campaign.cycle_max))
-
-
-def _due_campaign(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
-    if state.campaign_due is None or state.campaign_due > t:
-        return
-    campaign, kind = campaign_policy(state.stage, policy), campaign_kind(state.stage)
-    if campaign is None or kind is None or not campaign.enabled:
-        state.campaign_due = None
-        return
-    cadence = _cadence(state, campaign, policy)
-    if cadence is not None and state.campaign_seq > 0:  # a repeat can wait a few days for a festival
-        festival = next_festival_start(from_ts(t), customer_zone(state.timezone, policy), policy,
-                                       policy.festivals.hold_cadence_within)
-        if festival is not None:
-            state.campaign_due = to_ts(festival)
-            return
-    offer = None
-    if campaign.coupon_percent > 0:
-        offer = CouponOffer(type=offer_type(state, policy), percent=campaign.coupon_percent,
-                            min_spend=campaign.min_spend, valid_for=campaign.valid_for, boostable=True)
-    deliver(state, effects, policy, kind=kind, now=t,
-            trigger_ref=f"stage:{state.stage}:{state.stage_since}:{state.campaign_seq}",
-            rule=f"{state.stage}_campaign", valid_for=campaign.valid_for, offer=offer,
-            detail=f"stage {state.stage} since {from_ts(state.stage_since).isoformat()}, message {state.campaign_seq + 1}")
-    state.campaign_seq += 1
-    state.campaign_due = t + cadence if cadence is not None else None
-
-
-# ---------------------------------------------------------------- the two entry points
+# ---------------------------------------------------------------- the entry points
 
 def evaluate(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
     """Everything due at or before `t`, decided at `t`; then `t` becomes the processed time."""
+    withdrawals.prune(state, t)
     update_stage(state, t, policy, effects)
-    if policy.reminder.enabled:
-        _due_reminders(state, t, policy, effects)
-    if policy.coupon.enabled:
-        _due_coupons(state, t, policy, effects)
-    _due_campaign(state, t, policy, effects)
+    proposals = waiting.take_due(state, t)
+    for rule in RULES:
+        proposals += rule.due(state, t, policy, effects)
+    if proposals:
+        _send_all(state, proposals, t, policy, effects)
     state.upto = t if state.upto is None else max(state.upto, t)
 
 
 def next_due(state: CustomerState, policy: Policy) -> int | None:
     """Earliest moment after the processed time at which `evaluate` would change something."""
     upto = state.upto if state.upto is not None else -(2**62)
-    best = None
+    candidates = [waiting.next_due(state), next_stage_change(state, upto, policy),
+                  next_activity_change(state, upto, policy)]
+    candidates += [rule.next_due(state, policy) for rule in RULES]
+    return min((t for t in candidates if t is not None and t > upto), default=None)
 
-    def consider(t: int | None) -> None:
-        nonlocal best
-        if t is not None and t > upto and (best is None or t < best):
-            best = t
 
-    consider(state.campaign_due)
-    consider(next_stage_change(state, upto, policy))
-    consider(next_activity_change(state, upto, policy))
-    if policy.reminder.enabled:
-        delay = policy.seconds.reminder_delay
-        for pending in (state.open_orders, state.open_checkouts):
-            for order in pending.values():
-                consider(order.at + delay)
-    if policy.coupon.enabled:
-        delay = policy.seconds.coupon_delay
-        for attention in state.products.values():
-            if attention.since:
-                consider(attention.since + delay)
-    return best
+def on_erasure(state: CustomerState, effects: Effects) -> None:
+    """Count what each rule had pending as cancelled by the erasure."""
+    for rule in RULES:
+        rule.on_erasure(state, effects)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from bisect import insort
 
 from remarket.domain.events import CartEvent, ConsentEvent, EmailEvent, InboundEvent, OrderEvent, VisitEvent
+from remarket.domain.money import to_base
 from remarket.domain.policy import Policy
 from remarket.domain.state import Attention, CustomerState, OpenOrder, ring_add, ring_contains, to_ts
 
@@ -35,9 +36,12 @@ def _attend(state: CustomerState, product: str, ts: int, event_id: str, policy: 
         del state.products[oldest]
 
 
-def _forget_attention(state: CustomerState, products) -> None:
+def _forget_attention(state: CustomerState, products, policy: Policy) -> None:
+    """Bought: no coupon for it, and campaigns no longer name it as looked at and not bought."""
     for product in products:
         state.products.pop(product, None)
+        if product in state.couponed and not ring_contains(state.bought_couponed, product):
+            state.bought_couponed = ring_add(state.bought_couponed, product, policy.limits.couponed_products)
 
 
 def _visit(state: CustomerState, ts: int, policy: Policy) -> None:
@@ -62,7 +66,7 @@ def _fold_cart(state: CustomerState, event: CartEvent, ts: int, policy: Policy) 
             or ring_contains(state.closed_carts, event.cart_id) or event.cart_id in state.open_checkouts):
         return
     state.open_checkouts[event.cart_id] = OpenOrder(at=ts, event_id=event.event_id, cart_id=event.cart_id,
-                                                    total=event.total)
+                                                    total=to_base(event.total, event, policy))
     _bound(state.open_checkouts, policy.limits.open_orders)
 
 
@@ -88,21 +92,23 @@ def _fold_order(state: CustomerState, event: OrderEvent, ts: int, policy: Policy
         _visit(state, to_ts(event.occurred_at), policy)  # placing an order is being on the site
         if ring_contains(state.paid_orders, order_id) or ring_contains(state.closed_orders, order_id):
             return  # its outcome already arrived
-        _forget_attention(state, (item.product_id for item in event.items))
+        _forget_attention(state, (item.product_id for item in event.items), policy)
         already_reminded = _close_cart(state, event.cart_id, policy)
         if policy.reminder.enabled and not already_reminded and order_id not in state.open_orders:
             state.open_orders[order_id] = OpenOrder(at=ts, event_id=event.event_id, cart_id=event.cart_id,
-                                                    total=event.total, coupon_type=event.coupon_type)
+                                                    total=to_base(event.total, event, policy),
+                                                    coupon_type=event.coupon_type)
             _bound(state.open_orders, policy.limits.open_orders)
     elif event.event_type == "order.paid":
         if ring_contains(state.paid_orders, order_id):
             return
         placed = state.open_orders.pop(order_id, None)
         _close_cart(state, event.cart_id or (placed.cart_id if placed else None), policy)
-        _forget_attention(state, (item.product_id for item in event.items))
+        _forget_attention(state, (item.product_id for item in event.items), policy)
         state.paid_orders = ring_add(state.paid_orders, order_id, cap)
         state.orders += 1
-        state.spent = round(state.spent + (event.total or (placed.total if placed else 0.0)), 2)
+        total = to_base(event.total, event, policy)
+        state.spent = round(state.spent + (total or (placed.total if placed else 0.0)), 2)
         state.first_order = ts if state.first_order is None else min(state.first_order, ts)
         state.last_order = ts if state.last_order is None else max(state.last_order, ts)
         coupon_type = event.coupon_type or (placed.coupon_type if placed else None)
@@ -118,7 +124,7 @@ def _fold_order(state: CustomerState, event: OrderEvent, ts: int, policy: Policy
         refund_ref = f"refund:{order_id}"
         if not ring_contains(state.closed_orders, refund_ref):
             state.closed_orders = ring_add(state.closed_orders, refund_ref, cap)
-            state.spent = max(0.0, round(state.spent - event.total, 2))
+            state.spent = max(0.0, round(state.spent - to_base(event.total, event, policy), 2))
 
 
 def _fold_email(state: CustomerState, event: EmailEvent, ts: int, policy: Policy) -> None:

@@ -9,15 +9,16 @@ from dataclasses import dataclass
 
 from remarket.domain.policy import Policy
 from remarket.domain.state import CustomerState
+from remarket.domain.vocabulary import Activity, Stage
 
 DAY = 86_400
-ACTIVE, LAPSING, INACTIVE = "active", "lapsing", "inactive"
-LAPSED_STAGES = ("declining", "churned")
+ACTIVE, LAPSING, INACTIVE = Activity.ACTIVE, Activity.LAPSING, Activity.INACTIVE
+LAPSED_STAGES = (Stage.DECLINING, Stage.CHURNED)
 
 
 # ---------------------------------------------------------------- activity
 
-def _activity(times: list[int], now: int, window: int, minimum: int, inactive_after: int) -> str:
+def _activity(times: list[int], now: int, window: int, minimum: int, inactive_after: int) -> Activity:
     """`times` holds the latest engagements, oldest first (at least `minimum` of them kept)."""
     if len(times) >= minimum and now - times[-minimum] <= window:
         return ACTIVE
@@ -35,13 +36,13 @@ def _activity_change(times: list[int], now: int, window: int, minimum: int, inac
     return min(candidates, default=None)
 
 
-def email_activity(state: CustomerState, now: int, policy: Policy) -> str:
+def email_activity(state: CustomerState, now: int, policy: Policy) -> Activity:
     s = policy.seconds
     return _activity(state.email_engagements, now, s.email_active_window, policy.activity.email_active_min,
                      s.email_inactive_after)
 
 
-def site_activity(state: CustomerState, now: int, policy: Policy) -> str:
+def site_activity(state: CustomerState, now: int, policy: Policy) -> Activity:
     s = policy.seconds
     return _activity(state.site_visits, now, s.site_active_window, policy.activity.site_active_min,
                      s.site_inactive_after)
@@ -87,20 +88,20 @@ def overdue_thresholds(state: CustomerState, policy: Policy) -> Overdue:
     return Overdue(min(declining, churned), churned)
 
 
-def stage_at(state: CustomerState, now: int, policy: Policy) -> str:
+def stage_at(state: CustomerState, now: int, policy: Policy) -> Stage:
     if state.orders <= 0 or state.last_order is None:
-        return "prospect"
+        return Stage.PROSPECT
     recency = now - state.last_order
     limits = overdue_thresholds(state, policy)
     if recency > limits.churned_after:
-        return "churned"
+        return Stage.CHURNED
     if recency > limits.declining_after:
-        return "declining"
+        return Stage.DECLINING
     if state.orders >= policy.lifecycle.mature_from_orders:
-        return "mature"
+        return Stage.MATURE
     if state.orders >= policy.lifecycle.growth_from_orders:
-        return "growth"
-    return "new"
+        return Stage.GROWTH
+    return Stage.NEW
 
 
 def next_stage_change(state: CustomerState, now: int, policy: Policy) -> int | None:
@@ -114,7 +115,7 @@ def next_stage_change(state: CustomerState, now: int, policy: Policy) -> int | N
     return None
 
 
-STAGE_RANK = {"prospect": 0, "new": 1, "growth": 1, "mature": 1, "declining": 2, "churned": 3}
+STAGE_RANK = {Stage.PROSPECT: 0, Stage.NEW: 1, Stage.GROWTH: 1, Stage.MATURE: 1, Stage.DECLINING: 2, Stage.CHURNED: 3}
 """Order of stages by how overdue they are (for monotonicity and for 'entering a lapsed stage')."""
 
 

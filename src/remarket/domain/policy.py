@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from remarket.domain.events import Channel, PromotionType
+from remarket.domain.vocabulary import STAGES  # noqa: F401  (re-exported: STAGES is the policy's too)
 
-STAGES = ("prospect", "new", "growth", "mature", "declining", "churned")
 CAMPAIGN_STAGES = ("new", "growth", "mature", "declining", "churned")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(w|d|h|m|s)")
@@ -68,6 +68,8 @@ class LimitsPolicy(_Section):
     couponed_products: int = Field(20, ge=1, le=1000, description="Products remembered for once-per-window.")
     closed_ids: int = Field(20, ge=1, le=1000, description="Recently paid/cancelled order and cart ids.")
     reorder_buffer: int = Field(50, ge=1, le=10_000, description="Events held for reordering.")
+    pending_sends: int = Field(16, ge=1, le=1000, description="Emitted actions not yet due, kept to withdraw them.")
+    waiting: int = Field(8, ge=1, le=1000, description="Capped messages waiting for a slot.")
 
 
 class ActivityPolicy(_Section):
@@ -184,6 +186,8 @@ class ReminderPolicy(_Section):
     valid_for: PositiveDuration = Field(timedelta(days=1), description="expires_at = send_after + this.")
     include_checkouts: bool = Field(True, description="Also remind started-but-unfinished checkouts.")
     skip_if_reminded_within: NonNegativeDuration = timedelta(days=20)
+    skip_if_paid_recently: bool = Field(
+        False, description="Seller option: no reminder when another order was paid within skip_if_paid_within.")
     skip_if_paid_within: NonNegativeDuration = timedelta(days=20)
 
 
@@ -196,7 +200,9 @@ class TargetedCouponPolicy(_Section):
     valid_for: PositiveDuration = timedelta(days=3)
     percent_by_stage: dict[str, Percent] = Field(default_factory=lambda: {
         "prospect": 10, "new": 5, "growth": 5, "mature": 5, "declining": 10, "churned": 15})
-    active_factor: float = Field(0.6, gt=0, le=1, description="Active customers get smaller discounts.")
+    active_factor: float = Field(0.6, gt=0, le=1, description="Email-active customers get smaller discounts "
+                                                             "(every coupon: targeted and campaign).")
+    inactive_factor: float = Field(1.2, ge=1, le=10, description="Email-inactive customers get bigger ones.")
     min_spend: float = Field(0, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
@@ -213,7 +219,11 @@ class CouponTypesPolicy(_Section):
         PromotionType.DISCOUNT, PromotionType.SPECIAL_PRICE, PromotionType.VALUE_BUNDLE])
     amount_by_type: dict[PromotionType, float] = Field(default_factory=lambda: {
         PromotionType.GIFT: 10.0, PromotionType.FREE_SHIPPING: 0.0},
-        description="Fixed value for non-percent types (free shipping: 0 = the whole shipping fee).")
+        description="Value of the non-percent types at reference_percent; they grow in proportion to the "
+                    "coupon's size (free shipping: 0 = the whole fee, then a discount on top grows instead).")
+    reference_percent: Percent = Field(
+        5, gt=0, description="The size at which amount_by_type applies (the small coupon): a 15 % offer for a "
+                             "customer who prefers gifts is a gift worth 3x the amount.")
     max_percent: Percent = Field(40, description="No coupon, boosted or not, exceeds this.")
 
     @model_validator(mode="after")
@@ -233,6 +243,8 @@ class CampaignPolicy(_Section):
     cycle_min: PositiveDuration = timedelta(days=14)
     cycle_max: PositiveDuration = timedelta(days=90)
     coupon_percent: Percent = Field(0, description="0 = no coupon (a notice).")
+    products: int = Field(3, ge=0, le=20, description="Name up to this many products the customer looked at "
+                                                        "and did not buy (most recent first); 0 = none.")
     min_spend: float = Field(0, ge=0, allow_inf_nan=False)
     valid_for: PositiveDuration = timedelta(days=7)
 
@@ -295,6 +307,9 @@ class ContactPolicy(_Section):
         default_factory=lambda: {Channel.EMAIL: True, Channel.IN_APP: True, Channel.PUSH: False, Channel.SMS: False},
         description="Consent assumed until a consent event says otherwise.")
     active_channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL, Channel.IN_APP, Channel.PUSH])
+    site_active_channels: list[Channel] = Field(
+        default_factory=lambda: [Channel.IN_APP, Channel.PUSH, Channel.EMAIL],
+        description="Not active by email but active on the site: reach them where they are.")
     inactive_channels: list[Channel] = Field(default_factory=lambda: [Channel.SMS, Channel.PUSH, Channel.EMAIL])
     email_bounce_limit: int = Field(2, ge=1, le=100, description="Bounces (without an open since) that stop email.")
     default_timezone: str = Field("UTC", description="For customers whose time zone is unknown.")
@@ -320,6 +335,46 @@ class ContactPolicy(_Section):
         return self
 
 
+Rank = Annotated[int, Field(ge=0, le=100)]
+
+
+class KindPriority(_Section):
+    """Who gets a free slot first when capped messages compete: lower goes first."""
+
+    payment_reminder: Rank = 0
+    lifecycle_churned: Rank = 1
+    lifecycle_declining: Rank = 1
+    targeted_coupon: Rank = 2
+    lifecycle_new: Rank = 2
+    lifecycle_growth: Rank = 2
+    lifecycle_mature: Rank = 2
+    festival_notice: Rank = 3
+    win_back_early: Rank = 1
+    holiday_greeting: Rank = 3
+
+
+class KindWindow(_Section):
+    """How long a capped message of each kind may wait for a slot; 0 = dropped when capped."""
+
+    payment_reminder: NonNegativeDuration = timedelta(days=1)
+    targeted_coupon: NonNegativeDuration = timedelta(days=2)
+    lifecycle_new: NonNegativeDuration = timedelta(days=7)
+    lifecycle_growth: NonNegativeDuration = timedelta(days=7)
+    lifecycle_mature: NonNegativeDuration = timedelta(days=7)
+    lifecycle_declining: NonNegativeDuration = timedelta(days=7)
+    lifecycle_churned: NonNegativeDuration = timedelta(days=14)
+    festival_notice: NonNegativeDuration = timedelta(days=2)
+    win_back_early: NonNegativeDuration = timedelta(days=14)
+    holiday_greeting: NonNegativeDuration = timedelta(days=1)
+
+
+class WaitingPolicy(_Section):
+    """A capped message waits for the next allowed slot, by priority, until its kind's window ends."""
+
+    priority: KindPriority = KindPriority()
+    wait_for: KindWindow = KindWindow()
+
+
 class QuietHoursPolicy(_Section):
     start: time = Field(time(21, 0), description="Local time quiet hours begin (customer's zone).")
     end: time = Field(time(9, 0), description="Local time they end; may be on the next day. start == end: none.")
@@ -340,21 +395,72 @@ class FestivalWindow(_Section):
     start: MonthDay = Field(description="MM-DD, first day, customer's local date, every year.")
     end: MonthDay = Field(description="MM-DD, last day (may wrap past the new year).")
     coupon_boost: float = Field(1.5, ge=1, le=10, description="Campaign coupon values are multiplied by this.")
+    notice: bool = Field(True, description="Send the platform's promotion notice on the first day.")
+
+
+class Greeting(_Section):
+    name: str = Field(min_length=1, max_length=64)
+    date: MonthDay = Field(description="MM-DD, customer's local date, every year.")
 
 
 class FestivalPolicy(_Section):
     hold_cadence_within: NonNegativeDuration = Field(
         timedelta(days=7), description="A cadence campaign due this close before a festival waits for it.")
+    notice_stages: list[str] = Field(
+        default_factory=lambda: ["new", "growth", "mature", "declining", "churned"],
+        description="Who gets festival notices and greetings: every customer, the churned included.")
+    notice_time: time = Field(time(10, 0), description="Local time on the day that notices and greetings go out.")
+    notice_valid_for: PositiveDuration = timedelta(days=3)
+    greetings: list[Greeting] = Field(default_factory=list,
+                                      description="Non-promotional holiday greetings (none unless configured).")
     windows: list[FestivalWindow] = Field(default_factory=lambda: [
         FestivalWindow(name="March New Trade Festival", start="03-01", end="03-31", coupon_boost=1.5),
         FestivalWindow(name="September Procurement Festival", start="09-01", end="09-30", coupon_boost=1.5),
         FestivalWindow(name="Double Eleven", start="11-11", end="11-11", coupon_boost=2.0),
     ])
 
+    @model_validator(mode="after")
+    def _stages(self) -> "FestivalPolicy":
+        for stage in self.notice_stages:
+            if stage not in STAGES:
+                raise ValueError(f"festivals.notice_stages: {stage!r} is not a stage ({', '.join(STAGES)})")
+        if self.notice_time.tzinfo is not None:
+            raise ValueError("festivals.notice_time: must be a local time without offset")
+        return self
+
+
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class MoneyPolicy(_Section):
+    """Amounts in other currencies are converted to the base currency; unknown ones are rejected."""
+
+    base_currency: CurrencyCode = Field("EUR", description="Tiers, RFM and spend are kept in this currency.")
+    rates: dict[CurrencyCode, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: {"EUR": 1.0},
+        description="Value of 1 unit of each accepted currency in the base currency.")
+
+    @model_validator(mode="after")
+    def _base_is_one(self) -> "MoneyPolicy":
+        if self.rates.get(self.base_currency, 1.0) != 1.0:
+            raise ValueError(f"money.rates.{self.base_currency}: the base currency's rate must be 1")
+        return self
+
 
 class HoldoutPolicy(_Section):
     share: Share = Field(0.05, description="Share of customers in the control group (stable hash of the id).")
     salt: str = Field("remarket-holdout-1", min_length=1, max_length=64, description="Change to redraw the group.")
+    kinds: list[str] = Field(
+        default_factory=lambda: ["targeted_coupon", "lifecycle_new", "lifecycle_growth", "lifecycle_mature",
+                                 "lifecycle_declining", "lifecycle_churned", "festival_notice", "win_back_early"],
+        description="Action kinds withheld from the control group: marketing by default; add "
+                    "payment_reminder only as an explicit choice.")
+
+    @model_validator(mode="after")
+    def _known_kinds(self) -> "HoldoutPolicy":
+        for kind in self.kinds:
+            _check_kind("holdout.kinds", kind)
+        return self
 
 
 def _check_kind(path: str, kind: str) -> None:
@@ -362,6 +468,18 @@ def _check_kind(path: str, kind: str) -> None:
 
     if kind not in {k.value for k in ActionKind}:
         raise ValueError(f"{path}: {kind!r} is not an action kind")
+
+
+class GradePolicy(_Section):
+    """What a membership grade (tier) gets on top of its stage and activity."""
+
+    coupon_factor: float = Field(1.0, ge=0.5, le=3, allow_inf_nan=False,
+                                 description="Every coupon of this grade is multiplied by this.")
+    referral_ask: bool = Field(False, description="Email-active customers of this grade are asked to refer "
+                                                  "friends in their growth / mature campaigns and festival notices.")
+    early_win_back_below: Share | None = Field(
+        None, description="A growth / mature customer of this grade whose repurchase score falls below this "
+                          "gets the win-back (the churned campaign's coupon) early, once per purchase.")
 
 
 class Policy(BaseModel):
@@ -381,9 +499,24 @@ class Policy(BaseModel):
     coupon_types: CouponTypesPolicy = CouponTypesPolicy()
     campaigns: CampaignsPolicy = CampaignsPolicy()
     contact: ContactPolicy = ContactPolicy()
+    waiting: WaitingPolicy = WaitingPolicy()
     quiet_hours: QuietHoursPolicy = QuietHoursPolicy()
     festivals: FestivalPolicy = FestivalPolicy()
+    money: MoneyPolicy = MoneyPolicy()
+    grades: dict[str, GradePolicy] = Field(
+        default_factory=lambda: {"gold": GradePolicy(referral_ask=True, early_win_back_below=0.3),
+                                 "platinum": GradePolicy(coupon_factor=1.1, referral_ask=True,
+                                                         early_win_back_below=0.3)},
+        description="Concessions per tier name (tiers not listed: factor 1, no referral ask).")
     holdout: HoldoutPolicy = HoldoutPolicy()
+
+    @model_validator(mode="after")
+    def _grades_are_tiers(self) -> "Policy":
+        names = {level.name for level in (*self.tier.amount_levels, *self.tier.order_levels)}
+        for grade in self.grades:
+            if grade not in names:
+                raise ValueError(f"grades.{grade}: not a tier name ({', '.join(sorted(names))})")
+        return self
 
     @cached_property
     def seconds(self) -> "PolicySeconds":

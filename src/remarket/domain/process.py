@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from remarket.domain.actions import Action
+from remarket.domain.actions import Action, Withdrawal
 from remarket.domain.contact import Effects
-from remarket.domain.decide import campaign_kind, evaluate, next_due, update_stage
+from remarket.domain.decide import evaluate, next_due, on_erasure, update_stage
 from remarket.domain.events import InboundEvent, family_of
 from remarket.domain.fold import fold
+from remarket.domain.money import unknown_currency
 from remarket.domain.policy import Policy
 from remarket.domain.profile import CustomerProfile, profile_of, segment_key
+from remarket.domain.rules import withdrawals
 from remarket.domain.state import CustomerState, from_ts, later, new_state, ring_add, ring_contains, to_ts
 
 
@@ -33,6 +35,9 @@ class Outcome:
     profile: CustomerProfile | None = None  # set when stage, tier or activity changed
     transitions: tuple[tuple[str, str], ...] = ()  # (from_stage, to_stage)
     suppressions: tuple[tuple[str, str], ...] = ()  # (action kind, reason)
+    withdrawals: tuple[Withdrawal, ...] = ()  # pending actions that became moot: publish like actions
+    deferred: tuple[tuple[str, str], ...] = ()  # (action kind, reason): capped, waiting for a later slot
+    expired: tuple[tuple[str, str], ...] = ()  # (action kind, reason): gave up waiting, never sent
 
 
 def _event_key(event: InboundEvent) -> tuple[datetime, str]:
@@ -59,13 +64,14 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
         elif event_ts is not None:
             event = state.buffer.pop(0)
             if event.event_type == "consent.erasure_requested":
-                _erase_in_place(state, effects)  # later held events start a fresh customer
+                _erase_in_place(state, event_ts, policy, effects)  # later held events start a fresh customer
                 held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
                 continue
             held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
             late = state.upto is not None and event_ts <= state.upto
             at = state.upto if late else event_ts
             fold(state, event, policy)
+            withdrawals.on_event(state, event, at, policy, effects)
             if late:  # what it set up may already be due: decide now
                 evaluate(state, at, policy, effects)
             else:  # a purchase moves the stage at once; due work is picked up by the loop
@@ -80,7 +86,8 @@ def _finish(before: CustomerState | None, state: CustomerState, due: int | None,
             effects: Effects) -> Outcome:
     if effects.erased and not state.buffer:  # forgotten, and nothing newer is waiting: delete
         return Outcome(state=None, actions=tuple(effects.actions), transitions=tuple(effects.transitions),
-                       suppressions=tuple(effects.suppressions))
+                       suppressions=tuple(effects.suppressions), withdrawals=tuple(effects.withdrawals),
+                       deferred=tuple(effects.deferred), expired=tuple(effects.expired))
     logical = [due] if due is not None else []
     if state.buffer:
         logical.append(to_ts(state.buffer[0].occurred_at))
@@ -95,16 +102,17 @@ def _finish(before: CustomerState | None, state: CustomerState, due: int | None,
         if now_key != before_key:
             profile = profile_of(state, from_ts(state.upto), policy)
     return Outcome(state=state, actions=tuple(effects.actions), profile=profile,
-                   transitions=tuple(effects.transitions), suppressions=tuple(effects.suppressions))
+                   transitions=tuple(effects.transitions), suppressions=tuple(effects.suppressions),
+                   withdrawals=tuple(effects.withdrawals), deferred=tuple(effects.deferred),
+                   expired=tuple(effects.expired))
 
 
-def _erase_in_place(state: CustomerState, effects: Effects) -> None:
-    """Forget everything the request covers; count what was cancelled. Held events that are later
-    than the request stay (the customer came back), and so does the clock."""
-    effects.suppressions += [("payment_reminder", "erasure")] * (len(state.open_orders) + len(state.open_checkouts))
-    effects.suppressions += [("targeted_coupon", "erasure")] * sum(1 for a in state.products.values() if a.since)
-    if state.campaign_due is not None and (kind := campaign_kind(state.stage)) is not None:
-        effects.suppressions.append((kind.value, "erasure"))
+def _erase_in_place(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
+    """Forget everything the request covers; count what was cancelled and withdraw what was emitted
+    but is not yet due. Held events that are later than the request stay (the customer came back),
+    and so does the clock."""
+    withdrawals.on_erasure(state, t, policy, effects)
+    on_erasure(state, effects)
     fresh = new_state(state.customer_id, state.policy_version)
     keep = {"buffer": state.buffer, "clock": state.clock, "upto": state.upto,
             "recent_event_hashes": state.recent_event_hashes}  # hashed ids only: still dedup retries
@@ -117,9 +125,11 @@ def _erase_in_place(state: CustomerState, effects: Effects) -> None:
     effects.erased = True
 
 
-def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
-          *, received_at: datetime | None = None) -> Outcome:
-    """Fold one event into the customer's state. `received_at` bounds how far ahead events may be."""
+def check_event(event: InboundEvent, policy: Policy, received_at: datetime | None = None) -> None:
+    """Raise RejectedEvent, with a message a person can act on, for an event the core refuses:
+    too far ahead of or behind the time it was received, or amounts in an unknown currency."""
+    if (problem := unknown_currency(event, policy)) is not None:
+        raise RejectedEvent(problem)
     if received_at is not None and event.occurred_at - received_at > policy.future_tolerance:
         raise RejectedEvent(
             f"occurred_at {event.occurred_at.isoformat()} is more than {policy.future_tolerance} "
@@ -130,6 +140,12 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
             f"occurred_at {event.occurred_at.isoformat()} is more than {policy.events.max_age.days} days "
             f"before the time it was received ({received_at.isoformat()})"
         )
+
+
+def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
+          *, received_at: datetime | None = None) -> Outcome:
+    """Fold one event into the customer's state. `received_at` bounds how far ahead events may be."""
+    check_event(event, policy, received_at)
     before = state
     if state is None:
         state = new_state(event.customer_id, policy.version)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from remarket.domain.events import InboundEvent, PromotionType
+from remarket.domain.vocabulary import Stage
 
 _HASH_BYTES = 5  # 40 bits: a false "seen" about once in 3·10^10 look-ups at 32 remembered ids
 
@@ -70,6 +71,49 @@ class Attention(_Record):
     event_id: str = ""
 
 
+class PendingSend(_Record):
+    """An emitted action whose `send_after` is still ahead: it can still be withdrawn if it becomes moot."""
+
+    id: str  # action_id
+    kind: str
+    ch: str  # channel
+    at: int  # send_after, epoch s
+    stage: str = ""  # stage it was decided in (campaigns)
+    order: str | None = None  # the unpaid order a reminder is about
+    cart: str | None = None  # the checkout a reminder is about
+    products: tuple[str, ...] = ()
+    hold: bool = False  # holdout
+
+
+class Offer(_Record):
+    """A coupon a rule wants to give, before activity, festival and type turn it into a Coupon."""
+
+    type: PromotionType
+    percent: float  # the stage's size; 0 = no coupon
+    min_spend: float = 0.0
+    valid: int  # seconds the coupon is valid from send_after
+    boost: bool = False  # grows in festival windows (campaign coupons)
+
+
+class Proposal(_Record):
+    """A message a rule decided to send. One the frequency caps hold back waits in
+    `CustomerState.waiting` for its next allowed slot (`retry`), until `since` + the kind's window."""
+
+    kind: str
+    ref: str  # trigger reference: the action_id derives from it, so a retry keeps its id
+    rule: str
+    valid: int  # seconds from send_after to expires_at
+    stage: str = ""
+    offer: Offer | None = None
+    products: tuple[str, ...] = ()
+    order: str | None = None
+    cart: str | None = None
+    events: tuple[str, ...] = ()
+    detail: str | None = None
+    since: int = 0  # first decided
+    retry: int = 0  # next slot to try (waiting only)
+
+
 class CustomerState(BaseModel):
     # Stored with short aliases (bytes per customer add up); Python names everywhere else.
     model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64",
@@ -104,14 +148,24 @@ class CustomerState(BaseModel):
     site_visits: list[int] = Field(default_factory=list, alias="visits", description="Latest visits/cart events.")
     consent: dict[str, bool] = Field(default_factory=dict, description="Explicit choices; the policy fills gaps.")
     # life cycle and contact
-    stage: str = "prospect"
+    stage: Stage = Stage.PROSPECT
     stage_since: int | None = Field(None, alias="since")
     reactivations: int = 0
     campaign_due: int | None = Field(None, alias="campaign")
     campaign_seq: int = Field(0, alias="seq")
+    festival_due: int | None = Field(None, alias="fest", description="Next festival notice / greeting moment.")
+    festival_done: int = Field(0, alias="festd", description="Local date (ordinal) of the last notices sent.")
+    early_due: int | None = Field(None, alias="early", description="When the score falls below the grade's "
+                                                                     "early win-back threshold.")
+    early_for: int | None = Field(None, alias="earlyf", description="The last order that schedule was made for.")
     last_reminded: int | None = Field(None, alias="reminded")
     contacts: list[int] = Field(default_factory=list, description="send_after of recent messages.")
     couponed: dict[str, int] = Field(default_factory=dict, description="Product -> last targeted coupon.")
+    bought_couponed: bytes = Field(b"", alias="bc", description="Couponed products bought since (hashes).")
+    pending: list[PendingSend] = Field(default_factory=list, alias="pend",
+                                       description="Emitted actions not yet due (withdrawable).")
+    waiting: list[Proposal] = Field(default_factory=list, alias="wait",
+                                    description="Capped messages waiting for their next allowed slot.")
 
     def __setattr__(self, name: str, value) -> None:
         # The core assigns fields many times per event; pydantic's generic __setattr__ (no

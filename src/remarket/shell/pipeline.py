@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from remarket.catalog import Catalog
-from remarket.domain.actions import Action
+from remarket.domain.actions import Action, Withdrawal
 from remarket.domain.events import EventType, family_of, inbound_event_adapter
 from remarket.domain.policy import Policy
 from remarket.domain.process import Outcome, RejectedEvent, advance, apply
@@ -238,6 +238,7 @@ class Pipeline:
         live = [a for a in outcome.actions if a.expires_at > received_at]
         expired = [a for a in outcome.actions if a.expires_at <= received_at]
         records = [action_record(action) for action in live]
+        records += [action_record(withdrawal) for withdrawal in outcome.withdrawals]  # kind "withdrawal"
         if outcome.state is None:
             records.append(OutRecord("profiles", key, None))  # compacted away: erasure reaches consumers
             return Handled(label, state=None, records=records, customer_id=customer_id, core=outcome,
@@ -317,7 +318,7 @@ def _fit_headers(headers: Headers) -> list[tuple[str, bytes]]:
     return kept
 
 
-def action_record(action: Action) -> OutRecord:
+def action_record(action: Action | Withdrawal) -> OutRecord:
     return OutRecord(
         "holdout" if action.holdout else "actions",
         action.customer_id.encode(),

@@ -77,6 +77,18 @@ class Driver:
         return [s for o in self.outcomes for s in o.suppressions]
 
     @property
+    def deferred(self):
+        return [s for o in self.outcomes for s in o.deferred]
+
+    @property
+    def expired(self):
+        return [s for o in self.outcomes for s in o.expired]
+
+    @property
+    def withdrawals(self):
+        return [w for o in self.outcomes for w in o.withdrawals]
+
+    @property
     def transitions(self):
         return [t for o in self.outcomes for t in o.transitions]
 

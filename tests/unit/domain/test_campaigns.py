@@ -1,6 +1,6 @@
 from datetime import UTC, datetime
 
-from .factories import Driver, days, paid, policy_with
+from .factories import Driver, days, event, paid, policy_with
 
 T = datetime(2025, 5, 5, 12, 0, tzinfo=UTC)  # far from festival windows
 
@@ -28,19 +28,19 @@ def test_mature_customers_get_a_small_coupon_on_the_cadence_of_their_cycle():
     driver.run_until(T + days(40 + 25))
     mature = _campaigns(driver, "lifecycle_mature")
     assert [a.created_at for a in mature] == [T + days(40), T + days(50)]  # declining after 15 days
-    assert all(a.coupon.value == 5 for a in mature)
+    assert all(a.coupon.value == 6 for a in mature)  # 5 %, x 1.2: never opened an email (inactive)
 
 
 def test_entering_declining_sends_a_medium_coupon_once(driver):
     driver.feed(paid(T, "o1"), paid(T + days(20), "o2")).run_until(T + days(55))
     [declining] = _campaigns(driver, "lifecycle_declining")
-    assert declining.coupon.value == 15 and declining.reason.stage == "declining"
+    assert declining.coupon.value == 18 and declining.reason.stage == "declining"  # 15 % x 1.2 (email-inactive)
 
 
 def test_entering_churned_sends_a_large_win_back_coupon(driver):
     driver.feed(paid(T)).run_until(T + days(200))
     [churned] = _campaigns(driver, "lifecycle_churned")
-    assert churned.coupon.value == 25
+    assert churned.coupon.value == 30  # 25 % x 1.2 (email-inactive)
 
 
 def test_campaign_ids_are_deterministic_per_stage_entry():
@@ -54,7 +54,7 @@ def test_festival_window_boosts_campaign_coupons():
     driver = Driver()
     driver.feed(paid(datetime(2025, 6, 4, 12, 0, tzinfo=UTC))).run_until(datetime(2025, 9, 10, tzinfo=UTC))
     [declining] = _campaigns(driver, "lifecycle_declining")
-    assert declining.coupon.value == 15 * 1.5
+    assert declining.coupon.value == 27  # 15 % x 1.2 (email-inactive) x 1.5 (festival)
     assert "September Procurement Festival" in declining.reason.detail
 
 
@@ -66,9 +66,55 @@ def test_cadence_campaign_due_just_before_a_festival_waits_for_it():
     # entry on 07-28, next due 08-27 falls within 7 days of 09-01: held to the festival start (UTC midnight)
     assert [a.created_at for a in growth] == [datetime(2025, 7, 28, 12, tzinfo=UTC), datetime(2025, 9, 1, tzinfo=UTC)]
     assert growth[1].send_after == datetime(2025, 9, 1, 9, tzinfo=UTC)  # then quiet hours until 09:00
-    assert growth[1].coupon.value == 6
+    assert growth[1].coupon.value == 7.2  # 4 % x 1.2 (email-inactive) x 1.5 (festival)
 
 
 def test_disabled_campaign_sends_nothing():
     driver = Driver(policy_with(campaigns={"new": {"enabled": False}})).feed(paid(T)).run_until(T + days(5))
     assert _campaigns(driver, "lifecycle_new") == []
+
+
+def _engaged(driver, at, opens):
+    driver.feed(*(event("email.open", at - days(i + 1)) for i in range(opens)))
+    return driver
+
+
+def test_campaign_coupons_take_email_activity_into_account():
+    def churned_coupon(opens):
+        driver = Driver().feed(paid(T))
+        driver.run_until(T + days(175))
+        _engaged(driver, T + days(180), opens).run_until(T + days(181))
+        [churned] = _campaigns(driver, "lifecycle_churned")
+        return churned.coupon.value
+
+    assert churned_coupon(opens=2) == 15  # active: 25 % x 0.6
+    assert churned_coupon(opens=1) == 25  # lapsing: the stage's size
+    assert churned_coupon(opens=0) == 30  # inactive: x 1.2
+
+
+def test_campaigns_name_the_products_the_customer_looked_at_and_did_not_buy():
+    from .factories import minutes, placed, view
+
+    driver = Driver(policy_with(contact={"cap": {"max": 10, "window": "1d"}}))
+    driver.feed(paid(T, "o1"))
+    driver.feed(view(T + days(10), "p-old"), view(T + days(11), "p-bought"), view(T + days(12), "p-new"),
+                event("visit.favourite", T + days(12) + minutes(1), product_id="p-fav"))
+    driver.feed(placed(T + days(13), "o2", items=[{"product_id": "p-bought"}]))
+    driver.feed(paid(T + days(20), "o2", items=[{"product_id": "p-bought"}])).run_until(T + days(21))
+    [growth] = _campaigns(driver, "lifecycle_growth")
+    assert growth.product_ids == ["p-fav", "p-new", "p-old"]  # most recent first, the bought one left out
+
+
+def test_a_couponed_product_is_named_until_it_is_bought():
+    from .factories import view
+
+    driver = Driver()
+    driver.feed(paid(T, "o1"), event("visit.favourite", T + days(5), product_id="p1"), view(T + days(7), "p2"))
+    driver.run_until(T + days(8))
+    assert [p for a in driver.actions if a.kind == "targeted_coupon" for p in a.product_ids] == ["p1"]
+    assert driver.state.products.keys() == {"p2"} and "p1" in driver.state.couponed
+    driver.feed(paid(T + days(9), "o2", items=[{"product_id": "p3"}])).run_until(T + days(10))
+    assert _campaigns(driver, "lifecycle_growth")[0].product_ids == ["p2", "p1"]  # p1: coupon, not bought
+    driver.feed(paid(T + days(30), "o3", items=[{"product_id": "p1"}])).run_until(T + days(60))
+    later = [a for a in _campaigns(driver, "lifecycle_growth") if a.created_at >= T + days(30)]
+    assert later and all("p1" not in a.product_ids for a in later)

@@ -72,11 +72,22 @@ def test_repeated_bounces_stop_email_until_an_open(driver):
     assert [a.channel for a in driver.actions] == ["in_app"]
 
 
-def test_daily_cap_skips_the_second_message_and_counts_it():
+def test_daily_cap_defers_the_second_message_to_the_next_allowed_slot_and_counts_it():
     driver = Driver(policy_with(reminder={"delay": "1h"}, coupon={"delay": "1h"}))
     driver.feed(placed(T0), view(T0, "p9"), view(T0 + minutes(1), "p9")).run_until(T0 + days(2))
+    assert driver.kinds() == ["payment_reminder", "targeted_coupon"]
+    reminder, coupon = driver.actions
+    assert coupon.created_at == coupon.send_after == reminder.send_after + days(1)
+    assert driver.deferred == [("targeted_coupon", "frequency_cap")]
+    assert ("targeted_coupon", "frequency_cap") not in driver.suppressions
+
+
+def test_a_kind_with_no_wait_window_is_dropped_when_capped():
+    driver = Driver(policy_with(reminder={"delay": "1h"}, coupon={"delay": "1h"},
+                                waiting={"wait_for": {"targeted_coupon": "0s"}}))
+    driver.feed(placed(T0), view(T0, "p9"), view(T0 + minutes(1), "p9")).run_until(T0 + days(2))
     assert driver.kinds() == ["payment_reminder"]
-    assert ("targeted_coupon", "frequency_cap") in driver.suppressions
+    assert ("targeted_coupon", "frequency_cap") in driver.suppressions and driver.deferred == []
 
 
 def test_reminders_are_exempt_from_the_cap_but_count_against_others():
@@ -98,7 +109,8 @@ def test_declining_customers_get_at_most_one_message_a_week():
     coupons = [a for a in driver.actions if a.kind == "targeted_coupon"]
     sent = sorted(a.send_after for a in coupons)
     assert all((b - a) >= days(7) for a, b in zip(sent, sent[1:]))
-    assert ("targeted_coupon", "frequency_cap") in driver.suppressions
+    # a capped coupon waits at most two days: a week-long cap leaves no slot in time, so it expires
+    assert driver.expired == [("targeted_coupon", "wait_over")] * 2 and len(coupons) == 2
 
 
 def test_holdout_share_is_stable_and_close_to_the_policy_share():
@@ -109,9 +121,35 @@ def test_holdout_share_is_stable_and_close_to_the_policy_share():
     assert not any(in_holdout(f"customer-{i}", policy_with(holdout={"share": 0})) for i in range(1000))
 
 
+def test_holdout_applies_to_marketing_but_not_to_payment_reminders_by_default():
+    policy = policy_with(holdout={"share": 0.5}, coupon={"delay": "1h"}, contact={"cap": {"max": 5, "window": "1d"}})
+    customer = next(f"h{i}" for i in range(100) if in_holdout(f"h{i}", policy))
+    driver = Driver(policy).feed(placed(T0, customer=customer), view(T0, customer=customer),
+                                 view(T0 + minutes(1), customer=customer)).run_until(T0 + days(1))
+    assert sorted((a.kind.value, a.holdout) for a in driver.actions) == [("payment_reminder", False),
+                                                                          ("targeted_coupon", True)]
+
+
 def test_holdout_actions_are_recorded_with_holdout_true():
-    policy = policy_with(holdout={"share": 0.5})
+    policy = policy_with(holdout={"share": 0.5, "kinds": ["payment_reminder"]})  # the merchant opted in
     customer = next(f"h{i}" for i in range(100) if in_holdout(f"h{i}", policy))
     driver = Driver(policy).feed(placed(T0, customer=customer)).run_until(T0 + days(1))
     assert [a.holdout for a in driver.actions] == [True]
     assert not any(reason == "holdout" for _, reason in driver.suppressions)  # the shell counts it from the action
+
+
+def test_an_email_inactive_customer_active_on_the_site_is_reached_in_app_by_default(driver):
+    driver.feed(event("visit.page_view", T0), placed(T0)).run_until(T0 + days(1))
+    [reminder] = driver.actions
+    assert reminder.channel == "in_app"
+    assert (reminder.reason.email_activity, reminder.reason.site_activity) == ("inactive", "active")
+
+
+def test_an_email_inactive_customer_inactive_on_the_site_gets_sms_where_consented_else_email():
+    policy = policy_with(reminder={"delay": "61d"})  # decided long after the order: inactive everywhere
+    sms = Driver(policy).feed(event("consent.updated", T0, channel="sms", granted=True), placed(T0))
+    no_sms = Driver(policy).feed(placed(T0))
+    for d in (sms, no_sms):
+        d.run_until(T0 + days(62))
+    assert [a.channel for a in sms.actions] == ["sms"]
+    assert [a.channel for a in no_sms.actions] == ["email"]

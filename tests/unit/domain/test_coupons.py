@@ -46,15 +46,20 @@ def test_one_coupon_per_product_per_window():
     assert len(_coupons(driver)) == 2
 
 
-def test_active_customers_get_a_smaller_coupon():
-    policy = policy_with(activity={"site_active_min": 5})  # only email decides activity here
-    inactive = Driver(policy).feed(view(T0, customer="a"), view(T0 + minutes(1), customer="a"))
-    active = Driver(policy).feed(event("email.open", T0 - days(1), customer="b"), event("email.open", T0, customer="b"),
-                                 view(T0, customer="b"), view(T0 + minutes(1), customer="b"))
-    for d in (inactive, active):
+def test_email_active_customers_get_a_smaller_coupon_and_inactive_ones_a_bigger_one():
+    # default policy: the product views that trigger the coupon make both customers site-active;
+    # that must not shrink the coupon, only email engagement decides
+    inactive = Driver().feed(view(T0, customer="a"), view(T0 + minutes(1), customer="a"))
+    active = Driver().feed(event("email.open", T0 - days(1), customer="b"), event("email.open", T0, customer="b"),
+                           view(T0, customer="b"), view(T0 + minutes(1), customer="b"))
+    lapsing = Driver().feed(event("email.open", T0 - days(40), customer="c"),
+                            view(T0, customer="c"), view(T0 + minutes(1), customer="c"))
+    for d in (inactive, active, lapsing):
         d.run_until(T0 + days(3))
-    assert _coupons(inactive)[0].coupon.value == 10  # prospect size
+    assert _coupons(inactive)[0].coupon.value == 12  # prospect size 10 % x 1.2
     assert _coupons(active)[0].coupon.value == 6  # x 0.6
+    assert _coupons(lapsing)[0].coupon.value == 10  # opened once, 40 days ago: neither
+    assert _coupons(inactive)[0].reason.site_activity == "active"
 
 
 def test_coupon_type_follows_the_customers_promotion_preference():
@@ -71,5 +76,5 @@ def test_coupon_size_depends_on_stage():
     churned.feed(view(T0, customer="x"), view(T0 + minutes(1), customer="x")).run_until(T0 + days(3))
     prospect = Driver(policy).feed(view(T0, customer="y"), view(T0 + minutes(1), customer="y"))
     prospect.run_until(T0 + days(3))
-    assert _coupons(churned)[0].coupon.value == 15
-    assert _coupons(prospect)[0].coupon.value == 10
+    assert _coupons(churned)[0].coupon.value == 18  # 15 % x 1.2 (email-inactive)
+    assert _coupons(prospect)[0].coupon.value == 12  # 10 % x 1.2

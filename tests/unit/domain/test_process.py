@@ -145,3 +145,26 @@ def test_event_at_exactly_the_processed_time_still_starts_its_campaign():
     processed_up_to = T0 + minutes(10) - timedelta(seconds=30)
     driver.feed(paid(processed_up_to)).run_until(T0 + days(1))
     assert driver.kinds() == ["lifecycle_new"]
+
+
+def test_suppression_reasons_are_a_closed_vocabulary():
+    from remarket.domain.contact import Effects
+
+    effects = Effects()
+    effects.suppress("targeted_coupon", "once_per_window")
+    with pytest.raises(ValueError):
+        effects.suppress("targeted_coupon", "once_per_windwo")  # a typo is an error, not a new label
+    with pytest.raises(ValueError):
+        effects.expire("targeted_coupon", "gave_up")
+    assert effects.suppressions == [("targeted_coupon", "once_per_window")]
+
+
+def test_stage_and_activity_are_enums_that_read_as_their_names(driver):
+    from remarket.domain.lifecycle import email_activity
+    from remarket.domain.vocabulary import Activity, Stage
+
+    driver.feed(paid(T0)).run_until(T0 + minutes(5))
+    assert driver.state.stage is Stage.NEW and driver.state.stage == "new"
+    assert email_activity(driver.state, driver.state.upto, driver.policy) is Activity.INACTIVE
+    assert b'"stage":"new"' in driver.state.to_bytes()
+    assert CustomerState.from_bytes(driver.state.to_bytes()).stage is Stage.NEW

@@ -42,10 +42,19 @@ def test_reminder_after_20_days_is_sent_again(driver):
     assert driver.kinds().count("payment_reminder") == 2
 
 
-def test_paid_another_order_within_20_days_suppresses_reminder(driver):
+def test_a_repeat_buyer_who_paid_another_order_recently_is_still_reminded_by_default(driver):
+    driver.feed(paid(T0, "o0"), placed(T0 + days(5), "o1")).run_until(T0 + days(6))
+    assert driver.kinds().count("payment_reminder") == 1
+    assert ("payment_reminder", "recently_paid") not in driver.suppressions
+
+
+def test_skip_if_paid_recently_is_a_sellers_option():
+    driver = Driver(policy_with(reminder={"skip_if_paid_recently": True}))
     driver.feed(paid(T0, "o0"), placed(T0 + days(5), "o1")).run_until(T0 + days(6))
     assert "payment_reminder" not in driver.kinds()
     assert ("payment_reminder", "recently_paid") in driver.suppressions
+    driver.feed(placed(T0 + days(26), "o2")).run_until(T0 + days(27))  # 21 days after the last payment
+    assert driver.kinds().count("payment_reminder") == 1
 
 
 def test_started_checkout_unpaid_gets_one_reminder(driver):

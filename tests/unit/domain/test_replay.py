@@ -3,7 +3,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from remarket import replay
-from remarket.domain.actions import Action
+from remarket.domain.actions import Action, ActionKind, Withdrawal
 from remarket.domain.events import parse_event
 from remarket.domain.process import advance, apply
 from remarket.domain.profile import CustomerProfile
@@ -25,6 +25,10 @@ def _replay(tmp_path, events=3000, **kw):
     return source, summary, messages
 
 
+def replay_kinds():
+    return [kind.value for kind in ActionKind]
+
+
 def test_replay_writes_one_profile_line_per_customer(tmp_path):
     source, summary, messages = _replay(tmp_path, invalid_every=500)
     snapshot = [json.loads(line) for line in (tmp_path / "snapshot.jsonl").read_text().splitlines()]
@@ -35,16 +39,32 @@ def test_replay_writes_one_profile_line_per_customer(tmp_path):
     assert {row["stage"] for row in snapshot} >= {"prospect", "new", "declining"}
     assert summary["invalid_lines"] == 6 and summary["invalid_examples"][0]["line"] == 501
     assert any("line 501: invalid event" in m for m in messages)
-    assert summary["actions"] == len((tmp_path / "actions.jsonl").read_text().splitlines()) > 0
+    lines = [json.loads(line) for line in (tmp_path / "actions.jsonl").read_text().splitlines()]
+    actions = [line for line in lines if line["kind"] != "withdrawal"]
+    assert summary["actions"] == len(actions) > 0
+    assert sum(summary["withdrawals"].values()) == len(lines) - len(actions)
+    assert summary["deferred"] and set(summary["expired"]) <= {f"{k}:{r}" for k in replay_kinds()
+                                                                 for r in ("wait_over", "waiting_full")}
 
 
 def test_replay_emits_the_same_actions_as_the_live_worker(tmp_path):
     source, summary, _ = _replay(tmp_path)
-    replayed = {Action.model_validate_json(line).action_id: Action.model_validate_json(line)
-                for line in (tmp_path / "actions.jsonl").read_text().splitlines()}
+    replayed, replayed_withdrawals = {}, {}
+    for line in (tmp_path / "actions.jsonl").read_text().splitlines():
+        if json.loads(line)["kind"] == "withdrawal":
+            withdrawal = Withdrawal.model_validate_json(line)
+            replayed_withdrawals[withdrawal.action_id] = withdrawal
+        else:
+            action = Action.model_validate_json(line)
+            replayed[action.action_id] = action
     as_of = parse_event(max(source.read_bytes().splitlines(), key=lambda l: parse_event(l).occurred_at)).occurred_at
     # the worker: events in file order (arrival), a tick whenever a customer's due_at passes
-    live = {}
+    live, live_withdrawals = {}, {}
+
+    def take(outcome):
+        live.update((a.action_id, a) for a in outcome.actions)
+        live_withdrawals.update((w.action_id, w) for w in outcome.withdrawals)
+
     by_customer = defaultdict(list)
     for line in source.read_bytes().splitlines():
         event = parse_event(line)
@@ -55,18 +75,19 @@ def test_replay_emits_the_same_actions_as_the_live_worker(tmp_path):
             while state is not None and state.due_at is not None and state.due_at <= event.occurred_at:
                 outcome = advance(state, state.due_at, POLICY)
                 state = outcome.state
-                live.update((a.action_id, a) for a in outcome.actions)
+                take(outcome)
             outcome = apply(state, event, POLICY, received_at=event.occurred_at)
             state = outcome.state
-            live.update((a.action_id, a) for a in outcome.actions)
+            take(outcome)
         end = as_of + POLICY.events.reorder_tolerance
         while state is not None and state.due_at is not None and state.due_at <= end:
             outcome = advance(state, state.due_at, POLICY)
             state = outcome.state
-            live.update((a.action_id, a) for a in outcome.actions)
+            take(outcome)
         if state is not None:
-            live.update((a.action_id, a) for a in advance(state, end, POLICY).actions)
+            take(advance(state, end, POLICY))
     assert set(replayed) == set(live)
+    assert replayed_withdrawals == live_withdrawals and len(live_withdrawals) > 0
     assert all(replayed[i] == live[i] for i in replayed)
     assert sum(a.holdout for a in replayed.values()) == summary["holdout_actions"] > 0
 

@@ -200,3 +200,31 @@ def test_an_oversized_record_on_the_wrong_partition_is_dead_lettered_where_it_is
     elsewhere = (C1 + 1) % CATALOG.partitions
     handled = pipeline.handle(record(value=b"x" * 1_048_300, partition=elsewhere), None, NOW)
     assert handled.dead_letter_reason == DeadLetterReason.TOO_LARGE
+
+
+def test_an_event_in_an_unknown_currency_is_dead_lettered_by_the_core_with_the_reason(pipeline):
+    value = doc("order.paid", order_id="o", total=12000.0, currency="JPY")
+    handled = pipeline.handle(record("orders", value=value), None, NOW)
+    assert handled.dead_letter_reason == DeadLetterReason.REJECTED
+    detail = dict(handled.records[0].headers)["remarket-dlq-detail"].decode()
+    assert "currency 'JPY' has no rate in the policy" in detail
+
+
+def test_a_withdrawal_is_published_like_an_action_with_its_kind_header(pipeline):
+    """An order placed at 20:50 UTC is reminded at 21:20, held until 09:00; paid at 22:00: withdrawn."""
+    evening = datetime(2026, 11, 2, 20, 50, tzinfo=timezone.utc)
+    placed = doc("order.placed", event_id="p1", at=evening, order_id="o-1", total=10.0)
+    first = pipeline.handle(SourceRecord(T["orders"], C1, 0, b"c-1", placed), None, evening)
+    tick = SourceRecord(T["ticks"], C1, 0, b"c-1", tick_value(evening + timedelta(minutes=31)))
+    reminded = pipeline.handle(tick, first.state, evening + timedelta(minutes=31))
+    [reminder] = [orjson.loads(r.value) for r in reminded.records if r.role == "actions"]
+    assert reminder["send_after"].startswith("2026-11-03T09:00")
+    paid = doc("order.paid", event_id="p2", at=evening + timedelta(minutes=70), order_id="o-1", total=10.0)
+    settled = pipeline.handle(SourceRecord(T["orders"], C1, 1, b"c-1", paid), reminded.state,
+                              evening + timedelta(minutes=70))
+    later = SourceRecord(T["ticks"], C1, 1, b"c-1", tick_value(evening + timedelta(minutes=71)))
+    handled = pipeline.handle(later, settled.state, evening + timedelta(minutes=71))
+    [published] = [r for r in settled.records + handled.records if r.role == "actions"]
+    body = orjson.loads(published.value)
+    assert body["kind"] == "withdrawal" and body["withdrawn_action_id"] == reminder["action_id"]
+    assert published.key == b"c-1" and ("remarket-kind", b"withdrawal") in published.headers

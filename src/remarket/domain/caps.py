@@ -1,0 +1,30 @@
+"""Frequency caps: how many messages a window allows, and the next moment one is allowed."""
+from __future__ import annotations
+
+from remarket.domain.policy import Policy
+from remarket.domain.state import CustomerState
+
+
+def capped(state: CustomerState, send_at: int, policy: Policy) -> bool:
+    caps = [policy.contact.cap]
+    if (stage_cap := policy.contact.stage_caps.get(state.stage)) is not None:
+        caps.append(stage_cap)
+    for cap in caps:
+        window = int(cap.window.total_seconds())
+        if sum(abs(send_at - sent) < window for sent in state.contacts) >= cap.max:
+            return True
+    return False
+
+
+def remember_contact(state: CustomerState, send_at: int, policy: Policy) -> None:
+    horizon = send_at - policy.seconds.longest_cap_window
+    kept = sorted(t for t in state.contacts if t > horizon)
+    kept.append(send_at)
+    state.contacts = sorted(kept)[-policy.limits.contacts:]
+
+
+def next_free_slot(state: CustomerState, at: int, policy: Policy) -> int:
+    """The earliest moment from `at` on at which no cap blocks a message."""
+    windows = {int(c.window.total_seconds()) for c in (policy.contact.cap, *policy.contact.stage_caps.values())}
+    candidates = sorted({at} | {sent + w for sent in state.contacts for w in windows if sent + w > at})
+    return next((c for c in candidates if not capped(state, c, policy)), candidates[-1])

@@ -1,0 +1,101 @@
+"""Festivals are for everyone: the platform's promotion notice and holiday greetings.
+
+On the first day of a festival window marked `notice` (March New Trade Festival, September
+Procurement Festival, Double Eleven by default), every customer in `festivals.notice_stages`
+(the churned included: a reason to come back) gets a festival notice at the local
+`notice_time`; on a configured greeting date, a non-promotional holiday greeting. Both go through
+the same gate as every message (consent, quiet hours, caps: they wait, by the lowest priority).
+The state keeps one number, the next such moment (`festival_due`); campaign coupons are boosted
+inside festival windows elsewhere (contact.coupon_for).
+"""
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from remarket.domain.actions import ActionKind
+from remarket.domain.calendar import customer_zone, local_moment
+from remarket.domain.policy import Policy
+from remarket.domain.state import CustomerState, Proposal, from_ts, to_ts
+
+
+def _occasions(policy: Policy) -> list[tuple[ActionKind, str, str]]:
+    """(kind, name, MM-DD) of every notice and greeting."""
+    notices = [(ActionKind.FESTIVAL_NOTICE, w.name, w.start) for w in policy.festivals.windows if w.notice]
+    greetings = [(ActionKind.HOLIDAY_GREETING, g.name, g.date) for g in policy.festivals.greetings]
+    return notices + greetings
+
+
+def _day(year: int, month_day: str) -> date | None:
+    month, day = (int(part) for part in month_day.split("-"))
+    try:
+        return date(year, month, day)
+    except ValueError:  # 02-29 in a common year
+        return None
+
+
+def next_occasion(after: int, tz: ZoneInfo, policy: Policy) -> int | None:
+    """The first notice or greeting moment strictly after `after` (epoch s), in the zone `tz`."""
+    occasions = _occasions(policy)
+    if not occasions:
+        return None
+    year = from_ts(after).astimezone(tz).year
+    best = None
+    for candidate_year in (year, year + 1, year + 2):
+        for _, _, month_day in occasions:
+            if (day := _day(candidate_year, month_day)) is None:
+                continue
+            moment = to_ts(local_moment(day, policy.festivals.notice_time, tz))
+            if moment > after and (best is None or moment < best):
+                best = moment
+        if best is not None:
+            return best
+    return best
+
+
+def schedule(state: CustomerState, t: int, policy: Policy) -> None:
+    """Keep `festival_due` for customers who get notices (none for the others: no idle ticks)."""
+    if state.stage in policy.festivals.notice_stages:
+        if state.festival_due is None:  # a passed moment is `due`'s to fire, then it reschedules
+            state.festival_due = next_occasion(t, customer_zone(state.timezone, policy), policy)
+    else:
+        state.festival_due = None
+
+
+def due(state: CustomerState, t: int, policy: Policy, effects=None) -> list[Proposal]:
+    """The notices and greetings of the day whose moment has come; then schedule the next."""
+    at = state.festival_due
+    if at is None or at > t:
+        schedule(state, t, policy)
+        return []
+    tz = customer_zone(state.timezone, policy)
+    local_day = from_ts(at).astimezone(tz).date()
+    today = f"{local_day.month:02d}-{local_day.day:02d}"
+    proposals = []
+    fresh = t - at < int(policy.festivals.notice_valid_for.total_seconds())  # not after a long outage
+    # once per local day, even if a new time zone brings the same day round again
+    if fresh and state.stage in policy.festivals.notice_stages and local_day.toordinal() > state.festival_done:
+        valid = int(policy.festivals.notice_valid_for.total_seconds())
+        for kind, name, month_day in _occasions(policy):
+            if month_day != today:
+                continue
+            rule = "festival_notice" if kind is ActionKind.FESTIVAL_NOTICE else "holiday_greeting"
+            proposals.append(Proposal(kind=kind.value, ref=f"{rule}:{name}:{local_day.year}", rule=rule,
+                                      valid=valid, stage=state.stage, detail=f"{name} {local_day.year}", since=t))
+    if proposals:
+        state.festival_done = local_day.toordinal()
+    state.festival_due = None
+    schedule(state, max(t, at), policy)
+    return proposals
+
+
+def next_due(state: CustomerState, policy: Policy) -> int | None:
+    return state.festival_due
+
+
+def sent(state: CustomerState, proposal: Proposal, t: int) -> None:
+    return None
+
+
+def on_erasure(state: CustomerState, effects) -> None:
+    return None  # nothing pending but a date: the fresh state schedules its own

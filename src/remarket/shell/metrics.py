@@ -34,6 +34,15 @@ class Metrics:
         self.suppressions = Counter(
             "remarket_suppressions_total", "Actions not sent or deferred, by kind and reason.",
             ["kind", "reason"], registry=registry)
+        self.withdrawals = Counter(
+            "remarket_withdrawals_total", "Held actions withdrawn because they became moot, by kind and reason.",
+            ["kind", "reason"], registry=registry)
+        self.deferrals = Counter(
+            "remarket_deferrals_total", "Actions held back by a cap to wait for a later slot, by kind and reason.",
+            ["kind", "reason"], registry=registry)
+        self.expiries = Counter(
+            "remarket_expiries_total", "Waiting actions that gave up (their window passed), by kind and reason.",
+            ["kind", "reason"], registry=registry)
         self.stage_transitions = Counter(
             "remarket_stage_transitions_total", "Life-cycle stage changes.",
             ["from_stage", "to_stage"], registry=registry)

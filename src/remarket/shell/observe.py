@@ -41,6 +41,12 @@ class Observer:
                 m.event_to_action.observe(max(0.0, time.time() - message.timestamp))
             for kind, reason in core.suppressions:
                 m.suppressions.labels(kind, reason).inc()
+            for withdrawal in core.withdrawals:
+                m.withdrawals.labels(str(withdrawal.withdrawn_kind), str(withdrawal.reason)).inc()
+            for kind, reason in core.deferred:
+                m.deferrals.labels(str(kind), str(reason)).inc()
+            for kind, reason in core.expired:
+                m.expiries.labels(str(kind), str(reason)).inc()
             for from_stage, to_stage in core.transitions:
                 m.stage_transitions.labels(from_stage, to_stage).inc()
             if core.state is None and not core.duplicate:

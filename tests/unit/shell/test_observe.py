@@ -65,3 +65,22 @@ def test_segment_gauges_follow_moves_and_a_rebuild_replaces_them():
     text = exposition(registry)
     assert metric_sum(text, "remarket_customers", stage="churned") == 3
     assert metric_sum(text, "remarket_customers", stage="mature") == 0
+
+
+def test_withdrawals_deferrals_and_expiries_are_counted_by_kind_and_reason():
+    from datetime import datetime, timezone
+
+    from remarket.domain.actions import Withdrawal
+    from remarket.domain.process import Outcome
+
+    withdrawal = Withdrawal(action_id="w-1", withdrawn_action_id="a-1", withdrawn_kind="payment_reminder",
+                            customer_id="c-1", channel="email", withdrawn_send_after=datetime.now(timezone.utc),
+                            reason="order_paid", policy_version="p", created_at=datetime.now(timezone.utc))
+    core = Outcome(state=None, duplicate=True, withdrawals=(withdrawal,),
+                   deferred=(("lifecycle_churned", "daily_cap"),), expired=(("targeted_coupon", "window_passed"),))
+    obs, registry = observer()
+    obs.record(Handled("applied", core=core), message("remarket.orders"), 0.0)
+    text = exposition(registry)
+    assert metric_sum(text, "remarket_withdrawals_total", kind="payment_reminder", reason="order_paid") == 1
+    assert metric_sum(text, "remarket_deferrals_total", kind="lifecycle_churned", reason="daily_cap") == 1
+    assert metric_sum(text, "remarket_expiries_total", kind="targeted_coupon", reason="window_passed") == 1

@@ -41,7 +41,7 @@ from remarket.devkit.workers import WorkerProcess, launch_worker
 from remarket.domain.policy import Policy
 from remarket.domain.state import CustomerState
 from remarket.shell.pipeline import UNCHANGED, Pipeline, SourceRecord, owner_partition
-from remarket.simulate import TrafficModel
+from remarket.devkit.simulate import TrafficModel
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from remarket.simulate import TrafficModel
+from remarket.devkit.simulate import TrafficModel
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 

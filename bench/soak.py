@@ -38,7 +38,7 @@ from remarket.catalog import load_catalog
 from remarket.devkit.broker import LocalBroker
 from remarket.devkit.metrics import metric_sum
 from remarket.devkit.workers import WorkerProcess, launch_worker
-from remarket.simulate import TrafficModel
+from remarket.devkit.simulate import TrafficModel
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable

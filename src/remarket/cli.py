@@ -120,7 +120,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from aiokafka import AIOKafkaProducer
 
     from remarket.shell.kafka import client_config
-    from remarket.simulate import TrafficModel, produce
+    from remarket.devkit.simulate import TrafficModel, produce
 
     catalog = _catalog(settings)
     names = {spec.role: spec.name for spec in catalog}
@@ -207,7 +207,7 @@ def cmd_dead_letter(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from remarket import replay
+    from remarket.offline import replay
 
     def fail(message: str) -> int:
         print(f"remarket replay: {message}", file=sys.stderr)
@@ -237,7 +237,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
-    from remarket import fit
+    from remarket.offline import fit
 
     result = fit.run(args.input, args.horizon_days)
     snippet = result.pop("policy_toml", None)

@@ -58,7 +58,7 @@ IMPORTANT_SETTINGS = ("kafka_bootstrap", "processing_guarantee", "data_dir", "pa
 
 def settings_help() -> str:
     """The important settings for `remarket worker --help`; the rest are in docs/configuration.md."""
-    from remarket.configdoc import FALLBACK_DESCRIPTIONS
+    from remarket.devkit.configdoc import FALLBACK_DESCRIPTIONS
 
     lines = ["settings (environment variables):"]
     for name in IMPORTANT_SETTINGS:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from remarket.catalog import load_catalog
-from remarket.contracts import SCHEMA_ROOT, drift
+from remarket.devkit.contracts import SCHEMA_ROOT, drift
 from remarket.domain.events import EventType, parse_event
 
 VALID = {
@@ -49,7 +49,7 @@ def validate(doc: dict, schema: dict) -> None:
 
 
 def test_schema_files_match_the_models():
-    assert drift() == [], "schemas/ drifted: run `python -m remarket.contracts`"
+    assert drift() == [], "schemas/ drifted: run `python -m remarket.devkit.contracts`"
 
 
 def test_every_documented_event_type_has_an_example_here():

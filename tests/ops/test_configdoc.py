@@ -1,13 +1,13 @@
 """docs/configuration.md is generated from the Settings model and must not drift from it."""
 from __future__ import annotations
 
-from remarket import configdoc
+from remarket.devkit import configdoc
 from remarket.settings import Settings
 
 
 def test_configuration_reference_is_current():
     current = configdoc.DOC_PATH.read_text(encoding="utf-8")
-    assert current == configdoc.render(), "docs/configuration.md is out of date: run `python -m remarket.configdoc`"
+    assert current == configdoc.render(), "docs/configuration.md is out of date: run `python -m remarket.devkit.configdoc`"
 
 
 def test_check_mode_fails_on_a_stale_file_and_passes_on_a_fresh_one(tmp_path):

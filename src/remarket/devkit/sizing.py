@@ -21,7 +21,7 @@ from pathlib import Path
 from remarket.domain.events import parse_event
 from remarket.domain.policy import Policy
 from remarket.domain.process import apply
-from remarket.simulate import TrafficModel
+from remarket.devkit.simulate import TrafficModel
 
 
 def simulated_states(customers: int, days: int, events_per_customer_day: float, seed: int = 11) -> dict:

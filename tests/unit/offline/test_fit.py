@@ -7,7 +7,7 @@ import pytest
 np = pytest.importorskip("numpy")
 pytest.importorskip("scipy")
 
-from remarket import fit  # noqa: E402
+from remarket.offline import fit  # noqa: E402
 
 END = datetime(2026, 1, 1, tzinfo=UTC)
 TRUE = {"r": 0.6, "alpha": 12.0, "a": 0.8, "b": 3.0}

@@ -1,7 +1,7 @@
 """JSON Schemas in schemas/ are generated from the pydantic models; this is the generator.
 
-    python -m remarket.contracts            # rewrite schemas/
-    python -m remarket.contracts --check    # exit 1 if schemas/ drifted from the models
+    python -m remarket.devkit.contracts            # rewrite schemas/
+    python -m remarket.devkit.contracts --check    # exit 1 if schemas/ drifted from the models
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from remarket.domain.actions import Action, Withdrawal
 from remarket.domain.events import CartEvent, ConsentEvent, EmailEvent, InboundEvent, OrderEvent, VisitEvent
 from remarket.shell.ticks import Tick
 
-SCHEMA_ROOT = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_ROOT = Path(__file__).resolve().parents[3] / "schemas"
 ID_BASE = "https://remarket.dev/schemas/"
 
 

@@ -2,14 +2,14 @@ import json
 from collections import defaultdict
 from datetime import timedelta
 
-from remarket import replay
+from remarket.offline import replay
 from remarket.domain.actions import Action, ActionKind, Withdrawal
 from remarket.domain.events import parse_event
 from remarket.domain.process import advance, apply
 from remarket.domain.profile import CustomerProfile
 
-from .factories import policy_with
-from .generate import write_events
+from tests.unit.domain.factories import policy_with
+from tests.unit.domain.generate import write_events
 
 POLICY = policy_with(holdout={"share": 0.1})
 SNAPSHOT_FIELDS = {"customer_id", "stage", "tier", "rfm", "email_activity", "site_activity", "orders",

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from remarket.devkit.metrics import metric_sum
 from remarket.settings import Settings
 from remarket.shell.kafka import changelog_topic
 from remarket.shell.restore import restore_changelog
@@ -124,7 +126,7 @@ def test_a_changelog_record_faust_fails_to_deliver_is_still_restored(deployment)
     customers = [f"dr-{i}" for i in range(40)]
     run(produce(d.bootstrap, [(d.topics["visits"], c.encode(), orjson.dumps({
         "event_id": f"{c}-v", "event_type": "visit.product_view", "customer_id": c, "product_id": "p-1",
-        "occurred_at": __import__("datetime").datetime.now(__import__("datetime").timezone.utc).isoformat(),
+        "occurred_at": datetime.now(timezone.utc).isoformat(),
         "schema_version": 1})) for c in customers]))
     wait_until(lambda: all(first.customer(c) for c in customers), timeout=60, message="every customer stored")
     first.stop()
@@ -146,10 +148,7 @@ def test_a_changelog_record_faust_fails_to_deliver_is_still_restored(deployment)
 
 
 def restored_records(worker) -> float:
-    for line in worker.get("/metrics")[1].decode().splitlines():
-        if line.startswith("remarket_restored_records_total "):
-            return float(line.split()[1])
-    raise AssertionError("no remarket_restored_records_total on /metrics")
+    return metric_sum(worker.metrics(), "remarket_restored_records_total")
 
 
 def test_a_restart_reads_only_the_changelog_written_since_the_local_store_was_last_made_durable(deployment):
@@ -160,7 +159,7 @@ def test_a_restart_reads_only_the_changelog_written_since_the_local_store_was_la
     customers = [f"rr-{i}" for i in range(60)]
     run(produce(d.bootstrap, [(d.topics["visits"], c.encode(), orjson.dumps({
         "event_id": f"{c}-v", "event_type": "visit.page_view", "customer_id": c,
-        "occurred_at": __import__("datetime").datetime.now(__import__("datetime").timezone.utc).isoformat(),
+        "occurred_at": datetime.now(timezone.utc).isoformat(),
         "schema_version": 1})) for c in customers]))
     wait_until(lambda: all(worker.customer(c) for c in customers), timeout=60, message="every customer stored")
     topic = changelog_topic(Settings(app_id=d.app_id))

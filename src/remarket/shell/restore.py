@@ -109,8 +109,9 @@ async def restore_changelog(client_config: dict[str, Any], topic: str, partition
             consumer.seek(tp, span[tp.partition][0])
         total = await _read_until_ends(consumer, todo, ends, store, on_records, stall_seconds)
         for tp in tps:  # everything below the last stable offset is in: faust has nothing left to read
-            first, end = span[tp.partition]
-            if end > 0 and (store.persisted_offset(tp.partition) or -1) < end - 1:
+            end = span[tp.partition][1]
+            persisted = store.persisted_offset(tp.partition)
+            if end > 0 and (persisted is None or persisted < end - 1):
                 store.write(tp.partition, [], end - 1)
         report = RestoreReport(total, time.monotonic() - started, span)
         log.info("restored %d changelog records of %s partitions %s in %.1f s (%.0f records/s)",

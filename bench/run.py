@@ -128,6 +128,15 @@ def run_worker_throughput(bootstrap: str, workdir: Path, n: int, guarantee: str)
         worker.stop()
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall rate (its own CPU rate and RSS), and every run's rates."""
+    ordered = sorted(runs, key=lambda r: r["rate"])
+    middle = dict(ordered[(len(ordered) - 1) // 2])
+    middle["cpu_rate"] = statistics.median(r["cpu_rate"] for r in runs)
+    middle["runs"] = [round(r["rate"]) for r in runs]
+    return middle
+
+
 def run_contender(kind: str, bootstrap: str, n: int, *extra: str) -> dict:
     out = f"bench.out-{kind}-{uuid.uuid4().hex[:6]}"
     asyncio.run(create_topics(bootstrap, [(out, PARTITIONS, {})]))
@@ -292,9 +301,10 @@ def markdown(results: dict, command: str) -> str:
     a, b_eos, b_alo = t["a_raw_aiokafka"]["rate"], t["b_remarket_eos"]["rate"], t["b_remarket_alo"]["rate"]
     c_eos, c_alo = t["c_quix_eos"]["rate"], t["c_quix_alo"]["rate"]
     rows = [
-        "| contender | events/s (one process, wall) | events per CPU-second | peak RSS MB |",
-        "|---|---:|---:|---:|",
-        *[f"| {label} | {t[key]['rate']:,.0f} | {t[key]['cpu_rate']:,.0f} | {t[key]['peak_rss_mb']:.0f} |"
+        "| contender | events/s (one process, wall; median) | events per CPU-second (median) | each run, events/s | peak RSS MB |",
+        "|---|---:|---:|---|---:|",
+        *[f"| {label} | {t[key]['rate']:,.0f} | {t[key]['cpu_rate']:,.0f} | "
+          f"{', '.join(f'{x:,}' for x in t[key].get('runs', []))} | {t[key]['peak_rss_mb']:.0f} |"
           for label, key in (("(a) raw aiokafka consume → orjson → produce", "a_raw_aiokafka"),
                              ("(b) remarket worker, exactly-once", "b_remarket_eos"),
                              ("(b) remarket worker, at-least-once", "b_remarket_alo"),
@@ -311,15 +321,17 @@ def markdown(results: dict, command: str) -> str:
     for lat in results["latency"]:
         rows.append(f"| {lat['guarantee']}, commit every {lat['commit_interval_s']} s | {lat['rate']:.0f} | "
                     f"{lat['p50_ms']:.1f} | {lat['p95_ms']:.1f} | {lat['p99_ms']:.1f} | {lat['missing']} |")
-    r, s = results["restore"], results["state"]
-    rows += ["", "| state | value | target |", "|---|---:|---:|",
-             f"| restore {r['customers']:,} customers from the changelog (worker start → ready) | "
-             f"{r['ready_after_s']:.1f} s | ≤ 60 s |",
-             f"| RocksDB on disk after restore | {r['rocksdb_mb']:.0f} MB | |",
-             f"| worker peak RSS after restore | {r['peak_rss_mb']:.0f} MB | |",
-             f"| serialized state per customer (mean / p95 / max) | {s['mean_bytes']:.0f} / {s['p95_bytes']} / "
+    r, s = results.get("restore"), results["state"]
+    rows += ["", "| state | value | target |", "|---|---:|---:|"]
+    if r is not None:
+        rows += [f"| restore {r['customers']:,} customers from the changelog (worker start → ready) | "
+                 f"{r['ready_after_s']:.1f} s | ≤ 60 s |",
+                 f"| RocksDB on disk after restore | {r['rocksdb_mb']:.0f} MB | |",
+                 f"| worker peak RSS after restore | {r['peak_rss_mb']:.0f} MB | |"]
+    rows += [f"| serialized state per customer (mean / p95 / max) | {s['mean_bytes']:.0f} / {s['p95_bytes']} / "
              f"{s['max_bytes']} B | ≤ 1 KiB |"]
-    header = (f"Run {results['when']} on {results['machine']}; {results['events']:,} events by "
+    header = (f"Run {results['when']} on {results['machine']} at commit {results['commit']}; "
+              f"{results['events']:,} events by "
               f"{results['customers']:,} customers, topic with {PARTITIONS} partitions, one local Kafka "
               f"{results['kafka']} broker.\n\nCommand: `{command}`\n")
     return header + "\n" + "\n".join(rows) + "\n"
@@ -333,6 +345,8 @@ def main() -> None:
     parser.add_argument("--restore-repeat", type=int, default=1, help="restores per contender (median)")
     parser.add_argument("--restore-baseline", default=None,
                         help="git revision whose worker restores the same changelog, alternating")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="throughput runs per contender, all contenders in turn; the median is reported")
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     parser.add_argument("--write-docs", action="store_true")
@@ -351,7 +365,9 @@ def main() -> None:
     log(f"broker {bootstrap}; work dir {workdir}")
     results: dict = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                      "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
-                     "events": args.events, "customers": args.customers, "kafka": "4.1.1"}
+                     "events": args.events, "customers": args.customers, "kafka": "4.1.1",
+                     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                              text=True).stdout.strip() or "unknown"}
     try:
         env = {**os.environ, "REMARKET_KAFKA_BOOTSTRAP": bootstrap, "REMARKET_CATALOG_FILE": str(CATALOG),
                "REMARKET_APP_ID": f"bench-setup-{uuid.uuid4().hex[:6]}"}
@@ -366,17 +382,19 @@ def main() -> None:
             skip.add("quix")
             t["b_remarket_eos"] = {"rate": 2 * (args.latency_rate or 200)}
         else:
-            log("(a) raw aiokafka loop")
-            t["a_raw_aiokafka"] = run_contender("raw", bootstrap, args.events)
-            for guarantee in ("exactly_once", "at_least_once"):
-                log(f"(b) remarket worker, {guarantee}")
-                t[f"b_remarket_{'eos' if guarantee == 'exactly_once' else 'alo'}"] = run_worker_throughput(
-                    bootstrap, workdir, args.events, guarantee)
-        if "quix" not in skip:
-            log("(c) Quix Streams, exactly-once")
-            t["c_quix_eos"] = run_contender("quix", bootstrap, args.events, "--exactly-once")
-            log("(c) Quix Streams, at-least-once")
-            t["c_quix_alo"] = run_contender("quix", bootstrap, args.events)
+            runs: dict[str, list[dict]] = {}
+            contenders = [("a_raw_aiokafka", lambda: run_contender("raw", bootstrap, args.events)),
+                          ("b_remarket_eos", lambda: run_worker_throughput(bootstrap, workdir, args.events, "exactly_once")),
+                          ("b_remarket_alo", lambda: run_worker_throughput(bootstrap, workdir, args.events, "at_least_once"))]
+            if "quix" not in skip:
+                contenders += [("c_quix_eos", lambda: run_contender("quix", bootstrap, args.events, "--exactly-once")),
+                               ("c_quix_alo", lambda: run_contender("quix", bootstrap, args.events))]
+            for repetition in range(1, args.repeat + 1):  # in turn, so drift of the machine hits all alike
+                for name, run_one in contenders:
+                    log(f"run {repetition}/{args.repeat}: {name}")
+                    runs.setdefault(name, []).append(run_one())
+                    log(json.dumps(runs[name][-1]))
+            t = {name: median_run(results_of) for name, results_of in runs.items()}
         results["throughput"] = t
         log(json.dumps(t))
 
@@ -402,7 +420,7 @@ def main() -> None:
             broker.stop()
     command = " ".join(["python bench/run.py", *(a for a in sys.argv[1:] if a != "--write-docs")])
     print(json.dumps(results, indent=2, default=str))
-    if not skip:
+    if not skip - {"restore"}:
         table = markdown(results, command)
         print(table)
         if args.write_docs:

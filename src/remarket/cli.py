@@ -37,7 +37,6 @@ def _policy(settings: Settings, path: Path | None = None):
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from remarket.shell import datadir
     from remarket.shell.app import Worker
     from remarket.shell.topics import apply_topics
     from remarket.shell.observe_logs import Worker as FaustWorker
@@ -60,17 +59,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if r.status == "drift":
             print(f"remarket worker: warning: {r.name}: {r.detail} (`remarket topics apply --alter` fixes configs)",
                   file=sys.stderr)
-    # before the app exists: building it creates (empty) table directories, which read as "unclean"
-    datadir.prepare(settings.data_dir, exactly_once=settings.processing_guarantee == "exactly_once")
+    # The local store holds committed states only (shell.state_cache), so even after a SIGKILL it
+    # is kept and the restart reads only the changelog written after it.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = Worker(settings, policy, catalog)
     quiet_client_libraries(settings.log_level)
-    try:
-        FaustWorker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
-    except SystemExit as exit_:
-        if exit_.code in (0, None):
-            datadir.mark_clean_stop(settings.data_dir)
-        raise
-    datadir.mark_clean_stop(settings.data_dir)
+    FaustWorker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
     return 0
 
 

@@ -1,8 +1,9 @@
 """The Faust worker: the composition root of topics, the customer table, the agent, timers and views.
 
-One agent consumes every input topic and the internal ticks and rerouted topics. They are
+The worker consumes every input topic and the internal ticks and rerouted topics. They are
 co-partitioned by customer id, so a customer's events, ticks and state share a partition and no
-repartition is needed. The agent hands each record to the Pipeline; the TransactionalSink
+repartition is needed. faust's consumer hands each fetched batch straight to `handle` (shell
+.delivery: no agent, stream or per-record tasks); the Pipeline decides; the TransactionalSink
 carries out what comes back; DueWork sends the ticks; the Observer turns it all into metrics.
 """
 from __future__ import annotations
@@ -13,14 +14,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-import faust
 from faust.stores.rocksdb import Store as RocksDBStore
 from prometheus_client import CollectorRegistry
 
 from remarket.catalog import Catalog
 from remarket.domain.policy import Policy
 from remarket.settings import Settings
-from remarket.shell import faust_fixes, faust_metrics, views
+from remarket.shell import delivery, faust_fixes, faust_metrics, views
 from remarket.shell.due_work import DueWork
 from remarket.shell.faust_app import faust_app, rocksdb_options
 from remarket.shell.kafka import client_config
@@ -28,8 +28,10 @@ from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
 from remarket.shell.pipeline import Handled, Pipeline, SourceRecord, UNCHANGED
 from remarket.shell.readiness import BrokerWatch, Readiness
-from remarket.shell.restore import FaustRocksDBStore, restore_changelog
-from remarket.shell.transactions import TransactionalSink
+from remarket.shell.restore import restore_changelog
+from remarket.shell.state_cache import StateCache
+from remarket.shell.store import partitioned
+from remarket.shell.transactions import TransactionalSink, commit_transactions_concurrently
 
 log = logging.getLogger("remarket.worker")
 EXIT_CANNOT_CARRY_OUT = 70  # EX_SOFTWARE
@@ -43,9 +45,9 @@ BROKER_PROBE_SECONDS = 2.0
 def stop_without_committing(message: Any, exc: BaseException) -> None:
     """A record whose outcome could not be written or sent must not be skipped.
 
-    faust restarts a crashed agent and its stream acks the record anyway, so the offset would
-    be committed past it (seen: a dead-letter copy too large to produce vanished). Stopping
-    the process at once leaves the transaction open (aborted by the next worker) and the offset
+    An agent's stream acked such a record anyway, and faust's fetch loop would end with the
+    exception; either way the offset could be committed past it (seen: a dead-letter copy too
+    large to produce vanished). Stopping the process at once leaves the transaction open (aborted by the next worker) and the offset
     uncommitted: the record is handled again after the restart. Loud and never silent.
     """
     log.critical("cannot carry out %s[%d]@%d (%s: %s): stopping without committing, so it is handled again "
@@ -84,18 +86,20 @@ class Worker:
             help="Per-customer state (CustomerState JSON), changelogged.",
             options=rocksdb_options(self.settings) if self.settings.store.startswith("rocksdb") else None,
         )
-        self.store = self.table.data  # the RocksDB (or memory) store behind the table
+        self.store = partitioned(self.table.data)  # the RocksDB (or memory) store behind the table
+        self.states = StateCache(self.store)
         self._changelog_topic = self.table.changelog_topic.get_topic_name()
-        self.sink = TransactionalSink(app, self.table, self._changelog_topic,
+        self.sink = TransactionalSink(app, self.table, self.states, self._changelog_topic,
                                       {spec.role: spec.name for spec in self.catalog}, self.exactly_once)
         self.due_work = DueWork(app, self.table, self.pipeline, self.metrics, self.observer,
                                 self.catalog["ticks"].name)
-        if isinstance(self.store, RocksDBStore):
+        if isinstance(self.table.data, RocksDBStore):
             self._restore_before_faust_recovers()
+        app.on_partitions_revoked.connect(self.sink.commit_before_revoke)
         if self.exactly_once:
-            faust_fixes.persist_changelog_offsets_at_commit(app, self._changelog_topic)
-            app.on_partitions_revoked.connect(self.sink.commit_before_revoke)
-        app.agent(self.source, name="customer-events")(self._agent)
+            commit_transactions_concurrently(app.producer)
+        app.topics.add(self.source)  # subscribed; delivered by the consumer below, not via an agent
+        delivery.install(app, self._handle_or_stop, consumed, self.sink)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._on_tick_timer)
         app.timer(BROKER_PROBE_SECONDS, name="broker-watch")(self._watch_broker)
         faust_metrics.setup(app, self.registry, pattern="/metrics", prefix="faust")
@@ -113,16 +117,16 @@ class Worker:
                           if tp.topic == self._changelog_topic}
             if partitions:
                 await restore_changelog(client_config(self.settings), self._changelog_topic, partitions,
-                                        FaustRocksDBStore(self.store), on_records=self.metrics.restored_records.inc)
+                                        self.store, on_records=self.metrics.restored_records.inc)
 
         self.table.on_rebalance = on_rebalance  # type: ignore[method-assign]
 
-    async def _agent(self, stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            try:
-                await self.handle(event.message)
-            except Exception as exc:
-                stop_without_committing(event.message, exc)
+    async def _handle_or_stop(self, message: Any) -> None:
+        try:
+            async with self.sink.lock:  # no commit in the middle of a record
+                await self.handle(message)
+        except Exception as exc:
+            stop_without_committing(message, exc)
 
     # -- the hot path ---------------------------------------------------------------------
     async def handle(self, message: Any) -> Handled:
@@ -130,13 +134,13 @@ class Worker:
         record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value,
                               message.headers or ())
         key = message.key
-        stored = None
+        state = None
         if key is not None:
             self.app.sensors.on_table_get(self.table, key)
-            stored = self.store.get(key)
-        handled = self.pipeline.handle(record, stored, datetime.now(timezone.utc))
-        if handled.state is not UNCHANGED and key is not None:
-            await self.sink.write_state(key, handled.state, message)
+            state = self.states.get(message.partition, key)
+        handled = self.pipeline.handle(record, state, datetime.now(timezone.utc))
+        if handled.new_state is not UNCHANGED and key is not None:
+            self.states.put(message.partition, key, handled.new_state)  # changelog and RocksDB at commit
         for out in handled.records:
             await self.sink.send(out, message)
         if handled.customer_id is not None and handled.outcome != "duplicate":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Final, Sequence
 
 from aiokafka.partitioner import murmur2
@@ -108,7 +108,7 @@ class Handled:
     """What the shell must do for one consumed record."""
 
     outcome: str  # applied | duplicate | dead_lettered | rerouted | tick | tick_for_unknown_customer
-    state: bytes | None | _Unchanged = UNCHANGED  # None: delete the key (erasure tombstone)
+    new_state: CustomerState | None | _Unchanged = UNCHANGED  # None: delete the key (erasure tombstone)
     records: list[OutRecord] = field(default_factory=list)
     customer_id: str | None = None
     due_at: datetime | None = None
@@ -117,6 +117,12 @@ class Handled:
     event_type: str | None = None
     expired: list[Action] = field(default_factory=list)  # decided already past expiry: not published
     segment_change: tuple[tuple[str, str] | None, tuple[str, str] | None] | None = None  # (stage, tier) before/after
+
+    @cached_property
+    def state(self) -> bytes | None | _Unchanged:
+        """The new state as stored (encoded once, when asked: the worker's write cache encodes at commit)."""
+        new = self.new_state
+        return new.to_bytes() if isinstance(new, CustomerState) else new
 
 
 class Pipeline:
@@ -128,7 +134,8 @@ class Pipeline:
         self._rerouted_topic = catalog["rerouted"].name
         self._partitions = catalog.partitions
 
-    def handle(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
+    def handle(self, record: SourceRecord, stored: bytes | CustomerState | None, received_at: datetime) -> Handled:
+        """`stored`: the customer's state as stored, or already decoded (the worker's write cache)."""
         try:
             if record.topic == self._ticks_topic:
                 return self.handle_tick(record, stored, received_at)
@@ -169,7 +176,8 @@ class Pipeline:
         except (IndexError, ValueError, UnicodeDecodeError) as exc:
             raise _BadReroute(f"no valid {REROUTED_FROM_HEADER} header ({exc})") from None
 
-    def handle_event(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
+    def handle_event(self, record: SourceRecord, stored: bytes | CustomerState | None,
+                     received_at: datetime) -> Handled:
         families = self._families_by_topic.get(record.topic)
         if families is None:
             return self._dead_letter(record, DeadLetterReason.WRONG_TOPIC, f"{record.topic} is not an input topic")
@@ -208,7 +216,7 @@ class Pipeline:
             return self._dead_letter(
                 record, DeadLetterReason.KEY_MISMATCH,
                 f"key {record.key[:128]!r} differs from customer_id {event.customer_id!r}")
-        state = CustomerState.from_bytes(stored) if stored else None
+        state = _decoded(stored)
         try:
             outcome = apply(state, event, self.policy, received_at=received_at)
         except RejectedEvent as exc:
@@ -218,7 +226,8 @@ class Pipeline:
                            due_at=state.due_at if state else None, core=outcome)
         return self._carry_out(outcome, state, event.customer_id, "applied", event_type, received_at)
 
-    def handle_tick(self, record: SourceRecord, stored: bytes | None, received_at: datetime) -> Handled:
+    def handle_tick(self, record: SourceRecord, stored: bytes | CustomerState | None,
+                    received_at: datetime) -> Handled:
         customer_id = record.key.decode() if record.key else None
         try:
             now = Tick.model_validate_json(record.value or b"").now
@@ -226,7 +235,8 @@ class Pipeline:
             return self._dead_letter(record, DeadLetterReason.BAD_TICK, _summarise(exc))
         if not stored or customer_id is None:  # erased since the tick was scheduled: nothing to do
             return Handled("tick_for_unknown_customer", customer_id=customer_id)
-        before = CustomerState.from_bytes(stored)
+        before = _decoded(stored)
+        assert before is not None
         outcome = advance(before, now, self.policy)
         return self._carry_out(outcome, before, customer_id, "tick", None, received_at)
 
@@ -241,14 +251,14 @@ class Pipeline:
         records += [action_record(withdrawal) for withdrawal in outcome.withdrawals]  # kind "withdrawal"
         if outcome.state is None:
             records.append(OutRecord("profiles", key, None))  # compacted away: erasure reaches consumers
-            return Handled(label, state=None, records=records, customer_id=customer_id, core=outcome,
+            return Handled(label, new_state=None, records=records, customer_id=customer_id, core=outcome,
                            event_type=event_type, expired=expired,
                            segment_change=(self.segment(before), None) if before is not None else None)
         change = None
         if outcome.profile is not None:
             records.append(OutRecord("profiles", key, outcome.profile.model_dump_json().encode(), JSON_HEADERS))
             change = (self.segment(before), (outcome.profile.stage, outcome.profile.tier))
-        return Handled(label, state=outcome.state.to_bytes(), records=records, customer_id=customer_id,
+        return Handled(label, new_state=outcome.state, records=records, customer_id=customer_id,
                        due_at=outcome.state.due_at, core=outcome, event_type=event_type, expired=expired,
                        segment_change=change)
 
@@ -266,6 +276,12 @@ class Pipeline:
 
 class _BadReroute(ValueError):
     pass
+
+
+def _decoded(stored: bytes | CustomerState | None) -> CustomerState | None:
+    if isinstance(stored, CustomerState):
+        return stored
+    return CustomerState.from_bytes(stored) if stored else None
 
 
 def dead_letter_record(record: SourceRecord, reason: str, detail: str) -> OutRecord:

@@ -58,32 +58,6 @@ class RestoreReport:
         return self.records / self.seconds if self.seconds > 0 else float("inf")
 
 
-class FaustRocksDBStore:
-    """`PartitionStore` over faust's RocksDB (rocksdict) table store and its offset key."""
-
-    def __init__(self, store: Any) -> None:
-        from rocksdict import WriteBatch
-
-        self._store = store
-        self._write_batch = WriteBatch
-
-    def persisted_offset(self, partition: int) -> int | None:
-        raw = self._store._db_for_partition(partition).get(self._store.offset_key)
-        return int(raw) if raw is not None else None
-
-    def write(self, partition: int, records: list[tuple[bytes, bytes | None]], upto: int) -> None:
-        batch = self._write_batch(raw_mode=True)
-        for key, value in records:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        batch.put(self._store.offset_key, str(upto).encode())  # atomic with the records it covers
-        self._store._db_for_partition(partition).write(batch)
-        for key, _ in records:  # faust caches key -> partition for lookups outside a stream
-            self._store._key_index.pop(key, None)
-
-
 async def restore_changelog(client_config: dict[str, Any], topic: str, partitions: Iterable[int],
                             store: PartitionStore, *, on_records: Callable[[int], None] = lambda n: None,
                             stall_seconds: float = STALL_SECONDS) -> RestoreReport:

@@ -1,28 +1,75 @@
 """Everything a record causes, produced in the transaction that commits the record's offset.
 
+Changed customer states are produced here at the commit, into the transaction that commits the
+records that changed them (shell.state_cache), and reach RocksDB only after it committed.
+
 The only module that reaches into faust's and aiokafka's transaction internals
-(`_transaction_producers`, `_trn_locks`, `_txn_manager`): pinned faust-streaming 0.15.x; a faust
-upgrade must re-check it (the crash and scale-out tests fail if it breaks).
+(`_transaction_producers`, `_trn_locks`, `_txn_manager`; the consumer's are in shell.delivery,
+the store's in shell.store): pinned faust-streaming 0.15.x; a faust upgrade must re-check them
+(the crash and scale-out tests fail if they break).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import faust
 from faust.types import TP
 
 from remarket.shell.pipeline import OutRecord
+from remarket.shell.state_cache import StateCache
 
 log = logging.getLogger("remarket.worker")
 
 
+def commit_transactions_concurrently(producer: Any) -> None:
+    """faust commits its per-partition transactions one after another, each a few round trips
+    to the broker (AddOffsetsToTxn, TxnOffsetCommit, EndTxn, then AddPartitionsToTxn on the next
+    send): with 4 partitions a commit took 4 times as long, and under exactly-once an action is
+    visible only when its transaction commits. They are independent, so commit them together."""
+
+    async def commit_transactions(tid_to_offset_map: Mapping[str, Mapping[TP, int]], group_id: str,
+                                  start_new_transaction: bool = True) -> None:
+        async def commit_one(transactional_id: str, offsets: Mapping[TP, int]) -> None:
+            async with producer._trn_locks[transactional_id]:
+                txn = producer._transaction_producers.get(transactional_id)
+                if txn is None:
+                    log.warning("commit invoked for unknown transaction %s", transactional_id)
+                    return
+                await txn.send_offsets_to_transaction(offsets, group_id)
+                await txn.commit_transaction()
+                if start_new_transaction:
+                    await txn.begin_transaction()
+
+        await asyncio.gather(*(commit_one(tid, offsets) for tid, offsets in tid_to_offset_map.items()))
+
+    producer.commit_transactions = commit_transactions
+
+
+@dataclass(frozen=True)
+class Flushed:
+    """The changelog records of one partition's changed customers, sent in its transaction."""
+
+    partition: int
+    records: list[tuple[bytes, bytes | None]]
+    futures: list[Any]
+
+    def changelog_offset(self) -> int | None:
+        offsets = [f.result().offset for f in self.futures if f.done() and not f.cancelled() and not f.exception()]
+        return max(offsets) if offsets else None
+
+
 class TransactionalSink:
-    def __init__(self, app: faust.App, table: Any, changelog_topic: str, topic_names: dict[str, str],
-                 exactly_once: bool) -> None:
+    def __init__(self, app: faust.App, table: Any, states: StateCache, changelog_topic: str,
+                 topic_names: dict[str, str], exactly_once: bool) -> None:
         self.app = app
         self.table = table
-        self.store = table.data
+        self.states = states
+        self.lock = asyncio.Lock()
+        """Held while a record is handled and while a commit runs: a commit covers exactly the
+        records handled before it, with every state they changed (shell.delivery takes it)."""
         self.changelog_topic = changelog_topic
         self.topic_names = topic_names
         self.exactly_once = exactly_once
@@ -31,33 +78,34 @@ class TransactionalSink:
     def processed(self, tp: TP, offset: int) -> None:
         self._uncommitted[tp] = offset
 
-    async def write_state(self, key: bytes, value: bytes | None, source: Any) -> None:
-        """Local store + changelog, like a table assignment, minus faust's per-write layers.
+    # -- the state cache's commits (shell.state_cache) ------------------------------------
+    async def before_commit(self, offsets: Mapping[TP, int]) -> list[Flushed]:
+        """Produce the changelog records of every customer the records being committed changed,
+        into the transaction that commits them (the commit lock keeps handling out meanwhile)."""
+        sources: dict[int, TP] = {}
+        for tp in offsets:
+            if tp.topic != self.changelog_topic:
+                sources.setdefault(tp.partition, tp)
+        flushed = []
+        for partition, source in sources.items():
+            records = self.states.take(partition)
+            if records:
+                futures = [await self.produce(self.changelog_topic, key, value, partition, None, source)
+                           for key, value in records]
+                flushed.append(Flushed(partition, records, futures))
+        return flushed
 
-        `table[key] = value` goes through sensors, a send buffer and a transaction lookup per
-        write (measured here: ~0.7 ms of CPU per event, more than the whole pipeline); writing
-        the store and producing the changelog record directly, in the source's transaction, does
-        the same for about half. The changelog offset is persisted as faust does it: at commit
-        under exactly-once, at once otherwise.
-        """
-        if value is None:
-            self.store.pop(key, None)  # erasure: local delete + tombstone in the changelog
-            self.app.sensors.on_table_del(self.table, key)
-        else:
-            self.store[key] = value
-            self.app.sensors.on_table_set(self.table, key, value)
-        fut = await self.produce(self.changelog_topic, key, value, source.partition, None, source)
-        fut.add_done_callback(self._changelog_written)
-
-    def _changelog_written(self, fut: Any) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            return  # the transaction aborts; faust crashes the worker on a failed send anyway
-        meta = fut.result()
-        tp = TP(meta.topic, meta.partition)
-        if self.exactly_once:
-            self.app.tables.persist_offset_on_commit(self.store, tp, meta.offset)
-        else:
-            self.store.set_persisted_offset(tp, meta.offset)
+    def after_commit(self, flushed: list[Flushed], committed: bool) -> None:
+        """The transaction committed: now the local store may have its states (never before)."""
+        if not committed:
+            return  # still dirty here; produced again at the next commit (same key: last wins)
+        for batch in flushed:
+            self.states.committed(batch.partition, batch.records, batch.changelog_offset())
+            for key, value in batch.records:
+                if value is None:
+                    self.app.sensors.on_table_del(self.table, key)
+                else:
+                    self.app.sensors.on_table_set(self.table, key, value)
 
     def _transactional_id(self, source: Any) -> str | None:
         if not self.exactly_once:
@@ -78,10 +126,17 @@ class TransactionalSink:
         the time faust sends this signal. Transactions of partitions that are kept start
         again when faust begins them after the assignment; those that moved are never begun.
         """
+        if self.exactly_once:
+            async with self.lock:
+                await self._commit_before_revoke(revoked)
+        self.states.discard({tp.partition for tp in revoked})  # their next owner may change them
+
+    async def _commit_before_revoke(self, revoked: set[TP]) -> None:
         done = {tp: offset for tp, offset in self._uncommitted.items() if tp in revoked}
         if not done:
             self._uncommitted.clear()
             return
+        flushed = await self.before_commit(done)
         by_transaction: dict[str, dict[TP, int]] = {}
         for tp, offset in done.items():
             by_transaction.setdefault(self._transactional_id_of(tp.topic, tp.partition), {})[tp] = offset + 1
@@ -100,9 +155,8 @@ class TransactionalSink:
                 await txn.commit_transaction()
                 committed.update(offsets)
         self._uncommitted.clear()
-        # the changelog offsets those transactions made durable (faust keys them by changelog TP)
-        for partition in {tp.partition for tp in committed}:
-            self.app.tables.on_commit_tp(TP(self.changelog_topic, partition))
+        partitions = {tp.partition for tp in committed}
+        self.after_commit([batch for batch in flushed if batch.partition in partitions], True)
         log.info("committed the transactions of %d partitions before the rebalance", len(committed))
 
     async def send(self, out: OutRecord, source: Any) -> None:

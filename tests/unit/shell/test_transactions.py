@@ -5,7 +5,12 @@ import asyncio
 from types import SimpleNamespace
 
 from remarket.shell.pipeline import OutRecord
-from remarket.shell.transactions import TransactionalSink
+from faust.types import TP
+
+from remarket.domain.state import CustomerState, new_state
+from remarket.shell.state_cache import StateCache
+from remarket.shell.store import FaustMemoryStore
+from remarket.shell.transactions import TransactionalSink, commit_transactions_concurrently
 
 
 class Sensors:
@@ -27,11 +32,10 @@ class Producer:
 
 def sink(exactly_once: bool = True) -> tuple[TransactionalSink, Producer, dict]:
     producer, store = Producer(), {}
-    tables = SimpleNamespace(persist_offset_on_commit=lambda *a: None)
-    app = SimpleNamespace(producer=producer, sensors=Sensors(), tables=tables, conf=SimpleNamespace(id="shop"),
+    app = SimpleNamespace(producer=producer, sensors=Sensors(), conf=SimpleNamespace(id="shop"),
                           assignor=SimpleNamespace(group_for_topic=lambda topic: 0))
-    table = SimpleNamespace(data=store)
-    return TransactionalSink(app, table, "shop-customers-changelog", {"actions": "remarket.actions",
+    table = SimpleNamespace(data=SimpleNamespace(data=store))
+    return TransactionalSink(app, table, StateCache(FaustMemoryStore(table.data)), "shop-customers-changelog", {"actions": "remarket.actions",
                                                                       "rerouted": "remarket.rerouted"},
                              exactly_once), producer, store
 
@@ -39,12 +43,40 @@ def sink(exactly_once: bool = True) -> tuple[TransactionalSink, Producer, dict]:
 SOURCE = SimpleNamespace(topic="remarket.orders", partition=3, offset=41)
 
 
-def test_state_goes_to_the_store_and_the_changelog_partition_of_the_source_in_its_transaction():
+def state(customer_id: str) -> CustomerState:
+    return new_state(customer_id, "1")
+
+
+def test_changed_states_go_to_the_changelog_in_the_committing_transaction_and_to_the_store_only_after():
     s, producer, store = sink()
-    asyncio.run(s.write_state(b"c-1", b"state", SOURCE))
-    assert store == {b"c-1": b"state"}
-    [sent] = producer.sent
-    assert (sent["topic"], sent["partition"], sent["transactional_id"]) == ("shop-customers-changelog", 3, "shop-0-3")
+    s.states.put(3, b"c-1", state("c-1"))
+    s.states.put(3, b"c-1", state("c-1"))  # twice in one commit interval: one changelog record
+    s.states.put(3, b"c-2", None)  # erased: a tombstone
+    flushed = asyncio.run(s.before_commit({TP("remarket.orders", 3): 42}))
+    assert [(p["topic"], p["partition"], p["transactional_id"], p["key"]) for p in producer.sent] == [
+        ("shop-customers-changelog", 3, "shop-0-3", b"c-1"), ("shop-customers-changelog", 3, "shop-0-3", b"c-2")]
+    assert producer.sent[1]["value"] is None
+    assert store == {}  # nothing local before the transaction commits
+    assert s.states.get(3, b"c-1") == state("c-1")  # still readable meanwhile
+    s.after_commit(flushed, True)
+    assert store == {b"c-1": state("c-1").to_bytes()}
+
+
+def test_an_uncommitted_flush_leaves_the_states_dirty_for_the_next_commit():
+    s, producer, store = sink()
+    s.states.put(1, b"c-1", state("c-1"))
+    s.after_commit(asyncio.run(s.before_commit({TP("remarket.orders", 1): 5})), False)
+    assert store == {} and s.states.dirty_partitions() == {1}
+    s.after_commit(asyncio.run(s.before_commit({TP("remarket.orders", 1): 6})), True)
+    assert store == {b"c-1": state("c-1").to_bytes()} and s.states.dirty_partitions() == set()
+
+
+def test_only_the_partitions_being_committed_are_flushed():
+    s, producer, store = sink()
+    s.states.put(1, b"c-1", state("c-1"))
+    s.states.put(2, b"c-2", state("c-2"))
+    s.after_commit(asyncio.run(s.before_commit({TP("remarket.orders", 2): 9})), True)
+    assert list(store) == [b"c-2"] and s.states.dirty_partitions() == {1}
 
 
 def test_outputs_use_the_sources_transaction_and_keep_an_explicit_partition():
@@ -59,3 +91,31 @@ def test_at_least_once_sends_without_a_transaction():
     s, producer, _ = sink(exactly_once=False)
     asyncio.run(s.send(OutRecord("actions", b"c-1", b"{}"), SOURCE))
     assert producer.sent[0]["transactional_id"] is None
+
+
+def test_the_partitions_transactions_commit_concurrently_each_with_its_offsets_and_a_new_one_begins():
+    log: list[tuple[str, str]] = []
+    both_committing = asyncio.Event()
+
+    class Txn:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def send_offsets_to_transaction(self, offsets, group_id):
+            log.append((self.name, f"offsets {sorted(offsets.values())} for {group_id}"))
+
+        async def commit_transaction(self):
+            log.append((self.name, "commit"))
+            if sum(1 for _, step in log if step == "commit") == 2:
+                both_committing.set()
+            await asyncio.wait_for(both_committing.wait(), 1)  # one at a time would time out here
+
+        async def begin_transaction(self):
+            log.append((self.name, "begin"))
+
+    producer = SimpleNamespace(_trn_locks={"t-0": asyncio.Lock(), "t-1": asyncio.Lock()},
+                               _transaction_producers={"t-0": Txn("t-0"), "t-1": Txn("t-1")})
+    commit_transactions_concurrently(producer)
+    asyncio.run(producer.commit_transactions({"t-0": {TP("a", 0): 5}, "t-1": {TP("a", 1): 9}}, "shop"))
+    assert [step for name, step in log if name == "t-0"] == ["offsets [5] for shop", "commit", "begin"]
+    assert [step for name, step in log if name == "t-1"] == ["offsets [9] for shop", "commit", "begin"]

@@ -1,0 +1,109 @@
+"""Where the worker's CPU goes: py-spy over a worker draining pre-produced bench traffic.
+
+    .venv/bin/python bench/profile.py --events 40000 --seconds 30 --out /tmp/profile-eos
+    .venv/bin/python bench/profile.py --guarantee at_least_once ...
+
+Writes `<out>.txt` (py-spy raw: one folded stack per line, with its sample count) and prints
+the top functions by own and by total samples, so two commits can be compared (A/B figures
+in docs/benchmarks.md). py-spy starts the worker itself (attaching to a running process is not
+permitted on these machines).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from run import CATALOG, EVENTS_TOPIC, PY, ROOT, generate_events, log, produce_all  # bench/run.py
+
+from remarket.devkit.broker import LocalBroker, free_port
+from remarket.devkit.metrics import metric_sum
+from remarket.devkit.workers import http_get
+
+LINE = re.compile(r":\d+\)$")
+SPY = str(Path(sys.executable).with_name("py-spy"))
+
+
+def summarise(raw: Path, top: int) -> str:
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        samples += n
+        frames = [LINE.sub(")", frame) for frame in stack.split(";")]  # by function, not by line
+        own[frames[-1]] += n
+        for frame in set(frames):
+            total[frame] += n
+    lines = [f"{samples} samples"]
+    for title, counter in (("own", own), ("total", total)):
+        lines.append(f"-- top {top} by {title} samples")
+        lines += [f"{100 * n / samples:5.1f} %  {frame}" for frame, n in counter.most_common(top)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--customers", type=int, default=4_000)
+    parser.add_argument("--seconds", type=float, default=30, help="how long py-spy samples")
+    parser.add_argument("--guarantee", default="exactly_once", choices=("exactly_once", "at_least_once"))
+    parser.add_argument("--out", type=Path, default=Path("/tmp/remarket-profile"))
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="remarket-profile-"))
+    broker = LocalBroker(workdir / "kafka")
+    bootstrap = broker.start()
+    worker = None
+    children: set[str] = set()
+    try:
+        app_id = f"profile-{uuid.uuid4().hex[:6]}"
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REMARKET_")}
+        env.update({"REMARKET_KAFKA_BOOTSTRAP": bootstrap, "REMARKET_CATALOG_FILE": str(CATALOG),
+                    "REMARKET_APP_ID": app_id, "REMARKET_WEB_PORT": str(port),
+                    "REMARKET_DATA_DIR": str(workdir / "data"), "REMARKET_LOG_LEVEL": "warning",
+                    "REMARKET_PROCESSING_GUARANTEE": args.guarantee})
+        subprocess.run([PY, "-m", "remarket.cli", "topics", "apply"], env=env, cwd=ROOT, check=True,
+                       capture_output=True)
+        log(f"producing {args.events:,} events")
+        asyncio.run(produce_all(bootstrap, EVENTS_TOPIC, generate_events(args.events, args.customers)))
+        raw = args.out.with_suffix(".txt")
+        with open(workdir / "worker.log", "wb") as out:
+            worker = subprocess.Popen([SPY, "record", "-r", "100", "-f", "raw", "-o", str(raw),
+                                       "-d", str(int(args.seconds)), "--", PY, "-m", "remarket.cli", "worker"],
+                                      env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        started = time.monotonic()
+        while worker.poll() is None:
+            children |= set(subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
+                                           text=True).stdout.split())
+            time.sleep(1)
+            status, body = http_get(port, "/metrics")
+            if status == 200:
+                done = metric_sum(body.decode(), "remarket_events_total")
+                log(f"{time.monotonic() - started:.0f} s: {done:,.0f} events")
+            if time.monotonic() - started > args.seconds + 120:
+                break
+        log(summarise(raw, args.top))
+        print(raw)
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+        for pid in children:  # the worker py-spy started, if it outlived the recording
+            subprocess.run(["kill", pid], check=False, capture_output=True)
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Batch delivery: the worker's records go from faust's fetch loop straight to the handler.
+
+faust hands every record to its agent through the conductor, a channel queue, the stream and
+the ack path, awaiting each one with mode's `wait_first(callback(message), suspend_flow.wait())`,
+which creates and cancels several asyncio Tasks per record: ~220 µs of CPU per record before any
+work is done (docs/benchmarks.md). Here the consumer's fetch loop takes each fetched batch of the
+worker's own topics and awaits the handler for one record after another, checking flow control
+and the consumer generation before each, and acks each record once its outcome was handed to
+the producer, as faust's stream would. Offsets, gaps, commits, `wait_empty` on rebalance and
+shutdown keep working because they only look at what is tracked and acked. Records of any other
+topic (changelogs read by faust's recovery or standbys) still take faust's own path.
+
+A record that arrives after its partition's flow was suspended, or after the generation changed,
+is not handled and its read offset does not move: it is fetched again after faust's seek to
+the committed offset (faust's own loop moves the read offset past a record whose delivery the
+suspension cancelled).
+
+Private API of faust-streaming 0.15 (`Consumer._drain_messages`, `_wait_next_records`,
+`_read_offset`, `_unacked_messages`, `_add_gap`, `_n_acked`): faust is pinned, and the crash,
+scale-out and rebalance tests fail if this breaks. It is one of the two modules that reach into
+faust's internals (the other is `transactions`).
+"""
+from __future__ import annotations
+
+import asyncio
+from time import monotonic
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
+
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
+from faust.types import TP
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+class CommitHooks(Protocol):
+    """What a commit must carry besides offsets (the worker's state cache: shell.transactions)."""
+
+    lock: asyncio.Lock  # held by the handler per record, and here for a whole commit
+
+    async def before_commit(self, offsets: Mapping[TP, int]) -> Any: ...
+
+    def after_commit(self, prepared: Any, committed: bool) -> None: ...
+
+
+def consumer_class(handler: Handler, topics: Iterable[str], hooks: CommitHooks) -> type[FaustAIOKafkaConsumer]:
+    """faust's aiokafka consumer, delivering records of `topics` to `handler` in batches."""
+    return type("BatchDeliveryConsumer", (BatchDeliveryConsumer,),
+                {"handler": staticmethod(handler), "handled_topics": frozenset(topics), "hooks": hooks})
+
+
+def install(app: Any, handler: Handler, topics: Iterable[str], hooks: CommitHooks) -> None:
+    """Make `app` create its consumer as a batch-delivery consumer (before it creates one)."""
+    if app._consumer is not None:
+        raise RuntimeError("the app's consumer exists already: install batch delivery before it starts")
+    app.transport.Consumer = consumer_class(handler, topics, hooks)
+
+
+class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
+    handler: Handler
+    handled_topics: frozenset[str] = frozenset()
+    hooks: CommitHooks
+
+    async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        # offsets are chosen inside: under the lock they cover exactly the records handled so far
+        async with self.hooks.lock:
+            return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        assignment = self.assignment()
+        prepared = await self.hooks.before_commit({tp: o for tp, o in offsets.items() if tp in assignment})
+        committed = await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+        self.hooks.after_commit(prepared, committed)
+        return committed
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records, active = await self._wait_next_records(1.0)
+                await self.sleep(0)  # a fetch can return at once, again and again: let others run
+                if records and not self.should_stop:
+                    if self.flow_active:
+                        await self._deliver(records, active)
+                    else:  # as faust: what was fetched while suspended is read again after the seek
+                        await self.perform_seek()
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver(self, records: dict[TP, list[Any]], active: set[TP] | None) -> None:
+        generation = self.app.consumer_generation_id
+        monitor = self.app.monitor
+        for tp, batch in records.items():
+            if not self.flow_active or self.app.consumer_generation_id != generation:
+                return
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            monitor.track_tp_end_offset(tp, self.highwater(tp))
+            if tp.topic in self.handled_topics:
+                handled, last = await self._handle_batch(tp, batch, generation)
+                if handled:
+                    count_received(monitor, tp, handled, last)
+            else:
+                await self._faust_path(tp, batch)
+
+    async def _handle_batch(self, tp: TP, batch: list[Any], generation: int) -> tuple[int, int]:
+        handler, to_message, unacked = self.handler, self._to_message, self._unacked_messages
+        read_offset = self._read_offset
+        acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
+        commit_every = self._commit_every
+        handled = last = 0
+        for record in batch:
+            if not self.flow_active or self.app.consumer_generation_id != generation:
+                break  # the rest is fetched again after the rebalance's seek
+            offset = record.offset
+            r_offset = read_offset[tp]
+            if r_offset is not None and offset < r_offset:
+                continue  # read already: faust drops these too
+            if r_offset and offset - r_offset > 1 and acks_enabled:
+                await self._add_gap(tp, r_offset + 1, offset)  # transaction markers, compaction
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
+            message = to_message(tp, record)
+            unacked.add(message)  # what wait_empty waits for before a rebalance goes on
+            await handler(message)
+            self.ack(message)
+            read_offset[tp] = last = offset
+            handled += 1
+        return handled, last
+
+    async def _faust_path(self, tp: TP, batch: list[Any]) -> None:
+        """faust's own per-record delivery (its `_drain_messages`), for topics not handled here."""
+        callback, read_offset = self.callback, self._read_offset
+        for record in batch:
+            if not self.flow_active:
+                return
+            offset = record.offset
+            r_offset = read_offset[tp]
+            if r_offset is None or offset >= r_offset:
+                if r_offset and offset - r_offset > 1 and self.app.topics.acks_enabled_for(tp.topic):
+                    await self._add_gap(tp, r_offset + 1, offset)
+                await self.wait_first(callback(self._to_message(tp, record)), self.suspend_flow.wait())
+                read_offset[tp] = offset
+
+
+def count_received(monitor: Any, tp: TP, records: int, last_offset: int) -> None:
+    """What faust's monitor counts per record on the way in, once per batch."""
+    monitor.messages_received_total += records
+    monitor.messages_received_by_topic[tp.topic] += records
+    monitor.tp_read_offsets[tp] = last_offset
+    monitor.stream_inbound_time[tp] = monotonic()  # faust's livelock detector: the stream is alive
+    metrics = getattr(monitor, "_metrics", None)
+    if metrics is not None:  # faust's Prometheus monitor (shell.faust_metrics)
+        metrics.messages_received.inc(records)
+        metrics.messages_received_per_topics.labels(topic=tp.topic).inc(records)
+        metrics.messages_received_per_topics_partition.labels(topic=tp.topic, partition=tp.partition).set(last_offset)
+
+
+

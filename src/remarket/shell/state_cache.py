@@ -1,0 +1,85 @@
+"""The customer states of one commit interval, decoded, written to RocksDB only after the commit.
+
+What Quix's PartitionTransactionCache and Kafka Streams' record cache do: a state changed by a
+record stays here, decoded, until its partition commits. At the commit each changed customer is
+encoded once and its changelog record produced in the partition's transaction (a customer hit
+ten times in a commit interval costs one changelog record, not ten); once the transaction has
+committed, the changed states and the changelog offset they reach go to RocksDB in one write
+batch. So the local store never holds uncommitted data: after a SIGKILL it is still a correct
+prefix of the changelog, and the restart reads only what came after it (nothing is wiped).
+States read from RocksDB stay decoded in a bounded cache, so a hot customer is decoded once.
+
+The caller makes commits and record handling mutually exclusive (shell.delivery's commit lock):
+what is dirty at a commit is exactly what the committed records changed.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from remarket.domain.state import CustomerState
+from remarket.shell.store import PartitionedStore
+
+CLEAN_PER_PARTITION = 20_000
+"""Decoded committed states kept per partition (about 4 KB each in memory); beyond it the
+oldest are dropped and decoded again when next needed."""
+
+
+class StateCache:
+    def __init__(self, store: PartitionedStore, clean_per_partition: int = CLEAN_PER_PARTITION) -> None:
+        self.store = store
+        self.clean_per_partition = clean_per_partition
+        self._dirty: dict[int, dict[bytes, CustomerState | None]] = {}  # None: erased
+        self._clean: dict[int, dict[bytes, CustomerState]] = {}
+
+    def get(self, partition: int, key: bytes) -> CustomerState | None:
+        dirty = self._dirty.get(partition)
+        if dirty is not None and key in dirty:
+            return dirty[key]
+        clean = self._clean.setdefault(partition, {})
+        state = clean.get(key)
+        if state is None:
+            raw = self.store.get(partition, key)
+            if raw is None:
+                return None
+            state = CustomerState.from_bytes(raw)
+            if len(clean) >= self.clean_per_partition:
+                del clean[next(iter(clean))]  # the oldest read
+            clean[key] = state
+        return state
+
+    def put(self, partition: int, key: bytes, state: CustomerState | None) -> None:
+        self._dirty.setdefault(partition, {})[key] = state
+        clean = self._clean.get(partition)
+        if clean is not None:
+            clean.pop(key, None)
+
+    def dirty_partitions(self) -> set[int]:
+        return {p for p, dirty in self._dirty.items() if dirty}
+
+    def take(self, partition: int) -> list[tuple[bytes, bytes | None]]:
+        """The partition's changed customers, encoded, for its changelog; they stay readable here
+        until `committed` (or `discard`) says what became of them."""
+        dirty = self._dirty.get(partition) or {}
+        return [(key, state.to_bytes() if state is not None else None) for key, state in dirty.items()]
+
+    def committed(self, partition: int, records: list[tuple[bytes, bytes | None]], changelog_offset: int | None) -> None:
+        """The transaction holding `records` committed: write them, and the offset, to the store."""
+        dirty = self._dirty.pop(partition, {})
+        if changelog_offset is not None:
+            self.store.write(partition, records, changelog_offset)
+        else:
+            for key, value in records:
+                self.store.put(partition, key, value)
+        clean = self._clean.setdefault(partition, {})
+        for key, state in dirty.items():
+            if state is not None and len(clean) < self.clean_per_partition:
+                clean[key] = state
+
+    def discard(self, partitions: Iterable[int]) -> None:
+        """Partitions that moved away or whose transaction aborted: forget all we held of them."""
+        for partition in partitions:
+            self._dirty.pop(partition, None)
+            self._clean.pop(partition, None)
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self._dirty.values())

@@ -58,6 +58,8 @@ class Reason(BaseModel):
     rule: str = Field(description="The named rule that fired, e.g. 'unpaid_order_reminder'.")
     stage: Stage = Field(description="The customer's life-cycle stage when the action was decided.")
     tier: str = Field(description="The membership grade (a tier name of the merchant's policy).")
+    top_value: bool = Field(False, description="In the store's top-value group (by default the top 20 % of buyers "
+                                               "by lifetime value) when decided.")
     email_activity: Activity = Field(description="Email engagement: active, lapsing or inactive.")
     site_activity: Activity = Field(description="Storefront activity: active, lapsing or inactive.")
     repurchase_score: Annotated[float, Field(ge=0, le=1)]

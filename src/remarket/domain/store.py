@@ -1,0 +1,202 @@
+"""What one process knows about the store as a whole: the top-value threshold and the popular products.
+
+Both are DERIVED from the customer states the process holds, never stored on their own:
+`StoreTrends.rebuild(states)` when the set of customers changes (the worker: once per assignment
+change, in the same table scan as the due-work index), then `update(before, after)` for each handled
+customer (subtract the old state's contribution, add the new one's). A restart therefore rebuilds
+exactly what was there. A customer contributes:
+- its lifetime value (paid amount in the base currency), once it has a paid order: the top
+  `top_value.share` of these values (by default 20 %) is the top-value group;
+- the products it currently pays attention to (`CustomerState.products`: viewed, favourited,
+  carted and not bought since), each on the day of its latest attention: a product looked at by
+  the most customers within `popular.window` is popular.
+
+With several workers each holds its share of the customers: customers are hashed to partitions,
+so that share is a uniform sample of the store, and the threshold and the ranking are estimates
+from it (a product must be looked at by `popular.min_customers` of the sampled customers).
+Offline replay feeds the same structure customer by customer; decisions that read it can differ
+from the worker's wherever the two have seen different customers (see docs/outcomes.md).
+
+The core only reads it through `StoreView`; `UNKNOWN` (no top-value group, nothing popular) is
+what a caller that has no store-wide knowledge passes.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from remarket.domain.policy import Policy
+from remarket.domain.state import CustomerState
+
+DAY = 86_400
+_STEP = math.log(1.01)  # value buckets 1 % wide: the threshold is exact to 1 %
+_LOW = -700  # bucket of 1.01**-700 ≈ 0.001; smaller positive values share it
+_BUCKETS = 3_000  # up to 1.01**2300 ≈ 8·10^9 base-currency units; larger ones share the last bucket
+
+
+def value_bucket(value: float) -> int:
+    """Index (1-based, for the Fenwick tree) of a lifetime value's 1 %-wide bucket; 0 and less: 1."""
+    if value <= 0:
+        return 1
+    index = math.floor(math.log(value) / _STEP) - _LOW + 2
+    return min(max(index, 2), _BUCKETS)
+
+
+def bucket_floor(index: int) -> float:
+    return 0.0 if index <= 1 else math.exp((index - 2 + _LOW) * _STEP)
+
+
+class StoreView:
+    """Read-only store-wide knowledge as the core sees it. This base knows nothing."""
+
+    def top_value_bucket(self) -> int | None:
+        """Lifetime values in this bucket or above are in the top-value group; None: unknown."""
+        return None
+
+    def popular(self, t: int, limit: int) -> tuple[str, ...]:
+        """Up to `limit` products most looked at in the window ending at `t` (epoch s), best first."""
+        return ()
+
+    def in_top_value(self, state: CustomerState) -> bool:
+        bucket = self.top_value_bucket()
+        return bucket is not None and state.orders > 0 and value_bucket(state.spent) >= bucket
+
+    def top_value_from(self) -> float | None:
+        """The lowest lifetime value in the top-value group (to 1 %), for people; None: unknown."""
+        bucket = self.top_value_bucket()
+        return None if bucket is None else bucket_floor(bucket)
+
+
+UNKNOWN = StoreView()
+
+
+@dataclass(frozen=True)
+class StoreSnapshot(StoreView):
+    """Fixed knowledge (tests, tools): a threshold value and a ranking that does not depend on time."""
+
+    top_value: float | None = None
+    products: tuple[str, ...] = ()
+
+    def top_value_bucket(self) -> int | None:
+        return None if self.top_value is None else value_bucket(self.top_value)
+
+    def popular(self, t: int, limit: int) -> tuple[str, ...]:
+        return self.products[:max(limit, 0)]
+
+
+@dataclass(frozen=True)
+class Contribution:
+    value: float | None  # lifetime value; None: no paid order yet
+    attention: tuple[tuple[str, int], ...]  # (product, day of the latest attention)
+
+
+NOTHING = Contribution(None, ())
+
+
+def contribution(state: CustomerState | None) -> Contribution:
+    if state is None:
+        return NOTHING
+    value = state.spent if state.orders > 0 else None
+    attention = tuple(sorted((product, a.last // DAY) for product, a in state.products.items()))
+    return Contribution(value, attention)
+
+
+class StoreTrends(StoreView):
+    """The live aggregate: a Fenwick tree of lifetime values by 1 % bucket and, per day, how many
+    customers last looked at each product. Memory is bounded by what the states hold."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._tree = [0] * (_BUCKETS + 1)
+        self.buyers = 0
+        self._days: dict[int, Counter[str]] = {}
+        self._ranked: dict[int, tuple[str, ...]] = {}  # hour -> ranking (cleared by changes)
+        self._changes_since_rank = 0
+        self._top: int | None | bool = False  # False: to compute
+
+    # ---------------------------------------------------------------- feeding
+
+    def rebuild(self, states) -> None:
+        """Forget everything and take the contributions of `states` (e.g. a scan of the table)."""
+        self.__init__(self.policy)
+        for state in states:
+            self._add(contribution(state), 1)
+
+    def update(self, before: CustomerState | None, after: CustomerState | None) -> None:
+        """One customer moved from `before` to `after` (None: unknown / erased)."""
+        old, new = contribution(before), contribution(after)
+        if old == new:
+            return
+        self._add(old, -1)
+        self._add(new, 1)
+
+    def _add(self, part: Contribution, sign: int) -> None:
+        if part.value is not None:
+            self._tree_add(value_bucket(part.value), sign)
+            self.buyers += sign
+            self._top = False
+        for product, day in part.attention:
+            counts = self._days.setdefault(day, Counter())
+            counts[product] += sign
+            if counts[product] <= 0:
+                del counts[product]
+                if not counts:
+                    del self._days[day]
+        if part.attention:
+            self._changes_since_rank += 1
+
+    def _tree_add(self, index: int, delta: int) -> None:
+        while index <= _BUCKETS:
+            self._tree[index] += delta
+            index += index & -index
+
+    def _largest_prefix_at_most(self, target: int) -> int:
+        """The largest index i with (count of buckets 1..i) <= target."""
+        position, remaining = 0, target
+        step = 1 << (_BUCKETS.bit_length() - 1)
+        while step:
+            nxt = position + step
+            if nxt <= _BUCKETS and self._tree[nxt] <= remaining:
+                position, remaining = nxt, remaining - self._tree[nxt]
+            step >>= 1
+        return position
+
+    # ---------------------------------------------------------------- reading
+
+    def top_value_bucket(self) -> int | None:
+        if self._top is False:
+            rules = self.policy.top_value
+            if self.buyers < rules.min_buyers or self.buyers <= 0:
+                self._top = None
+            else:
+                top = max(1, math.ceil(rules.share * self.buyers))
+                # the bucket holding the top-th largest value: everything from it up is in the group
+                self._top = self._largest_prefix_at_most(self.buyers - top) + 1
+        return self._top
+
+    def popular(self, t: int, limit: int) -> tuple[str, ...]:
+        if limit <= 0 or not self._days:
+            return ()
+        rules = self.policy.popular
+        hour = t // 3600
+        if self._changes_since_rank >= rules.refresh_after_changes:
+            self._ranked.clear()
+            self._changes_since_rank = 0
+        ranked = self._ranked.get(hour)
+        if ranked is None:
+            ranked = self._rank(t // DAY)
+            if len(self._ranked) >= 64:  # replay asks for many moments: keep a few
+                self._ranked.pop(next(iter(self._ranked)))
+            self._ranked[hour] = ranked
+        return ranked[:limit]
+
+    def _rank(self, today: int) -> tuple[str, ...]:
+        rules = self.policy.popular
+        window = max(1, math.ceil(rules.window.total_seconds() / DAY))
+        totals: Counter[str] = Counter()
+        for day in range(today - window + 1, today + 1):
+            if (counts := self._days.get(day)) is not None:
+                totals.update(counts)
+        best = sorted((p for p, n in totals.items() if n >= rules.min_customers), key=lambda p: (-totals[p], p))
+        return tuple(best[:rules.keep])

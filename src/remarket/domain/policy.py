@@ -521,10 +521,6 @@ class PopularPolicy(_Section):
 
     window: PositiveDuration = Field(timedelta(days=7), description="Attention within this counts.")
     min_customers: int = Field(3, ge=1, le=1_000_000, description="A product needs this many customers' attention.")
-    keep: int = Field(20, ge=1, le=200, description="Length of the ranking kept.")
-    refresh_after_changes: int = Field(
-        1000, ge=1, le=10_000_000, description="The ranking is recomputed every hour of event time, or sooner "
-                                               "after this many customers' attention changed.")
 
 
 class Policy(BaseModel):

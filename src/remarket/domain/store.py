@@ -104,24 +104,34 @@ def contribution(state: CustomerState | None) -> Contribution:
 
 class StoreTrends(StoreView):
     """The live aggregate: a Fenwick tree of lifetime values by 1 % bucket and, per day, how many
-    customers last looked at each product. Memory is bounded by what the states hold."""
+    customers last looked at each product. Memory is bounded by what the states hold.
+
+    A customer's decisions read `excluding(its stored state)`: the store as the other customers
+    make it, so that how its own events are split into calls never changes what it sees."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._tree = [0] * (_BUCKETS + 1)
         self.buyers = 0
         self._days: dict[int, Counter[str]] = {}
-        self._ranked: dict[int, tuple[str, ...]] = {}  # hour -> ranking (cleared by changes)
-        self._changes_since_rank = 0
+        self._version = 0  # attention changes so far: a ranking is exact for the version it was made at
+        self._rankings: dict[int, tuple[int, list[tuple[int, str]]]] = {}  # day -> (version, ranking)
         self._top: int | None | bool = False  # False: to compute
 
     # ---------------------------------------------------------------- feeding
 
-    def rebuild(self, states) -> None:
-        """Forget everything and take the contributions of `states` (e.g. a scan of the table)."""
+    def reset(self) -> None:
+        """Forget every customer (before a rebuild: `reset`, then `add` each state held)."""
         self.__init__(self.policy)
+
+    def add(self, state: CustomerState) -> None:
+        self._add(contribution(state), 1)
+
+    def rebuild(self, states) -> None:
+        """Forget everything and take the contributions of `states`."""
+        self.reset()
         for state in states:
-            self._add(contribution(state), 1)
+            self.add(state)
 
     def update(self, before: CustomerState | None, after: CustomerState | None) -> None:
         """One customer moved from `before` to `after` (None: unknown / erased)."""
@@ -130,6 +140,11 @@ class StoreTrends(StoreView):
             return
         self._add(old, -1)
         self._add(new, 1)
+
+    def excluding(self, state: CustomerState | None) -> StoreView:
+        """The view for one customer's decisions: everyone but that customer (`state` as stored)."""
+        own = contribution(state)
+        return self if own == NOTHING else _Others(self, own)
 
     def _add(self, part: Contribution, sign: int) -> None:
         if part.value is not None:
@@ -144,59 +159,86 @@ class StoreTrends(StoreView):
                 if not counts:
                     del self._days[day]
         if part.attention:
-            self._changes_since_rank += 1
+            self._version += 1
 
     def _tree_add(self, index: int, delta: int) -> None:
         while index <= _BUCKETS:
             self._tree[index] += delta
             index += index & -index
 
-    def _largest_prefix_at_most(self, target: int) -> int:
-        """The largest index i with (count of buckets 1..i) <= target."""
-        position, remaining = 0, target
+    def _top_bucket(self, buyers: int) -> int | None:
+        rules = self.policy.top_value
+        if buyers < rules.min_buyers or buyers <= 0:
+            return None
+        top = max(1, math.ceil(rules.share * buyers))
+        # the bucket of the top-th largest value: it and every bucket above are the group
+        position, remaining = 0, buyers - top  # the largest index whose prefix count <= buyers - top
         step = 1 << (_BUCKETS.bit_length() - 1)
         while step:
             nxt = position + step
             if nxt <= _BUCKETS and self._tree[nxt] <= remaining:
                 position, remaining = nxt, remaining - self._tree[nxt]
             step >>= 1
-        return position
+        return position + 1
 
     # ---------------------------------------------------------------- reading
 
     def top_value_bucket(self) -> int | None:
         if self._top is False:
-            rules = self.policy.top_value
-            if self.buyers < rules.min_buyers or self.buyers <= 0:
-                self._top = None
-            else:
-                top = max(1, math.ceil(rules.share * self.buyers))
-                # the bucket holding the top-th largest value: everything from it up is in the group
-                self._top = self._largest_prefix_at_most(self.buyers - top) + 1
+            self._top = self._top_bucket(self.buyers)
         return self._top
 
     def popular(self, t: int, limit: int) -> tuple[str, ...]:
-        if limit <= 0 or not self._days:
-            return ()
-        rules = self.policy.popular
-        hour = t // 3600
-        if self._changes_since_rank >= rules.refresh_after_changes:
-            self._ranked.clear()
-            self._changes_since_rank = 0
-        ranked = self._ranked.get(hour)
-        if ranked is None:
-            ranked = self._rank(t // DAY)
-            if len(self._ranked) >= 64:  # replay asks for many moments: keep a few
-                self._ranked.pop(next(iter(self._ranked)))
-            self._ranked[hour] = ranked
-        return ranked[:limit]
+        minimum = self.policy.popular.min_customers
+        return tuple(p for n, p in self.ranking(t // DAY)[:max(limit, 0)] if n >= minimum)
 
-    def _rank(self, today: int) -> tuple[str, ...]:
-        rules = self.policy.popular
-        window = max(1, math.ceil(rules.window.total_seconds() / DAY))
+    def ranking(self, today: int) -> list[tuple[int, str]]:
+        """(customers, product) looked at in the window ending on `today`, most first (ties: by name)."""
+        cached = self._rankings.get(today)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        window = max(1, math.ceil(self.policy.popular.window.total_seconds() / DAY))
         totals: Counter[str] = Counter()
         for day in range(today - window + 1, today + 1):
             if (counts := self._days.get(day)) is not None:
                 totals.update(counts)
-        best = sorted((p for p, n in totals.items() if n >= rules.min_customers), key=lambda p: (-totals[p], p))
-        return tuple(best[:rules.keep])
+        ranked = sorted(((n, p) for p, n in totals.items()), key=lambda np: (-np[0], np[1]))
+        if len(self._rankings) >= 8 and today not in self._rankings:  # replay asks about many days
+            self._rankings.pop(next(iter(self._rankings)))
+        self._rankings[today] = (self._version, ranked)
+        return ranked
+
+    def window_days(self, today: int) -> range:
+        window = max(1, math.ceil(self.policy.popular.window.total_seconds() / DAY))
+        return range(today - window + 1, today + 1)
+
+
+class _Others(StoreView):
+    """The store without one customer's contribution (computed on demand, nothing copied)."""
+
+    def __init__(self, trends: StoreTrends, own: Contribution) -> None:
+        self.trends, self.own = trends, own
+        self._top: int | None | bool = False
+
+    def top_value_bucket(self) -> int | None:
+        if self.own.value is None:
+            return self.trends.top_value_bucket()
+        if self._top is False:
+            bucket, trends = value_bucket(self.own.value), self.trends
+            trends._tree_add(bucket, -1)
+            try:
+                self._top = trends._top_bucket(trends.buyers - 1)
+            finally:
+                trends._tree_add(bucket, 1)
+        return self._top
+
+    def popular(self, t: int, limit: int) -> tuple[str, ...]:
+        if limit <= 0:
+            return ()
+        today = t // DAY
+        days = self.trends.window_days(today)
+        mine = {product for product, day in self.own.attention if day in days}
+        head = self.trends.ranking(today)[:limit + len(mine)]  # losing one each, no other can overtake them
+        adjusted = sorted(((n - (p in mine), p) for n, p in head), key=lambda np: (-np[0], np[1]))
+        minimum = self.trends.policy.popular.min_customers
+        return tuple(p for n, p in adjusted[:limit] if n >= minimum)

@@ -57,13 +57,16 @@ class DueWork:
         self.metrics.pending_customers.set(len(self.index))
 
     def rebuild(self) -> None:
-        """Scan this worker's table partitions once per assignment change (never per tick)."""
+        """Scan this worker's table partitions once per assignment change (never per tick): the due
+        index, the segment gauges and the store-wide view come from the same scan."""
         entries = []
         segments: Counter[tuple[str, str]] = Counter()
+        self.pipeline.store.reset()  # store-wide knowledge is derived from the states held
         for key, raw in self.table.items():
             if raw:
                 state = CustomerState.from_bytes(raw)
                 entries.append((key.decode(), state.due_at))
+                self.pipeline.store.add(state)
                 if (segment := self.pipeline.segment(state)) is not None:
                     segments[segment] += 1
         self.index.rebuild(entries)

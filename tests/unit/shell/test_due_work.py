@@ -60,3 +60,15 @@ def test_the_index_is_rebuilt_from_the_table_when_the_assignment_changes():
     work, producer = due_work({b"from-table": state.to_bytes()})
     asyncio.run(work.fire())
     assert [key for _, key, _, _ in producer.sent] == [b"from-table"]
+
+
+def test_the_store_wide_view_is_rebuilt_from_the_table_in_the_same_scan():
+    from remarket.domain.state import Attention, CustomerState
+
+    at = int(datetime.now(timezone.utc).timestamp())
+    table = {f"c{i}".encode(): CustomerState(customer_id=f"c{i}", policy_version="p", orders=1, spent=10.0 * i,
+                                             products={"hot": Attention(last=at, views=2)}).to_bytes()
+             for i in range(1, 4)}
+    work, _ = due_work(table)
+    asyncio.run(work.fire())
+    assert work.pipeline.store.buyers == 3 and work.pipeline.store.popular(at, 3) == ("hot",)

@@ -117,6 +117,8 @@ class StoreTrends(StoreView):
         self._version = 0  # attention changes so far: a ranking is exact for the version it was made at
         self._rankings: dict[int, tuple[int, list[tuple[int, str]]]] = {}  # day -> (version, ranking)
         self._top: int | None | bool = False  # False: to compute
+        self._last_state: CustomerState | None = None
+        self._last_contribution = NOTHING
 
     # ---------------------------------------------------------------- feeding
 
@@ -135,29 +137,48 @@ class StoreTrends(StoreView):
 
     def update(self, before: CustomerState | None, after: CustomerState | None) -> None:
         """One customer moved from `before` to `after` (None: unknown / erased)."""
-        old, new = contribution(before), contribution(after)
-        if old == new:
+        old, new = self._contribution(before), contribution(after)
+        if old == new:  # most events: a page view, an email open
             return
-        self._add(old, -1)
-        self._add(new, 1)
+        if old.value != new.value:
+            self._add(Contribution(old.value, ()), -1)
+            self._add(Contribution(new.value, ()), 1)
+        if old.attention != new.attention:
+            gone, came = set(old.attention), set(new.attention)
+            self._add(Contribution(None, tuple(gone - came)), -1)
+            self._add(Contribution(None, tuple(came - gone)), 1)
 
     def excluding(self, state: CustomerState | None) -> StoreView:
         """The view for one customer's decisions: everyone but that customer (`state` as stored)."""
-        own = contribution(state)
+        own = self._contribution(state)
         return self if own == NOTHING else _Others(self, own)
+
+    def _contribution(self, state: CustomerState | None) -> Contribution:
+        """contribution(state), remembered for the last state asked about: the pipeline asks for the
+        stored state twice (excluding before the core runs, update after)."""
+        if state is not None and state is self._last_state:
+            return self._last_contribution
+        part = contribution(state)
+        self._last_state, self._last_contribution = state, part
+        return part
 
     def _add(self, part: Contribution, sign: int) -> None:
         if part.value is not None:
             self._tree_add(value_bucket(part.value), sign)
             self.buyers += sign
             self._top = False
+        days = self._days
         for product, day in part.attention:
-            counts = self._days.setdefault(day, Counter())
-            counts[product] += sign
-            if counts[product] <= 0:
+            counts = days.get(day)
+            if counts is None:
+                counts = days[day] = Counter()
+            left = counts[product] + sign
+            if left > 0:
+                counts[product] = left
+            else:
                 del counts[product]
                 if not counts:
-                    del self._days[day]
+                    del days[day]
         if part.attention:
             self._version += 1
 

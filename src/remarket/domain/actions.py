@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from remarket.domain.events import Channel, Identifier, PromotionType
+from remarket.domain.vocabulary import Activity, Stage
 
 ACTION_SCHEMA_VERSION = 1
 _ACTION_NAMESPACE = uuid.UUID("6f1d3c52-8a57-4c2e-9a0e-2c8d5a1f7b10")
@@ -55,10 +56,12 @@ class Reason(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rule: str = Field(description="The named rule that fired, e.g. 'unpaid_order_reminder'.")
-    stage: str
-    tier: str
-    email_activity: str
-    site_activity: str
+    stage: Stage = Field(description="The customer's life-cycle stage when the action was decided.")
+    tier: str = Field(description="The membership grade (a tier name of the merchant's policy).")
+    top_value: bool = Field(False, description="In the store's top-value group (by default the top 20 % of buyers "
+                                               "by lifetime value) when decided.")
+    email_activity: Activity = Field(description="Email engagement: active, lapsing or inactive.")
+    site_activity: Activity = Field(description="Storefront activity: active, lapsing or inactive.")
     repurchase_score: Annotated[float, Field(ge=0, le=1)]
     triggering_event_ids: list[Identifier] = Field(default_factory=list, max_length=50)
     detail: str | None = None

@@ -5,8 +5,10 @@ from remarket.domain.policy import Policy
 from remarket.domain.state import CustomerState
 
 
-def capped(state: CustomerState, send_at: int, policy: Policy) -> bool:
-    caps = [policy.contact.cap]
+def capped(state: CustomerState, send_at: int, policy: Policy, bonus: int = 0) -> bool:
+    """`bonus`: messages the customer's grade may get beyond contact.cap (stage caps still hold)."""
+    general = policy.contact.cap
+    caps = [general.model_copy(update={"max": general.max + bonus}) if bonus else general]
     if (stage_cap := policy.contact.stage_caps.get(state.stage)) is not None:
         caps.append(stage_cap)
     for cap in caps:
@@ -23,8 +25,8 @@ def remember_contact(state: CustomerState, send_at: int, policy: Policy) -> None
     state.contacts = sorted(kept)[-policy.limits.contacts:]
 
 
-def next_free_slot(state: CustomerState, at: int, policy: Policy) -> int:
+def next_free_slot(state: CustomerState, at: int, policy: Policy, bonus: int = 0) -> int:
     """The earliest moment from `at` on at which no cap blocks a message."""
     windows = {int(c.window.total_seconds()) for c in (policy.contact.cap, *policy.contact.stage_caps.values())}
     candidates = sorted({at} | {sent + w for sent in state.contacts for w in windows if sent + w > at})
-    return next((c for c in candidates if not capped(state, c, policy)), candidates[-1])
+    return next((c for c in candidates if not capped(state, c, policy, bonus)), candidates[-1])

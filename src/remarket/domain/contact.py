@@ -17,6 +17,8 @@ from remarket.domain.lifecycle import email_activity, site_activity, tier_of
 from remarket.domain.policy import Policy
 from remarket.domain.score import repurchase_score
 from remarket.domain.rules import withdrawals
+from remarket.domain.rules.grades import concessions
+from remarket.domain.store import UNKNOWN, StoreView
 from remarket.domain.state import CustomerState, Offer, PendingSend, Proposal, from_ts, to_ts
 from remarket.domain.vocabulary import Activity, Deferral, Expiry, Suppression
 
@@ -113,12 +115,13 @@ class Capped:
     """The caps hold the message back at `send_ts` (it may wait for a later slot)."""
 
     send_ts: int
+    bonus: int = 0  # the grade's room beyond the general cap, for finding the next slot
 
 
 def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Proposal,
-            now: int) -> Action | Capped | None:
+            now: int, store: StoreView = UNKNOWN) -> Action | Capped | None:
     """Send `proposal` at `now` (quiet hours and caps applied): the Action, Capped, or None
-    (suppressed, reason recorded)."""
+    (suppressed, reason recorded). `store`: store-wide knowledge (the top-value group)."""
     kind = ActionKind(proposal.kind)
     channel = choose_channel(state, now, policy)
     if channel is None:
@@ -132,14 +135,15 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
         send_after = next_allowed(decided_at, tz, policy.quiet_hours)
         deferred = send_after != decided_at
     send_ts = to_ts(send_after)
-    if kind.value not in policy.contact.cap_exempt_kinds and capped(state, send_ts, policy):
-        return Capped(send_ts)
+    grade = concessions(state, policy, store)
+    if kind.value not in policy.contact.cap_exempt_kinds and capped(state, send_ts, policy, grade.cap_bonus):
+        return Capped(send_ts, grade.cap_bonus)
     tier = tier_of(state, policy)
-    grade = policy.grades.get(tier)
+    top_value = store.in_top_value(state)
     offer = proposal.offer
-    factor = activity_factor(state, now, policy) * (grade.coupon_factor if grade is not None else 1.0)
+    factor = activity_factor(state, now, policy) * grade.coupon_factor
     coupon, note = coupon_for(offer, send_after, tz, policy, factor) if offer is not None else (None, None)
-    referral = (grade is not None and grade.referral_ask and kind in _REFERRAL_KINDS
+    referral = (grade.referral_ask and kind in _REFERRAL_KINDS
                 and email_activity(state, now, policy) is Activity.ACTIVE)
     if deferred:
         effects.suppress(kind, Suppression.QUIET_HOURS_DEFERRED)
@@ -158,7 +162,7 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
         product_ids=list(proposal.products),
         order_id=proposal.order,
         reason=Reason(
-            rule=proposal.rule, stage=state.stage, tier=tier,
+            rule=proposal.rule, stage=state.stage, tier=tier, top_value=top_value,
             email_activity=email_activity(state, now, policy),
             site_activity=site_activity(state, now, policy),
             repurchase_score=repurchase_score(state, now, policy.score),

@@ -18,6 +18,7 @@ from remarket.domain.rules import campaigns, coupons, early_win_back, festivals,
 from remarket.domain.rules.campaigns import campaign_kind, campaign_policy, looked_not_bought  # noqa: F401
 from remarket.domain.rules.coupons import offer_type  # noqa: F401  (kept importable from here)
 from remarket.domain.state import CustomerState, Proposal
+from remarket.domain.store import UNKNOWN, StoreView
 
 RULES = (reminders, coupons, campaigns, early_win_back, festivals)
 _BY_KIND = {reminders.KIND.value: reminders, coupons.KIND.value: coupons}
@@ -25,11 +26,11 @@ _BY_KIND = {reminders.KIND.value: reminders, coupons.KIND.value: coupons}
 
 # ---------------------------------------------------------------- stage
 
-def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
+def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects, store: StoreView = UNKNOWN) -> None:
     stage = stage_at(state, t, policy)
     if stage == state.stage:
         festivals.schedule(state, t, policy)
-        early_win_back.schedule(state, t, policy)
+        early_win_back.schedule(state, t, policy, store)
         return
     effects.transitions.append((state.stage, stage))
     if state.stage in LAPSED_STAGES and stage not in LAPSED_STAGES:
@@ -38,32 +39,34 @@ def update_stage(state: CustomerState, t: int, policy: Policy, effects: Effects)
     withdrawals.on_stage_change(state, t, policy, effects)
     campaigns.start(state, t, policy)
     festivals.schedule(state, t, policy)
-    early_win_back.schedule(state, t, policy)
+    early_win_back.schedule(state, t, policy, store)
 
 
 # ---------------------------------------------------------------- sending, by priority
 
-def _send_all(state: CustomerState, proposals: list[Proposal], t: int, policy: Policy, effects: Effects) -> None:
+def _send_all(state: CustomerState, proposals: list[Proposal], t: int, policy: Policy, effects: Effects,
+              store: StoreView) -> None:
     """Fresh and waiting messages compete for the slot at `t` by priority; the capped ones wait."""
     for proposal in sorted(proposals, key=lambda p: waiting.order_key(p, policy)):
-        result = deliver(state, effects, policy, proposal, t)
+        result = deliver(state, effects, policy, proposal, t, store)
         if isinstance(result, Capped):
-            waiting.park(state, proposal, result.send_ts, policy, effects)
+            waiting.park(state, proposal, result.send_ts, policy, effects, result.bonus)
         elif result is not None and (rule := _BY_KIND.get(proposal.kind)) is not None:
             rule.sent(state, proposal, t)
 
 
 # ---------------------------------------------------------------- the entry points
 
-def evaluate(state: CustomerState, t: int, policy: Policy, effects: Effects) -> None:
-    """Everything due at or before `t`, decided at `t`; then `t` becomes the processed time."""
+def evaluate(state: CustomerState, t: int, policy: Policy, effects: Effects, store: StoreView = UNKNOWN) -> None:
+    """Everything due at or before `t`, decided at `t`; then `t` becomes the processed time.
+    `store`: what the caller knows of the store as a whole (store.py), read only."""
     withdrawals.prune(state, t)
-    update_stage(state, t, policy, effects)
+    update_stage(state, t, policy, effects, store)
     proposals = waiting.take_due(state, t)
     for rule in RULES:
-        proposals += rule.due(state, t, policy, effects)
+        proposals += rule.due(state, t, policy, effects, store)
     if proposals:
-        _send_all(state, proposals, t, policy, effects)
+        _send_all(state, proposals, t, policy, effects, store)
     state.upto = t if state.upto is None else max(state.upto, t)
 
 

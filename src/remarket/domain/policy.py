@@ -245,6 +245,8 @@ class CampaignPolicy(_Section):
     coupon_percent: Percent = Field(0, description="0 = no coupon (a notice).")
     products: int = Field(3, ge=0, le=20, description="Name up to this many products the customer looked at "
                                                         "and did not buy (most recent first); 0 = none.")
+    popular: int = Field(0, ge=0, le=20, description="Then up to this many of the store's popular products "
+                                                      "(see [popular]); 0 = none.")
     min_spend: float = Field(0, ge=0, allow_inf_nan=False)
     valid_for: PositiveDuration = timedelta(days=7)
 
@@ -267,12 +269,14 @@ class GrowthCampaign(CampaignPolicy):
     """New-product notices and recommendations, no coupon."""
 
     cadence: Literal["once", "cycle", "fixed"] = "cycle"
+    popular: int = 3
 
 
 class MatureCampaign(CampaignPolicy):
     """Small exclusive coupons on the customer's own rhythm."""
 
     cadence: Literal["once", "cycle", "fixed"] = "cycle"
+    popular: int = 3
     coupon_percent: Percent = 5
 
 
@@ -285,6 +289,7 @@ class DecliningCampaign(CampaignPolicy):
 class ChurnedCampaign(CampaignPolicy):
     """Recall with a large win-back coupon."""
 
+    popular: int = 3
     coupon_percent: Percent = 25
     valid_for: PositiveDuration = timedelta(days=14)
 
@@ -480,6 +485,42 @@ class GradePolicy(_Section):
     early_win_back_below: Share | None = Field(
         None, description="A growth / mature customer of this grade whose repurchase score falls below this "
                           "gets the win-back (the churned campaign's coupon) early, once per purchase.")
+    cap_bonus: int = Field(0, ge=0, le=10, description="Messages this grade may get beyond contact.cap in each "
+                                                       "cap window (stage caps still hold): its capped messages "
+                                                       "wait less.")
+
+    def merged(self, other: "GradePolicy") -> "GradePolicy":
+        """The more generous of two sets of concessions, field by field."""
+        thresholds = [t for t in (self.early_win_back_below, other.early_win_back_below) if t is not None]
+        return GradePolicy(coupon_factor=max(self.coupon_factor, other.coupon_factor),
+                           referral_ask=self.referral_ask or other.referral_ask,
+                           early_win_back_below=max(thresholds, default=None),
+                           cap_bonus=max(self.cap_bonus, other.cap_bonus))
+
+
+NO_CONCESSIONS = GradePolicy()
+
+
+class TopValuePolicy(GradePolicy):
+    """The top share of buyers by lifetime value, kept live from the customers a worker holds, and
+    its concessions (combined with the grade's: the more generous of each)."""
+
+    share: Share = Field(0.2, gt=0, description="The group: buyers whose lifetime value is in this top share.")
+    min_buyers: int = Field(100, ge=1, le=10_000_000,
+                            description="Fewer buyers known than this: no group yet (a threshold from a few "
+                                        "customers means little).")
+    coupon_factor: float = Field(1.1, ge=0.5, le=3, allow_inf_nan=False)
+    referral_ask: bool = True
+    early_win_back_below: Share | None = 0.3
+    cap_bonus: int = Field(1, ge=0, le=10)
+
+
+class PopularPolicy(_Section):
+    """The store's popular products: looked at (viewed, favourited, carted, not bought since) by the most
+    customers lately; campaigns name them after the customer's own (campaigns.<stage>.popular)."""
+
+    window: PositiveDuration = Field(timedelta(days=7), description="Attention within this counts.")
+    min_customers: int = Field(3, ge=1, le=1_000_000, description="A product needs this many customers' attention.")
 
 
 class Policy(BaseModel):
@@ -508,6 +549,8 @@ class Policy(BaseModel):
                                  "platinum": GradePolicy(coupon_factor=1.1, referral_ask=True,
                                                          early_win_back_below=0.3)},
         description="Concessions per tier name (tiers not listed: factor 1, no referral ask).")
+    top_value: TopValuePolicy = TopValuePolicy()
+    popular: PopularPolicy = PopularPolicy()
     holdout: HoldoutPolicy = HoldoutPolicy()
 
     @model_validator(mode="after")

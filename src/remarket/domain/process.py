@@ -5,6 +5,9 @@ tick, never moves back), and `upto`, the time processed so far, which trails `cl
 policy's reorder tolerance. Events wait in a small buffer until `upto` reaches them and are then
 folded in event-time order, interleaved with whatever fell due in between; so events that arrive
 shuffled within the tolerance give exactly the same state and actions, live or in replay.
+
+Store-wide knowledge (the top-value threshold, the popular products) comes in as `store`, a
+read-only view the caller derives from the customers it holds (store.py); `UNKNOWN` by default.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from remarket.domain.policy import Policy
 from remarket.domain.profile import CustomerProfile, profile_of, segment_key
 from remarket.domain.rules import withdrawals
 from remarket.domain.state import CustomerState, from_ts, later, new_state, ring_add, ring_contains, to_ts
+from remarket.domain.store import UNKNOWN, StoreView
 
 
 class RejectedEvent(ValueError):
@@ -52,7 +56,8 @@ def _insert(buffer: list[InboundEvent], event: InboundEvent) -> None:
     buffer.insert(index, event)
 
 
-def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effects) -> int | None:
+def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effects,
+               store: StoreView = UNKNOWN) -> int | None:
     """Fold buffered events and fire due work, in time order, up to `target` (inclusive).
     Returns the next logical due time (after `target`)."""
     held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
@@ -60,7 +65,7 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
         event_ts = held if held is not None and held <= target else None
         due = next_due(state, policy)
         if due is not None and due <= target and (event_ts is None or due <= event_ts):
-            evaluate(state, due, policy, effects)
+            evaluate(state, due, policy, effects, store)
         elif event_ts is not None:
             event = state.buffer.pop(0)
             if event.event_type == "consent.erasure_requested":
@@ -73,9 +78,9 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
             fold(state, event, policy)
             withdrawals.on_event(state, event, at, policy, effects)
             if late:  # what it set up may already be due: decide now
-                evaluate(state, at, policy, effects)
+                evaluate(state, at, policy, effects, store)
             else:  # a purchase moves the stage at once; due work is picked up by the loop
-                update_stage(state, at, policy, effects)
+                update_stage(state, at, policy, effects, store)
         else:
             break
     state.upto = target if state.upto is None else max(state.upto, target)
@@ -143,8 +148,9 @@ def check_event(event: InboundEvent, policy: Policy, received_at: datetime | Non
 
 
 def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
-          *, received_at: datetime | None = None) -> Outcome:
-    """Fold one event into the customer's state. `received_at` bounds how far ahead events may be."""
+          *, received_at: datetime | None = None, store: StoreView = UNKNOWN) -> Outcome:
+    """Fold one event into the customer's state. `received_at` bounds how far ahead events may be;
+    `store` is what the caller knows of the store as a whole."""
     check_event(event, policy, received_at)
     before = state
     if state is None:
@@ -163,25 +169,26 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
     state.clock = ts if state.clock is None else max(state.clock, ts)
     _insert(state.buffer, event)
     while len(state.buffer) > policy.limits.reorder_buffer:  # too many held: process the oldest now
-        _run_until(state, to_ts(state.buffer[0].occurred_at), policy, effects)
-    due = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects)
+        _run_until(state, to_ts(state.buffer[0].occurred_at), policy, effects, store)
+    due = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects, store)
     return _finish(before, state, due, policy, effects)
 
 
-def advance(state: CustomerState, now: datetime, policy: Policy) -> Outcome:
+def advance(state: CustomerState, now: datetime, policy: Policy, *, store: StoreView = UNKNOWN) -> Outcome:
     """Move the customer's state to `now` with no new event (stages drift, due work fires)."""
-    return _move_clock(state, to_ts(now), policy, hold_recent=True)
+    return _move_clock(state, to_ts(now), policy, hold_recent=True, store=store)
 
 
-def settle(state: CustomerState, as_of: datetime, policy: Policy) -> Outcome:
+def settle(state: CustomerState, as_of: datetime, policy: Policy, *, store: StoreView = UNKNOWN) -> Outcome:
     """Process everything up to `as_of` itself, held events included (the end of a replay)."""
-    return _move_clock(state, to_ts(as_of), policy, hold_recent=False)
+    return _move_clock(state, to_ts(as_of), policy, hold_recent=False, store=store)
 
 
-def _move_clock(state: CustomerState, ts: int, policy: Policy, *, hold_recent: bool) -> Outcome:
+def _move_clock(state: CustomerState, ts: int, policy: Policy, *, hold_recent: bool,
+                store: StoreView = UNKNOWN) -> Outcome:
     before, state = state, state.working_copy()
     state.clock = ts if state.clock is None else max(state.clock, ts)
     effects = Effects()
     target = state.clock - policy.seconds.reorder_tolerance if hold_recent else ts
-    due = _run_until(state, target, policy, effects)
+    due = _run_until(state, target, policy, effects, store)
     return _finish(before, state, due, policy, effects)

@@ -183,12 +183,13 @@ class CustomerState(BaseModel):
         return cls.model_validate_json(raw)
 
     def working_copy(self) -> "CustomerState":
-        """A copy safe to mutate: containers are copied, their elements are immutable."""
+        """A copy safe to mutate: containers are copied (empty ones too: the core fills them, and the
+        original must not change), their elements are immutable."""
         copy = self.model_copy()
         fields = copy.__dict__
         for name in _CONTAINER_FIELDS:
-            if value := fields[name]:
-                fields[name] = type(value)(value)
+            value = fields[name]
+            fields[name] = type(value)(value) if value else type(value)()
         return copy
 
 

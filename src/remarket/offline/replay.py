@@ -5,6 +5,11 @@ only (event time, file offset, customer) in compact arrays; the events are then 
 customer at a time, in event-time order, so only one customer's state is alive at once. Per
 customer this is what the worker does (apply each event; `due_at` work fires inside `apply`, at
 its own logical time), and the end is `settle(as_of)`: everything up to `as_of` processed.
+
+Store-wide knowledge (top-value group, popular products) comes from the same `StoreTrends` the
+worker keeps, fed with each customer's state before and after every step. Replay feeds it customer
+by customer where the worker feeds it as events arrive, so a decision that reads it sees the
+customers replayed so far (their whole history), the worker the customers it holds at that moment.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from remarket.domain.events import parse_event
 from remarket.domain.policy import Policy
 from remarket.domain.process import RejectedEvent, apply, check_event, settle
 from remarket.domain.profile import profile_of
+from remarket.domain.store import StoreTrends
 
 PROGRESS_EVERY = 100_000
 MAX_REPORTED_INVALID = 20
@@ -121,6 +127,7 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
     state = None
     current = -1
     done = 0
+    trends = StoreTrends(policy)
 
     with open(input_path, "rb") as source, open(snapshot_path, "w", encoding="utf-8") as snapshot, \
             (open(actions_path, "w", encoding="utf-8") if actions_path is not None else _NoFile()) as actions_out:
@@ -143,7 +150,8 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
             nonlocal state, snapshot_lines, erased
             if state is None:
                 return
-            outcome = settle(state, as_of, policy)
+            outcome = settle(state, as_of, policy, store=trends.excluding(state))
+            trends.update(state, outcome.state)
             emit(outcome)
             state = None
             if outcome.state is None:  # an erasure request that was still held is carried out
@@ -169,8 +177,9 @@ def run(input_path: Path, snapshot_path: Path, actions_path: Path | None, policy
                 continue
             source.seek(offsets[index])
             event = parse_event(source.readline())
-            outcome = apply(state, event, policy, received_at=received_at)
+            outcome = apply(state, event, policy, received_at=received_at, store=trends.excluding(state))
             if not outcome.duplicate:
+                trends.update(state, outcome.state)
                 emit(outcome)
             erased += outcome.state is None
             state = outcome.state

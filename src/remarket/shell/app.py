@@ -91,7 +91,7 @@ class Worker:
         self._changelog_topic = self.table.changelog_topic.get_topic_name()
         self.sink = TransactionalSink(app, self.table, self.states, self._changelog_topic,
                                       {spec.role: spec.name for spec in self.catalog}, self.exactly_once)
-        self.due_work = DueWork(app, self.table, self.pipeline, self.metrics, self.observer,
+        self.due_work = DueWork(app, self.table, self.states, self.pipeline, self.metrics, self.observer,
                                 self.catalog["ticks"].name)
         if isinstance(self.table.data, RocksDBStore):
             self._restore_before_faust_recovers()

@@ -18,6 +18,7 @@ from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
 from remarket.shell.pipeline import Pipeline
 from remarket.shell.schedule import DueIndex
+from remarket.shell.state_cache import StateCache
 from remarket.shell.ticks import tick_value
 
 log = logging.getLogger("remarket.worker")
@@ -27,9 +28,9 @@ TICK_RETRY_AFTER = timedelta(minutes=1)
 
 
 class DueWork:
-    def __init__(self, app: faust.App, table: Any, pipeline: Pipeline, metrics: Metrics, observer: Observer,
-                 ticks_topic: str) -> None:
-        self.app, self.table, self.pipeline = app, table, pipeline
+    def __init__(self, app: faust.App, table: Any, states: StateCache, pipeline: Pipeline, metrics: Metrics,
+                 observer: Observer, ticks_topic: str) -> None:
+        self.app, self.table, self.states, self.pipeline = app, table, states, pipeline
         self.metrics, self.observer, self.ticks_topic = metrics, observer, ticks_topic
         self.index = DueIndex()
         self._indexed_assignment: frozenset | None = None
@@ -57,15 +58,27 @@ class DueWork:
         self.metrics.pending_customers.set(len(self.index))
 
     def rebuild(self) -> None:
-        """Scan this worker's table partitions once per assignment change (never per tick)."""
+        """Scan this worker's table partitions once per assignment change (never per tick): the due
+        index, the segment gauges and the store-wide view come from the same scan."""
         entries = []
         segments: Counter[tuple[str, str]] = Counter()
+        self.pipeline.store.reset()  # store-wide knowledge is derived from the states held
+
+        def hold(key: bytes, state: CustomerState) -> None:
+            entries.append((key.decode(), state.due_at))
+            self.pipeline.store.add(state)
+            if (segment := self.pipeline.segment(state)) is not None:
+                segments[segment] += 1
+
+        # RocksDB has what committed; the write cache what was handled since (seen: reminders of
+        # customers handled between the last commit and a rebalance never fired)
+        uncommitted = dict(self.states.uncommitted())
         for key, raw in self.table.items():
-            if raw:
-                state = CustomerState.from_bytes(raw)
-                entries.append((key.decode(), state.due_at))
-                if (segment := self.pipeline.segment(state)) is not None:
-                    segments[segment] += 1
+            if raw and key not in uncommitted:
+                hold(key, CustomerState.from_bytes(raw))
+        for key, state in uncommitted.items():
+            if state is not None:
+                hold(key, state)
         self.index.rebuild(entries)
         self.observer.reset_segments(segments)
         self.metrics.index_rebuilds.inc()

@@ -24,6 +24,7 @@ from remarket.domain.policy import Policy
 from remarket.domain.process import Outcome, RejectedEvent, advance, apply
 from remarket.domain.profile import segment_key
 from remarket.domain.state import CustomerState
+from remarket.domain.store import StoreTrends
 from remarket.shell.ticks import Tick
 
 log = logging.getLogger("remarket.pipeline")
@@ -133,6 +134,7 @@ class Pipeline:
         self._ticks_topic = catalog["ticks"].name
         self._rerouted_topic = catalog["rerouted"].name
         self._partitions = catalog.partitions
+        self.store = StoreTrends(policy)  # derived from the states this worker holds (domain/store.py)
 
     def handle(self, record: SourceRecord, stored: bytes | CustomerState | None, received_at: datetime) -> Handled:
         """`stored`: the customer's state as stored, or already decoded (the worker's write cache)."""
@@ -218,7 +220,7 @@ class Pipeline:
                 f"key {record.key[:128]!r} differs from customer_id {event.customer_id!r}")
         state = _decoded(stored)
         try:
-            outcome = apply(state, event, self.policy, received_at=received_at)
+            outcome = apply(state, event, self.policy, received_at=received_at, store=self.store.excluding(state))
         except RejectedEvent as exc:
             return self._dead_letter(record, DeadLetterReason.REJECTED, str(exc))
         if outcome.duplicate:
@@ -237,12 +239,13 @@ class Pipeline:
             return Handled("tick_for_unknown_customer", customer_id=customer_id)
         before = _decoded(stored)
         assert before is not None
-        outcome = advance(before, now, self.policy)
+        outcome = advance(before, now, self.policy, store=self.store.excluding(before))
         return self._carry_out(outcome, before, customer_id, "tick", None, received_at)
 
     def _carry_out(self, outcome: Outcome, before: CustomerState | None, customer_id: str, label: str,
                    event_type: str | None, received_at: datetime) -> Handled:
         key = customer_id.encode()
+        self.store.update(before, outcome.state)
         # Backfills and catch-up after downtime decide actions for the past (event time); the
         # core records them, but one whose expiry has passed by the wall clock is not published.
         live = [a for a in outcome.actions if a.expires_at > received_at]

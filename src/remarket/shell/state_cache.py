@@ -14,7 +14,7 @@ what is dirty at a commit is exactly what the committed records changed.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from remarket.domain.state import CustomerState
 from remarket.shell.store import PartitionedStore
@@ -52,6 +52,11 @@ class StateCache:
         clean = self._clean.get(partition)
         if clean is not None:
             clean.pop(key, None)
+
+    def uncommitted(self) -> Iterator[tuple[bytes, CustomerState | None]]:
+        """Every changed customer not yet committed (None: erased)."""
+        for dirty in self._dirty.values():
+            yield from dirty.items()
 
     def dirty_partitions(self) -> set[int]:
         return {p for p, dirty in self._dirty.items() if dirty}

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from remarket.domain.events import inbound_event_adapter
 from remarket.domain.policy import Policy, policy_from_dict
 from remarket.domain.process import Outcome, advance, apply
+from remarket.domain.store import UNKNOWN, StoreView
 
 T0 = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)  # a Monday, noon UTC: outside default quiet hours
 _ids = itertools.count(1)
@@ -39,18 +40,19 @@ def policy_with(**sections) -> Policy:
 class Driver:
     """Feeds events then ticks like the live worker would; collects everything the core emits."""
 
-    def __init__(self, policy: Policy | None = None):
+    def __init__(self, policy: Policy | None = None, store: StoreView = UNKNOWN):
         self.policy = policy or policy_with()
+        self.store = store  # what the worker would know of the rest of the store
         self.state = None
         self.outcomes: list[Outcome] = []
 
     def feed(self, *events) -> "Driver":
         for e in events:
-            self._take(apply(self.state, e, self.policy))
+            self._take(apply(self.state, e, self.policy, store=self.store))
         return self
 
     def tick(self, now: datetime) -> "Driver":
-        self._take(advance(self.state, now, self.policy))
+        self._take(advance(self.state, now, self.policy, store=self.store))
         return self
 
     def run_until(self, now: datetime) -> "Driver":

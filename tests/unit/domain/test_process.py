@@ -168,3 +168,14 @@ def test_stage_and_activity_are_enums_that_read_as_their_names(driver):
     assert email_activity(driver.state, driver.state.upto, driver.policy) is Activity.INACTIVE
     assert b'"stage":"new"' in driver.state.to_bytes()
     assert CustomerState.from_bytes(driver.state.to_bytes()).stage is Stage.NEW
+
+
+def test_the_core_never_changes_the_state_it_was_given_even_its_empty_containers():
+    from remarket.domain.state import new_state
+
+    policy = policy_with(events={"reorder_tolerance": "0s"})  # folded within the call
+    given = new_state("c1", "v")
+    before = given.to_bytes()
+    outcome = apply(given, view(T0, "p1"), policy)
+    assert "p1" in outcome.state.products
+    assert given.products == {} and given.to_bytes() == before

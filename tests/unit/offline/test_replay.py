@@ -7,6 +7,7 @@ from remarket.domain.actions import Action, ActionKind, Withdrawal
 from remarket.domain.events import parse_event
 from remarket.domain.process import advance, apply
 from remarket.domain.profile import CustomerProfile
+from remarket.domain.store import StoreTrends
 
 from tests.unit.domain.factories import policy_with
 from tests.unit.domain.generate import write_events
@@ -58,12 +59,16 @@ def test_replay_emits_the_same_actions_as_the_live_worker(tmp_path):
             action = Action.model_validate_json(line)
             replayed[action.action_id] = action
     as_of = parse_event(max(source.read_bytes().splitlines(), key=lambda l: parse_event(l).occurred_at)).occurred_at
-    # the worker: events in file order (arrival), a tick whenever a customer's due_at passes
+    # the worker: events in file order (arrival), a tick whenever a customer's due_at passes; its
+    # store-wide view fed from each state before and after, as the pipeline does
     live, live_withdrawals = {}, {}
+    trends = StoreTrends(POLICY)
 
-    def take(outcome):
+    def step(state, outcome):
+        trends.update(state, outcome.state)
         live.update((a.action_id, a) for a in outcome.actions)
         live_withdrawals.update((w.action_id, w) for w in outcome.withdrawals)
+        return outcome.state
 
     by_customer = defaultdict(list)
     for line in source.read_bytes().splitlines():
@@ -73,23 +78,19 @@ def test_replay_emits_the_same_actions_as_the_live_worker(tmp_path):
         state = None
         for event in events:
             while state is not None and state.due_at is not None and state.due_at <= event.occurred_at:
-                outcome = advance(state, state.due_at, POLICY)
-                state = outcome.state
-                take(outcome)
-            outcome = apply(state, event, POLICY, received_at=event.occurred_at)
-            state = outcome.state
-            take(outcome)
+                state = step(state, advance(state, state.due_at, POLICY, store=trends.excluding(state)))
+            state = step(state, apply(state, event, POLICY, received_at=event.occurred_at, store=trends.excluding(state)))
         end = as_of + POLICY.events.reorder_tolerance
         while state is not None and state.due_at is not None and state.due_at <= end:
-            outcome = advance(state, state.due_at, POLICY)
-            state = outcome.state
-            take(outcome)
+            state = step(state, advance(state, state.due_at, POLICY, store=trends.excluding(state)))
         if state is not None:
-            take(advance(state, end, POLICY))
+            step(state, advance(state, end, POLICY, store=trends.excluding(state)))
     assert set(replayed) == set(live)
     assert replayed_withdrawals == live_withdrawals and len(live_withdrawals) > 0
-    assert all(replayed[i] == live[i] for i in replayed)
+    diff = [(replayed[i], live[i]) for i in replayed if replayed[i] != live[i]]
+    assert not diff, [(a.customer_id, a.created_at, a.product_ids, b.product_ids) for a, b in diff[:3]]
     assert sum(a.holdout for a in replayed.values()) == summary["holdout_actions"] > 0
+    assert any(a.reason.top_value for a in replayed.values())  # the store-wide view was used
 
 
 def test_replay_as_of_ignores_later_events(tmp_path):

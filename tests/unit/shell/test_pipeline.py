@@ -228,3 +228,24 @@ def test_a_withdrawal_is_published_like_an_action_with_its_kind_header(pipeline)
     body = orjson.loads(published.value)
     assert body["kind"] == "withdrawal" and body["withdrawn_action_id"] == reminder["action_id"]
     assert published.key == b"c-1" and ("remarket-kind", b"withdrawal") in published.headers
+
+
+def test_the_store_wide_view_follows_every_handled_customer_and_forgets_the_erased(pipeline):
+    def handle(customer, event_type, event_id, stored=None, at=NOW - timedelta(minutes=5), **fields):
+        key = customer.encode()
+        rec = SourceRecord(T["visits" if event_type.startswith("visit") else "consent"],
+                           owner_partition(key, CATALOG.partitions), 0, key,
+                           doc(event_type, customer=customer, event_id=event_id, at=at, **fields))
+        return pipeline.handle(rec, stored, NOW)
+
+    stored = {}
+    for customer in ("a", "b", "c"):
+        first = handle(customer, "visit.favourite", f"{customer}-1", product_id="hot")
+        stored[customer] = first.state
+        stored[customer] = handle(customer, "visit.page_view", f"{customer}-2", stored[customer],
+                                  at=NOW - timedelta(minutes=4)).state  # the favourite is folded (reorder hold)
+    today = int(NOW.timestamp())
+    assert pipeline.store.popular(today, 5) == ("hot",)  # three customers: min_customers by default
+    erased = handle("a", "consent.erasure_requested", "a-3", stored["a"], at=NOW - timedelta(minutes=3))
+    stored["a"] = handle("a", "visit.page_view", "a-4", erased.state, at=NOW).state  # past the reorder hold
+    assert pipeline.store.popular(today, 5) == ()

@@ -13,6 +13,7 @@ from remarket.domain.calendar import customer_zone, next_festival_start
 from remarket.domain.lifecycle import personal_cycle
 from remarket.domain.policy import CampaignPolicy, Policy
 from remarket.domain.rules.coupons import offer_type
+from remarket.domain.store import UNKNOWN, StoreView
 from remarket.domain.state import CustomerState, Offer, Proposal, from_ts, ring_contains, to_ts
 from remarket.domain.vocabulary import Stage, Suppression
 
@@ -63,7 +64,19 @@ def looked_not_bought(state: CustomerState, limit: int) -> tuple[str, ...]:
     return tuple(p for p, _ in sorted(latest.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
 
 
-def due(state: CustomerState, t: int, policy: Policy, effects) -> list[Proposal]:
+def with_popular(own: tuple[str, ...], t: int, count: int, store: StoreView) -> tuple[str, ...]:
+    """The customer's own products, then up to `count` of the store's popular ones not already named."""
+    if count <= 0:
+        return own
+    extra = [p for p in store.popular(t, count + len(own)) if p not in own][:count]
+    return (*own, *extra)
+
+
+def products_for(state: CustomerState, t: int, campaign: CampaignPolicy, store: StoreView) -> tuple[str, ...]:
+    return with_popular(looked_not_bought(state, campaign.products), t, campaign.popular, store)
+
+
+def due(state: CustomerState, t: int, policy: Policy, effects, store: StoreView = UNKNOWN) -> list[Proposal]:
     if state.campaign_due is None or state.campaign_due > t:
         return []
     campaign, kind = campaign_policy(state.stage, policy), campaign_kind(state.stage)
@@ -84,7 +97,7 @@ def due(state: CustomerState, t: int, policy: Policy, effects) -> list[Proposal]
     proposal = Proposal(
         kind=kind.value, ref=f"stage:{state.stage}:{state.stage_since}:{state.campaign_seq}",
         rule=f"{state.stage}_campaign", valid=_secs(campaign.valid_for), stage=state.stage, offer=offer,
-        products=looked_not_bought(state, campaign.products),
+        products=products_for(state, t, campaign, store),
         detail=f"stage {state.stage} since {from_ts(state.stage_since).isoformat()}, message {state.campaign_seq + 1}",
         since=t)
     state.campaign_seq += 1

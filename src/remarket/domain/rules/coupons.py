@@ -11,6 +11,7 @@ from remarket.domain.actions import ActionKind
 from remarket.domain.events import PromotionType
 from remarket.domain.lifecycle import promotion_preference
 from remarket.domain.policy import Policy
+from remarket.domain.store import UNKNOWN, StoreView
 from remarket.domain.state import CustomerState, Offer, Proposal
 from remarket.domain.vocabulary import Suppression
 
@@ -23,7 +24,7 @@ def offer_type(state: CustomerState, policy: Policy) -> PromotionType:
     return PromotionType(preferred) if preferred else policy.preference.default
 
 
-def due(state: CustomerState, t: int, policy: Policy, effects) -> list[Proposal]:
+def due(state: CustomerState, t: int, policy: Policy, effects, store: StoreView = UNKNOWN) -> list[Proposal]:
     rules = policy.coupon
     if not rules.enabled:
         return []

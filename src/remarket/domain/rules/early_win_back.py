@@ -12,9 +12,11 @@ from __future__ import annotations
 from remarket.domain.actions import ActionKind
 from remarket.domain.lifecycle import overdue_thresholds, tier_of
 from remarket.domain.policy import Policy
-from remarket.domain.rules.campaigns import looked_not_bought
+from remarket.domain.rules.campaigns import products_for
+from remarket.domain.rules.grades import concessions
 from remarket.domain.rules.coupons import offer_type
 from remarket.domain.score import repurchase_score
+from remarket.domain.store import UNKNOWN, StoreView
 from remarket.domain.state import CustomerState, Offer, Proposal
 from remarket.domain.vocabulary import Stage
 
@@ -23,18 +25,17 @@ ELIGIBLE = (Stage.GROWTH, Stage.MATURE)
 _HOUR = 3600
 
 
-def _threshold(state: CustomerState, policy: Policy) -> float | None:
-    grade = policy.grades.get(tier_of(state, policy))
-    return grade.early_win_back_below if grade is not None else None
+def _threshold(state: CustomerState, policy: Policy, store: StoreView) -> float | None:
+    return concessions(state, policy, store).early_win_back_below
 
 
 def _score(state: CustomerState, at: int, policy: Policy) -> float:
     return repurchase_score(state, at, policy.score)
 
 
-def schedule(state: CustomerState, t: int, policy: Policy) -> None:
+def schedule(state: CustomerState, t: int, policy: Policy, store: StoreView = UNKNOWN) -> None:
     """When, after `t`, this customer's score falls below the threshold (before declining), if ever."""
-    threshold = _threshold(state, policy) if state.stage in ELIGIBLE else None
+    threshold = _threshold(state, policy, store) if state.stage in ELIGIBLE else None
     if threshold is None or state.last_order is None:
         state.early_due = None
         return
@@ -56,11 +57,11 @@ def schedule(state: CustomerState, t: int, policy: Policy) -> None:
     state.early_due = high
 
 
-def due(state: CustomerState, t: int, policy: Policy, effects=None) -> list[Proposal]:
+def due(state: CustomerState, t: int, policy: Policy, effects=None, store: StoreView = UNKNOWN) -> list[Proposal]:
     if state.early_due is None or state.early_due > t:
         return []
     state.early_due = None
-    threshold = _threshold(state, policy) if state.stage in ELIGIBLE else None
+    threshold = _threshold(state, policy, store) if state.stage in ELIGIBLE else None
     score = _score(state, t, policy)
     if threshold is None or score >= threshold:
         return []
@@ -72,8 +73,14 @@ def due(state: CustomerState, t: int, policy: Policy, effects=None) -> list[Prop
                       min_spend=campaign.min_spend, valid=valid, boost=True)
     return [Proposal(kind=KIND.value, ref=f"early_win_back:{state.last_order}", rule="early_win_back",
                      valid=valid, stage=state.stage, offer=offer,
-                     products=looked_not_bought(state, campaign.products),
-                     detail=f"repurchase score {score:.2f} < {threshold:g} ({tier_of(state, policy)})", since=t)]
+                     products=products_for(state, t, campaign, store),
+                     detail=f"repurchase score {score:.2f} < {threshold:g} ({_segment(state, policy, store)})",
+                     since=t)]
+
+
+def _segment(state: CustomerState, policy: Policy, store: StoreView) -> str:
+    tier = tier_of(state, policy)
+    return f"{tier}, top value" if store.in_top_value(state) else tier
 
 
 def next_due(state: CustomerState, policy: Policy) -> int | None:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from remarket.domain.actions import ActionKind
 from remarket.domain.calendar import customer_zone, local_moment
 from remarket.domain.policy import Policy
+from remarket.domain.store import UNKNOWN, StoreView
 from remarket.domain.state import CustomerState, Proposal, from_ts, to_ts
 
 
@@ -62,7 +63,7 @@ def schedule(state: CustomerState, t: int, policy: Policy) -> None:
         state.festival_due = None
 
 
-def due(state: CustomerState, t: int, policy: Policy, effects=None) -> list[Proposal]:
+def due(state: CustomerState, t: int, policy: Policy, effects=None, store: StoreView = UNKNOWN) -> list[Proposal]:
     """The notices and greetings of the day whose moment has come; then schedule the next."""
     at = state.festival_due
     if at is None or at > t:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from remarket.domain.actions import ActionKind
 from remarket.domain.policy import Policy
+from remarket.domain.store import UNKNOWN, StoreView
 from remarket.domain.state import CustomerState, Proposal, ring_add
 from remarket.domain.vocabulary import Suppression
 
@@ -37,7 +38,7 @@ def _remind(state: CustomerState, key: str, order, t: int, policy: Policy, effec
                     detail=f"cart {order.cart_id}" if checkout else None, since=t)
 
 
-def due(state: CustomerState, t: int, policy: Policy, effects) -> list[Proposal]:
+def due(state: CustomerState, t: int, policy: Policy, effects, store: StoreView = UNKNOWN) -> list[Proposal]:
     if not policy.reminder.enabled:
         return []
     delay = policy.seconds.reminder_delay

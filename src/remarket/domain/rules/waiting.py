@@ -40,15 +40,16 @@ def take_due(state: CustomerState, t: int) -> list[Proposal]:
     return due
 
 
-def park(state: CustomerState, proposal: Proposal, send_ts: int, policy: Policy, effects) -> None:
-    """The caps hold `proposal` back at `send_ts`: wait for the next free slot, or expire."""
+def park(state: CustomerState, proposal: Proposal, send_ts: int, policy: Policy, effects, bonus: int = 0) -> None:
+    """The caps hold `proposal` back at `send_ts`: wait for the next free slot (the grade's `bonus`
+    counted), or expire."""
     kind = proposal.kind
     first = proposal.retry == 0
     wait = window(kind, policy)
     if wait <= 0:
         effects.suppress(kind, Suppression.FREQUENCY_CAP)  # the merchant chose: capped means dropped
         return
-    slot = next_free_slot(state, send_ts, policy)
+    slot = next_free_slot(state, send_ts, policy, bonus)
     if slot > proposal.since + wait:
         effects.expire(kind, Expiry.WAIT_OVER)
         return

@@ -149,6 +149,14 @@ def run_contender(kind: str, bootstrap: str, n: int, *extra: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def apply_topics(bootstrap: str, app_id: str, **env: str) -> None:
+    """`remarket topics apply` for the bench catalog (with `env`'s topic names)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("REMARKET_")}
+    full.update({"REMARKET_KAFKA_BOOTSTRAP": bootstrap, "REMARKET_CATALOG_FILE": str(CATALOG),
+                 "REMARKET_APP_ID": app_id, **env})
+    subprocess.run([PY, "-m", "remarket.cli", "topics", "apply"], env=full, cwd=ROOT, check=True, capture_output=True)
+
+
 # -- latency ------------------------------------------------------------------------------
 async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: float,
                           guarantee: str, commit_interval: float) -> dict:
@@ -158,6 +166,7 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
               "ticks": f"bench.lat-{tag}.ticks", "rerouted": f"bench.lat-{tag}.rerouted",
               "dead_letter": f"bench.lat-{tag}.dlq"}
     env = {f"REMARKET_TOPIC_{role.upper()}": name for role, name in topics.items()}
+    apply_topics(bootstrap, f"bench-lat-{tag}", **env)  # the worker refuses to start without its inputs
     worker = WorkerRun(bootstrap, f"bench-lat-{tag}", workdir, REMARKET_PROCESSING_GUARANTEE=guarantee,
                        REMARKET_COMMIT_INTERVAL_SECONDS=str(commit_interval),
                        REMARKET_POLICY_FILE=str(ROOT / "bench" / "policy.latency.toml"), **env)
@@ -369,10 +378,7 @@ def main() -> None:
                      "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                               text=True).stdout.strip() or "unknown"}
     try:
-        env = {**os.environ, "REMARKET_KAFKA_BOOTSTRAP": bootstrap, "REMARKET_CATALOG_FILE": str(CATALOG),
-               "REMARKET_APP_ID": f"bench-setup-{uuid.uuid4().hex[:6]}"}
-        subprocess.run([PY, "-m", "remarket.cli", "topics", "apply"], env=env, cwd=ROOT, check=True,
-                       capture_output=True)
+        apply_topics(bootstrap, f"bench-setup-{uuid.uuid4().hex[:6]}")
         log(f"generating and producing {args.events:,} events")
         events = generate_events(args.events, args.customers)
         asyncio.run(produce_all(bootstrap, EVENTS_TOPIC, events))

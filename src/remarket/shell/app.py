@@ -91,6 +91,7 @@ class Worker:
         self._changelog_topic = self.table.changelog_topic.get_topic_name()
         self.sink = TransactionalSink(app, self.table, self.states, self._changelog_topic,
                                       {spec.role: spec.name for spec in self.catalog}, self.exactly_once)
+        self._ticks_topic = self.catalog["ticks"].name
         self.due_work = DueWork(app, self.table, self.states, self.pipeline, self.metrics, self.observer,
                                 self.catalog["ticks"].name)
         if isinstance(self.table.data, RocksDBStore):
@@ -134,21 +135,46 @@ class Worker:
         record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value,
                               message.headers or ())
         key = message.key
+        if key is None and message.topic == self._ticks_topic:
+            return await self._handle_partition_tick(record, message, started)
         state = None
         if key is not None:
             self.app.sensors.on_table_get(self.table, key)
             state = self.states.get(message.partition, key)
         handled = self.pipeline.handle(record, state, datetime.now(timezone.utc))
+        await self._carry_out(handled, key, message, started)
+        self.observer.processed_offsets[message.tp] = message.offset
+        self.sink.processed(message.tp, message.offset)
+        return handled
+
+    async def _handle_partition_tick(self, record: SourceRecord, message: Any, started: float) -> Handled:
+        """Advance every customer of the partition due by the tick's time, in its transaction."""
+        now = self.pipeline.partition_tick(record)
+        if isinstance(now, Handled):  # not a valid tick: dead-lettered
+            await self._carry_out(now, None, message, started)
+            handled = now
+        else:
+            handled = Handled("tick")
+            received_at = datetime.now(timezone.utc)
+            for customer_id, due_at in self.due_work.take_due(message.partition, now):
+                key = customer_id.encode()
+                self.metrics.tick_lateness.observe(max(0.0, (received_at - due_at).total_seconds()))
+                customer = self.pipeline.handle_due(customer_id, self.states.get(message.partition, key), now,
+                                                    received_at)
+                await self._carry_out(customer, key, message, started)
+                started = time.perf_counter()
+        self.observer.processed_offsets[message.tp] = message.offset
+        self.sink.processed(message.tp, message.offset)
+        return handled
+
+    async def _carry_out(self, handled: Handled, key: bytes | None, message: Any, started: float) -> None:
         if handled.new_state is not UNCHANGED and key is not None:
             self.states.put(message.partition, key, handled.new_state)  # changelog and RocksDB at commit
         for out in handled.records:
             await self.sink.send(out, message)
         if handled.customer_id is not None and handled.outcome != "duplicate":
             self.due_work.schedule(handled.customer_id, handled.due_at)
-        self.observer.processed_offsets[message.tp] = message.offset
-        self.sink.processed(message.tp, message.offset)
         self.observer.record(handled, message, started)
-        return handled
 
     # -- timers and readiness ---------------------------------------------------------------
     async def _watch_broker(self) -> None:

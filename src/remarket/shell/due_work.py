@@ -1,8 +1,11 @@
-"""Due work: which customers need a tick now, and sending those ticks.
+"""Due work: which customers are due, one tick per partition that has any, and handing the
+due customers of a partition to the tick that reached it.
 
-The source of truth is `due_at` inside each changelogged state; the in-memory index is rebuilt
-from the table after every assignment change, so a restart or rebalance makes due work late,
-never lost. Ticks go to the customer's (murmur2) partition, where its state lives.
+The source of truth is `due_at` inside each changelogged state; the in-memory index (one per
+partition) is rebuilt from the table after every assignment change, so a restart or rebalance
+makes due work late, never lost. A customer leaves the index only when the tick of its partition
+is handled (in the transaction that commits the tick), so a lost or aborted tick loses nothing:
+the next round ticks the partition again.
 """
 from __future__ import annotations
 
@@ -16,15 +19,16 @@ import faust
 from remarket.domain.state import CustomerState
 from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
-from remarket.shell.pipeline import Pipeline
+from remarket.shell.pipeline import Pipeline, owner_partition
 from remarket.shell.schedule import DueIndex
 from remarket.shell.state_cache import StateCache
 from remarket.shell.ticks import tick_value
 
 log = logging.getLogger("remarket.worker")
 
-TICK_RETRY_AFTER = timedelta(minutes=1)
-"""A tick that never comes back (lost send) is retried after this; duplicates are harmless."""
+TICK_RETRY_AFTER = timedelta(seconds=30)
+"""A partition ticked and not handled since (a lost send, a long backlog) is ticked again after
+this; extra ticks find nothing due and cost one record."""
 
 
 class DueWork:
@@ -32,30 +36,50 @@ class DueWork:
                  observer: Observer, ticks_topic: str) -> None:
         self.app, self.table, self.states, self.pipeline = app, table, states, pipeline
         self.metrics, self.observer, self.ticks_topic = metrics, observer, ticks_topic
-        self.index = DueIndex()
+        self.partitions = pipeline.catalog.partitions
+        self.index: dict[int, DueIndex] = {}
+        self._ticked_at: dict[int, datetime] = {}  # partitions ticked and not handled since
         self._indexed_assignment: frozenset | None = None
 
     def schedule(self, customer_id: str, due_at: datetime | None) -> None:
-        self.index.set(customer_id, due_at)
+        partition = owner_partition(customer_id.encode(), self.partitions)
+        index = self.index.get(partition)
+        if index is None:
+            index = self.index[partition] = DueIndex()
+        index.set(customer_id, due_at)
+
+    def take_due(self, partition: int, now: datetime) -> list[tuple[str, datetime]]:
+        """The customers of `partition` due by `now`, for the tick being handled (they are
+        scheduled again from their new state)."""
+        self._ticked_at.pop(partition, None)
+        index = self.index.get(partition)
+        return index.pop_due(now) if index is not None else []
+
+    def __len__(self) -> int:
+        return sum(len(index) for index in self.index.values())
 
     async def fire(self) -> None:
-        """Rebuild the index if the assignment changed, then send a tick for everyone due."""
+        """Rebuild the index if the assignment changed, then tick every partition with work due."""
         assignment = frozenset(self.app.assignor.assigned_actives())
         if assignment != self._indexed_assignment:
             self.rebuild()
             self._indexed_assignment = assignment
         now = datetime.now(timezone.utc)
-        due = self.index.pop_due(now)
-        tick = tick_value(now)
         pending = []
-        for customer_id, due_at in due:
-            self.metrics.tick_lateness.observe((now - due_at).total_seconds())
-            pending.append(await self.app.producer.send(self.ticks_topic, customer_id.encode(), tick, None, None, None))
+        for partition, index in self.index.items():
+            earliest = index.earliest()
+            if earliest is None or earliest > now:
+                continue
+            ticked = self._ticked_at.get(partition)
+            if ticked is not None and now - ticked < TICK_RETRY_AFTER:
+                continue  # on its way (or queued behind a backlog)
+            self._ticked_at[partition] = now
+            pending.append(await self.app.producer.send(self.ticks_topic, None, tick_value(now, partition),
+                                                        partition, None, None))
         for fut in pending:
             await fut  # plain producer: ticks are idempotent and must be visible now, not at commit
-        self.metrics.ticks.labels("sent").inc(len(due))
-        self.index.retry_later((cid for cid, _ in due), now, TICK_RETRY_AFTER)
-        self.metrics.pending_customers.set(len(self.index))
+        self.metrics.ticks.labels("sent").inc(len(pending))
+        self.metrics.pending_customers.set(len(self))
 
     def rebuild(self) -> None:
         """Scan this worker's table partitions once per assignment change (never per tick): the due
@@ -79,7 +103,15 @@ class DueWork:
         for key, state in uncommitted.items():
             if state is not None:
                 hold(key, state)
-        self.index.rebuild(entries)
+        by_partition: dict[int, list[tuple[str, datetime | None]]] = {}
+        for customer_id, due_at in entries:
+            by_partition.setdefault(owner_partition(customer_id.encode(), self.partitions), []).append(
+                (customer_id, due_at))
+        self.index = {}
+        for partition, held in by_partition.items():
+            self.index[partition] = DueIndex()
+            self.index[partition].rebuild(held)
+        self._ticked_at.clear()
         self.observer.reset_segments(segments)
         self.metrics.index_rebuilds.inc()
-        log.info("due-work index rebuilt: %d customers scheduled of %d", len(self.index), len(entries))
+        log.info("due-work index rebuilt: %d customers scheduled of %d", len(self), len(entries))

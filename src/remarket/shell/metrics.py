@@ -49,11 +49,12 @@ class Metrics:
         self.erasures = Counter(
             "remarket_erasures_total", "Customers whose state was erased on request.", registry=registry)
         self.ticks = Counter(
-            "remarket_ticks_total", "Due-work ticks sent and handled.", ["phase"], registry=registry)
+            "remarket_ticks_total", "Due-work ticks: sent (one per partition with customers due), "
+            "handled (one per customer advanced).", ["phase"], registry=registry)
         self.pending_customers = Gauge(
             "remarket_due_customers", "Customers on this worker with due work scheduled.", registry=registry)
         self.tick_lateness = Histogram(
-            "remarket_due_work_lateness_seconds", "How late due work fired against its due time.",
+            "remarket_due_work_lateness_seconds", "How late due work was handled against its due time.",
             buckets=_LATENESS_BUCKETS, registry=registry)
         self.event_to_action = Histogram(
             "remarket_event_to_action_latency_seconds",

@@ -16,16 +16,26 @@ class Observer:
         self.processed_offsets: dict[Any, int] = {}
         self._segments: Counter[tuple[str, str]] = Counter()  # (stage, tier) -> customers here
         self._lag_labels: set[tuple[str, str]] = set()
+        self._counters: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _count(self, counter: Any, *labels: str, amount: float = 1) -> None:
+        """`counter.labels(*labels).inc()`, minus prometheus-client's label lookup (~3 µs, several
+        per record: 4.5 % of the worker's samples)."""
+        key = (id(counter), labels)
+        child = self._counters.get(key)
+        if child is None:
+            child = self._counters[key] = counter.labels(*labels)
+        child.inc(amount)
 
     def record(self, handled: Handled, message: Any, started: float) -> None:
         m = self.metrics
         role = self.role_by_topic.get(message.topic, "unknown")
         if role == "ticks":
-            m.ticks.labels("handled").inc()
+            self._count(m.ticks, "handled")
         else:  # a forwarded record counts twice: "rerouted" on its input, then its outcome on "rerouted"
-            m.events.labels(role, "dead_lettered" if handled.dead_letter_reason else handled.outcome).inc()
+            self._count(m.events, role, "dead_lettered" if handled.dead_letter_reason else handled.outcome)
         if handled.dead_letter_reason:
-            m.dead_letters.labels(handled.dead_letter_reason).inc()
+            self._count(m.dead_letters, handled.dead_letter_reason)
             if any(("remarket-dlq-truncated", b"true") in out.headers for out in handled.records):
                 m.dead_letters_truncated.inc()
         core = handled.core
@@ -34,7 +44,7 @@ class Observer:
                 if action in handled.expired:
                     m.suppressions.labels(str(action.kind), "expired_before_publish").inc()
                 else:
-                    m.actions.labels(str(action.kind), str(action.channel), str(action.holdout).lower()).inc()
+                    self._count(m.actions, str(action.kind), str(action.channel), str(action.holdout).lower())
                     if action.holdout:  # decided, recorded on the holdout topic, never sent
                         m.suppressions.labels(str(action.kind), "holdout").inc()
             if len(core.actions) > len(handled.expired) and message.timestamp:

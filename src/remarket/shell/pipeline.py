@@ -230,17 +230,40 @@ class Pipeline:
 
     def handle_tick(self, record: SourceRecord, stored: bytes | CustomerState | None,
                     received_at: datetime) -> Handled:
-        customer_id = record.key.decode() if record.key else None
-        try:
-            now = Tick.model_validate_json(record.value or b"").now
-        except ValidationError as exc:
-            return self._dead_letter(record, DeadLetterReason.BAD_TICK, _summarise(exc))
-        if not stored or customer_id is None:  # erased since the tick was scheduled: nothing to do
+        """A tick keyed by one customer (the earlier form of ticks): advance that customer."""
+        tick = self._tick_of(record)
+        if isinstance(tick, Handled):
+            return tick
+        if tick.partition is not None or not record.key:
+            return self._dead_letter(record, DeadLetterReason.BAD_TICK,
+                                     "a partition tick has no key; a customer tick names no partition")
+        return self.handle_due(record.key.decode(), stored, tick.now, received_at)
+
+    def partition_tick(self, record: SourceRecord) -> datetime | Handled:
+        """The time of a partition tick (a tick without a key), or why it is dead-lettered."""
+        tick = self._tick_of(record)
+        if isinstance(tick, Handled):
+            return tick
+        if tick.partition != record.partition:
+            return self._dead_letter(record, DeadLetterReason.BAD_TICK,
+                                     f"a tick for partition {tick.partition} arrived on partition {record.partition}")
+        return tick.now
+
+    def handle_due(self, customer_id: str, stored: bytes | CustomerState | None, now: datetime,
+                   received_at: datetime) -> Handled:
+        """Advance one customer to `now` (due work: stages drift, held events fold, actions fire)."""
+        if not stored:  # erased since it was scheduled: nothing to do
             return Handled("tick_for_unknown_customer", customer_id=customer_id)
         before = _decoded(stored)
         assert before is not None
         outcome = advance(before, now, self.policy, store=self.store.excluding(before))
         return self._carry_out(outcome, before, customer_id, "tick", None, received_at)
+
+    def _tick_of(self, record: SourceRecord) -> Tick | Handled:
+        try:
+            return Tick.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            return self._dead_letter(record, DeadLetterReason.BAD_TICK, _summarise(exc))
 
     def _carry_out(self, outcome: Outcome, before: CustomerState | None, customer_id: str, label: str,
                    event_type: str | None, received_at: datetime) -> Handled:

@@ -7,7 +7,7 @@ So a restart or rebalance loses nothing: due work fires late, never not at all.
 from __future__ import annotations
 
 import heapq
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Iterable
 
 
@@ -30,6 +30,11 @@ class DueIndex:
         if len(self._heap) > 4 * len(self._due) + 1024:
             self._compact()
 
+    def earliest(self) -> datetime | None:
+        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)  # stale: re-set or removed since
+        return self._heap[0][0] if self._heap else None
+
     def pop_due(self, now: datetime, limit: int = 10_000) -> list[tuple[str, datetime]]:
         """(customer, due time) whose due time has passed; they leave the index until re-set."""
         due: list[tuple[str, datetime]] = []
@@ -43,12 +48,6 @@ class DueIndex:
     def rebuild(self, entries: Iterable[tuple[str, datetime | None]]) -> None:
         self._due = {cid: at for cid, at in entries if at is not None}
         self._compact()
-
-    def retry_later(self, customer_ids: Iterable[str], now: datetime, after: timedelta) -> None:
-        """Keep a safety net: if a tick is lost, the customer is ticked again after `after`."""
-        for customer_id in customer_ids:
-            if customer_id not in self._due:
-                self.set(customer_id, now + after)
 
     def _compact(self) -> None:
         self._heap = [(at, cid) for cid, at in self._due.items()]

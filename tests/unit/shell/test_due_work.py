@@ -9,10 +9,10 @@ from prometheus_client import CollectorRegistry
 
 from remarket.catalog import load_catalog
 from remarket.domain.policy import Policy
-from remarket.shell.due_work import DueWork
+from remarket.shell.due_work import TICK_RETRY_AFTER, DueWork
 from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
-from remarket.shell.pipeline import Pipeline
+from remarket.shell.pipeline import Pipeline, owner_partition
 from remarket.shell.state_cache import StateCache
 from remarket.shell.store import FaustMemoryStore
 from remarket.shell.ticks import Tick
@@ -39,19 +39,48 @@ def due_work(table: dict, states: StateCache | None = None) -> tuple[DueWork, Pr
     return work, producer
 
 
-def test_customers_due_get_one_tick_each_on_their_key_and_the_rest_wait():
+def handed_over(work: DueWork, producer: Producer) -> list[str]:
+    """What handling the ticks sent gives the worker: the due customers of each ticked partition."""
+    customers = []
+    for _, key, value, partition in producer.sent:
+        tick = Tick.model_validate_json(value)
+        assert key is None and tick.partition == partition
+        customers += [customer for customer, _ in work.take_due(partition, tick.now)]
+    producer.sent.clear()
+    return sorted(customers)
+
+
+def test_one_tick_per_partition_with_customers_due_hands_over_exactly_those_due():
     work, producer = due_work({})
     asyncio.run(work.fire())  # the first round builds the index from the (empty) table
     now = datetime.now(timezone.utc)
-    work.schedule("due-1", now - timedelta(seconds=5))
+    due = [f"due-{i}" for i in range(40)]
+    for customer in due:
+        work.schedule(customer, now - timedelta(seconds=5))
     work.schedule("later", now + timedelta(hours=1))
     work.schedule("cancelled", now - timedelta(seconds=5))
     work.schedule("cancelled", None)
     asyncio.run(work.fire())
-    assert [(topic, key, partition) for topic, key, _, partition in producer.sent] == [("remarket.ticks", b"due-1", None)]
-    assert Tick.model_validate_json(producer.sent[0][2]).now >= now
-    # the safety net: a tick that is lost is sent again later, not never
-    assert "due-1" in work.index._due and work.index._due["due-1"] > now
+    partitions = {owner_partition(c.encode(), work.partitions) for c in due}
+    assert sorted(p for *_, p in producer.sent) == sorted(partitions)  # one record per partition, not 40
+    assert all(Tick.model_validate_json(v).now >= now for _, _, v, _ in producer.sent)
+    assert handed_over(work, producer) == sorted(due)
+    asyncio.run(work.fire())
+    assert producer.sent == []  # nothing due any more; "later" waits
+
+
+def test_a_partition_ticked_and_not_handled_is_ticked_again_only_after_a_while():
+    work, producer = due_work({})
+    asyncio.run(work.fire())
+    work.schedule("c-1", datetime.now(timezone.utc) - timedelta(seconds=1))
+    asyncio.run(work.fire())
+    asyncio.run(work.fire())  # the first tick is still on its way: not another one
+    assert len(producer.sent) == 1
+    partition = producer.sent[0][3]
+    work._ticked_at[partition] -= TICK_RETRY_AFTER  # lost: the safety net ticks it again
+    asyncio.run(work.fire())
+    assert len(producer.sent) == 2
+    assert handed_over(work, producer) == ["c-1"]  # the customer stayed due until a tick was handled
 
 
 def test_the_index_is_rebuilt_from_the_table_when_the_assignment_changes():
@@ -62,7 +91,7 @@ def test_the_index_is_rebuilt_from_the_table_when_the_assignment_changes():
     state = state.model_copy(update={"due_at": datetime.now(timezone.utc) - timedelta(seconds=1)})
     work, producer = due_work({b"from-table": state.to_bytes()})
     asyncio.run(work.fire())
-    assert [key for _, key, _, _ in producer.sent] == [b"from-table"]
+    assert handed_over(work, producer) == ["from-table"]
 
 
 def test_the_store_wide_view_is_rebuilt_from_the_table_in_the_same_scan():
@@ -95,4 +124,4 @@ def test_the_rebuilt_index_holds_customers_handled_since_the_last_commit():
     states.put(0, b"erased", None)  # erased, not committed yet
     work, producer = due_work(table, states)
     asyncio.run(work.fire())
-    assert sorted(key for _, key, _, _ in producer.sent) == [b"committed", b"handled"]
+    assert handed_over(work, producer) == ["committed", "handled"]

@@ -105,6 +105,23 @@ def test_tick_for_an_erased_customer_does_nothing(pipeline):
     assert handled.outcome == "tick_for_unknown_customer" and handled.records == []
 
 
+def test_a_partition_tick_gives_its_time_only_on_its_own_partition(pipeline):
+    assert pipeline.partition_tick(SourceRecord(T["ticks"], 2, 0, None, tick_value(NOW, 2))) == NOW
+    elsewhere = pipeline.partition_tick(SourceRecord(T["ticks"], 1, 0, None, tick_value(NOW, 2)))
+    assert elsewhere.dead_letter_reason == DeadLetterReason.BAD_TICK
+    assert "partition 2 arrived on partition 1" in dict(elsewhere.records[0].headers)["remarket-dlq-detail"].decode()
+    keyed = pipeline.handle(SourceRecord(T["ticks"], 2, 0, b"c-1", tick_value(NOW, 2)), None, NOW)
+    assert keyed.dead_letter_reason == DeadLetterReason.BAD_TICK  # a customer tick names no partition
+
+
+def test_due_work_advances_the_customer_handed_over(pipeline):
+    first = pipeline.handle(record(), None, NOW)
+    later = first.due_at + timedelta(seconds=1)
+    advanced = pipeline.handle_due("c-1", first.new_state, later, later)
+    assert advanced.outcome == "tick" and advanced.new_state.upto >= first.new_state.upto
+    assert pipeline.handle_due("gone", None, later, later).outcome == "tick_for_unknown_customer"
+
+
 def test_unreadable_tick_is_dead_lettered(pipeline):
     handled = pipeline.handle(SourceRecord(T["ticks"], 0, 0, b"c-1", b"{}"), b"", NOW)
     assert handled.dead_letter_reason == DeadLetterReason.BAD_TICK

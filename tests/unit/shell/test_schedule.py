@@ -31,11 +31,16 @@ def test_rebuild_from_state_replaces_everything():
     assert index.pop_due(T0) == [("a", T0)]
 
 
-def test_retry_later_reschedules_only_customers_not_already_rescheduled():
+def test_the_earliest_due_time_skips_customers_rescheduled_or_removed():
     index = DueIndex()
+    index.set("a", T0)
+    index.set("b", T0 + timedelta(minutes=5))
     index.set("a", T0 + timedelta(hours=1))
-    index.retry_later(["a", "b"], T0, timedelta(minutes=1))
-    assert index.pop_due(T0 + timedelta(minutes=2)) == [("b", T0 + timedelta(minutes=1))]
+    assert index.earliest() == T0 + timedelta(minutes=5)
+    index.set("b", None)
+    assert index.earliest() == T0 + timedelta(hours=1)
+    index.pop_due(T0 + timedelta(hours=2))
+    assert index.earliest() is None
 
 
 def test_heap_stays_bounded_under_many_reschedules():

@@ -83,7 +83,7 @@ class Worker:
         self.table = app.Table(
             TABLE_NAME, default=None, key_type=bytes, value_type=bytes,
             partitions=self.catalog.partitions,
-            help="Per-customer state (CustomerState JSON), changelogged.",
+            help="Per-customer state (CustomerState JSON), changelogged; written through shell.state_cache.",
             options=rocksdb_options(self.settings) if self.settings.store.startswith("rocksdb") else None,
         )
         self.store = partitioned(self.table.data)  # the RocksDB (or memory) store behind the table
@@ -93,7 +93,7 @@ class Worker:
                                       {spec.role: spec.name for spec in self.catalog}, self.exactly_once)
         self._ticks_topic = self.catalog["ticks"].name
         self.due_work = DueWork(app, self.table, self.states, self.pipeline, self.metrics, self.observer,
-                                self.catalog["ticks"].name)
+                                self._ticks_topic)
         if isinstance(self.table.data, RocksDBStore):
             self._restore_before_faust_recovers()
         app.on_partitions_revoked.connect(self.sink.commit_before_revoke)

@@ -1,17 +1,15 @@
-"""The Faust worker: the composition root of topics, the customer table, the agent, timers and views.
+"""The Faust worker: the composition root of topics, the customer table, the consumer, timers and views.
 
 The worker consumes every input topic and the internal ticks and rerouted topics. They are
 co-partitioned by customer id, so a customer's events, ticks and state share a partition and no
-repartition is needed. faust's consumer hands each fetched batch straight to `handle` (shell
-.delivery: no agent, stream or per-record tasks); the Pipeline decides; the TransactionalSink
-carries out what comes back; DueWork sends the ticks; the Observer turns it all into metrics.
+repartition is needed. faust's consumer hands each fetched batch straight to the RecordHandler
+(shell.delivery: no agent, stream or per-record tasks); the Pipeline decides; the StateCache
+holds the states until the commit; the TransactionalSink sends what comes back in the record's
+transaction; DueWork ticks the partitions with customers due; the Observer makes it metrics.
 """
 from __future__ import annotations
 
 import logging
-import os
-import time
-from datetime import datetime, timezone
 from typing import Any
 
 from faust.stores.rocksdb import Store as RocksDBStore
@@ -23,10 +21,11 @@ from remarket.settings import Settings
 from remarket.shell import delivery, faust_fixes, faust_metrics, views
 from remarket.shell.due_work import DueWork
 from remarket.shell.faust_app import faust_app, rocksdb_options
+from remarket.shell.handling import RecordHandler
 from remarket.shell.kafka import client_config
 from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
-from remarket.shell.pipeline import Handled, Pipeline, SourceRecord, UNCHANGED
+from remarket.shell.pipeline import Pipeline
 from remarket.shell.readiness import BrokerWatch, Readiness
 from remarket.shell.restore import restore_changelog
 from remarket.shell.state_cache import StateCache
@@ -34,27 +33,11 @@ from remarket.shell.store import partitioned
 from remarket.shell.transactions import TransactionalSink, commit_transactions_concurrently
 
 log = logging.getLogger("remarket.worker")
-EXIT_CANNOT_CARRY_OUT = 70  # EX_SOFTWARE
 
 TABLE_NAME = "customers"
 INTERNAL_ROLES = ("ticks", "rerouted")
-"""Internal topics the agent consumes beside the inputs, co-partitioned with them."""
+"""Internal topics consumed beside the inputs, co-partitioned with them."""
 BROKER_PROBE_SECONDS = 2.0
-
-
-def stop_without_committing(message: Any, exc: BaseException) -> None:
-    """A record whose outcome could not be written or sent must not be skipped.
-
-    An agent's stream acked such a record anyway, and faust's fetch loop would end with the
-    exception; either way the offset could be committed past it (seen: a dead-letter copy too
-    large to produce vanished). Stopping the process at once leaves the transaction open (aborted by the next worker) and the offset
-    uncommitted: the record is handled again after the restart. Loud and never silent.
-    """
-    log.critical("cannot carry out %s[%d]@%d (%s: %s): stopping without committing, so it is handled again "
-                 "after the restart", message.topic, message.partition, message.offset, type(exc).__name__, exc,
-                 exc_info=exc)
-    logging.shutdown()
-    os._exit(EXIT_CANNOT_CARRY_OUT)
 
 
 class Worker:
@@ -100,7 +83,9 @@ class Worker:
         if self.exactly_once:
             commit_transactions_concurrently(app.producer)
         app.topics.add(self.source)  # subscribed; delivered by the consumer below, not via an agent
-        delivery.install(app, self._handle_or_stop, consumed, self.sink)
+        self.handler = RecordHandler(app, self.table, self.pipeline, self.states, self.sink, self.due_work,
+                                     self.observer, self.metrics, self._ticks_topic)
+        delivery.install(app, self.handler.handle_or_stop, consumed, self.sink)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._on_tick_timer)
         app.timer(BROKER_PROBE_SECONDS, name="broker-watch")(self._watch_broker)
         faust_metrics.setup(app, self.registry, pattern="/metrics", prefix="faust")
@@ -121,60 +106,6 @@ class Worker:
                                         self.store, on_records=self.metrics.restored_records.inc)
 
         self.table.on_rebalance = on_rebalance  # type: ignore[method-assign]
-
-    async def _handle_or_stop(self, message: Any) -> None:
-        try:
-            async with self.sink.lock:  # no commit in the middle of a record
-                await self.handle(message)
-        except Exception as exc:
-            stop_without_committing(message, exc)
-
-    # -- the hot path ---------------------------------------------------------------------
-    async def handle(self, message: Any) -> Handled:
-        started = time.perf_counter()
-        record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value,
-                              message.headers or ())
-        key = message.key
-        if key is None and message.topic == self._ticks_topic:
-            return await self._handle_partition_tick(record, message, started)
-        state = None
-        if key is not None:
-            self.app.sensors.on_table_get(self.table, key)
-            state = self.states.get(message.partition, key)
-        handled = self.pipeline.handle(record, state, datetime.now(timezone.utc))
-        await self._carry_out(handled, key, message, started)
-        self.observer.processed_offsets[message.tp] = message.offset
-        self.sink.processed(message.tp, message.offset)
-        return handled
-
-    async def _handle_partition_tick(self, record: SourceRecord, message: Any, started: float) -> Handled:
-        """Advance every customer of the partition due by the tick's time, in its transaction."""
-        now = self.pipeline.partition_tick(record)
-        if isinstance(now, Handled):  # not a valid tick: dead-lettered
-            await self._carry_out(now, None, message, started)
-            handled = now
-        else:
-            handled = Handled("tick")
-            received_at = datetime.now(timezone.utc)
-            for customer_id, due_at in self.due_work.take_due(message.partition, now):
-                key = customer_id.encode()
-                self.metrics.tick_lateness.observe(max(0.0, (received_at - due_at).total_seconds()))
-                customer = self.pipeline.handle_due(customer_id, self.states.get(message.partition, key), now,
-                                                    received_at)
-                await self._carry_out(customer, key, message, started)
-                started = time.perf_counter()
-        self.observer.processed_offsets[message.tp] = message.offset
-        self.sink.processed(message.tp, message.offset)
-        return handled
-
-    async def _carry_out(self, handled: Handled, key: bytes | None, message: Any, started: float) -> None:
-        if handled.new_state is not UNCHANGED and key is not None:
-            self.states.put(message.partition, key, handled.new_state)  # changelog and RocksDB at commit
-        for out in handled.records:
-            await self.sink.send(out, message)
-        if handled.customer_id is not None and handled.outcome != "duplicate":
-            self.due_work.schedule(handled.customer_id, handled.due_at)
-        self.observer.record(handled, message, started)
 
     # -- timers and readiness ---------------------------------------------------------------
     async def _watch_broker(self) -> None:

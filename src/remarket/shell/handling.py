@@ -1,0 +1,99 @@
+"""The hot path: one consumed record in, its state change, outputs, due work and metrics out.
+
+The Pipeline decides (no Faust); this carries it out on the worker's parts: the write cache
+(state), the transactional sink (outputs, in the record's transaction), the due-work index and
+the Observer. A partition tick advances every customer of its partition that is due.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from remarket.shell.due_work import DueWork
+from remarket.shell.metrics import Metrics
+from remarket.shell.observe import Observer
+from remarket.shell.pipeline import UNCHANGED, Handled, Pipeline, SourceRecord
+from remarket.shell.state_cache import StateCache
+from remarket.shell.transactions import TransactionalSink
+
+log = logging.getLogger("remarket.worker")
+EXIT_CANNOT_CARRY_OUT = 70  # EX_SOFTWARE
+
+
+def stop_without_committing(message: Any, exc: BaseException) -> None:
+    """A record whose outcome could not be written or sent must not be skipped.
+
+    An agent's stream acked such a record anyway, and faust's fetch loop would end with the
+    exception; either way the offset could be committed past it (seen: a dead-letter copy too
+    large to produce vanished). Stopping the process at once leaves the transaction open (aborted
+    by the next worker) and the offset uncommitted: the record is handled again after the restart.
+    Loud and never silent.
+    """
+    log.critical("cannot carry out %s[%d]@%d (%s: %s): stopping without committing, so it is handled again "
+                 "after the restart", message.topic, message.partition, message.offset, type(exc).__name__, exc,
+                 exc_info=exc)
+    logging.shutdown()
+    os._exit(EXIT_CANNOT_CARRY_OUT)
+
+
+class RecordHandler:
+    def __init__(self, app: Any, table: Any, pipeline: Pipeline, states: StateCache, sink: TransactionalSink,
+                 due_work: DueWork, observer: Observer, metrics: Metrics, ticks_topic: str) -> None:
+        self.app, self.table, self.pipeline, self.states, self.sink = app, table, pipeline, states, sink
+        self.due_work, self.observer, self.metrics, self._ticks_topic = due_work, observer, metrics, ticks_topic
+
+    async def handle_or_stop(self, message: Any) -> None:
+        try:
+            async with self.sink.lock:  # no commit in the middle of a record
+                await self.handle(message)
+        except Exception as exc:
+            stop_without_committing(message, exc)
+
+    async def handle(self, message: Any) -> Handled:
+        started = time.perf_counter()
+        record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value,
+                              message.headers or ())
+        key = message.key
+        if key is None and message.topic == self._ticks_topic:
+            return await self._handle_partition_tick(record, message, started)
+        state = None
+        if key is not None:
+            self.app.sensors.on_table_get(self.table, key)
+            state = self.states.get(message.partition, key)
+        handled = self.pipeline.handle(record, state, datetime.now(timezone.utc))
+        await self._carry_out(handled, key, message, started)
+        self.observer.processed_offsets[message.tp] = message.offset
+        self.sink.processed(message.tp, message.offset)
+        return handled
+
+    async def _handle_partition_tick(self, record: SourceRecord, message: Any, started: float) -> Handled:
+        """Advance every customer of the partition due by the tick's time, in its transaction."""
+        now = self.pipeline.partition_tick(record)
+        if isinstance(now, Handled):  # not a valid tick: dead-lettered
+            await self._carry_out(now, None, message, started)
+            handled = now
+        else:
+            handled = Handled("tick")
+            received_at = datetime.now(timezone.utc)
+            for customer_id, due_at in self.due_work.take_due(message.partition, now):
+                key = customer_id.encode()
+                self.metrics.tick_lateness.observe(max(0.0, (received_at - due_at).total_seconds()))
+                customer = self.pipeline.handle_due(customer_id, self.states.get(message.partition, key), now,
+                                                    received_at)
+                await self._carry_out(customer, key, message, started)
+                started = time.perf_counter()
+        self.observer.processed_offsets[message.tp] = message.offset
+        self.sink.processed(message.tp, message.offset)
+        return handled
+
+    async def _carry_out(self, handled: Handled, key: bytes | None, message: Any, started: float) -> None:
+        if handled.new_state is not UNCHANGED and key is not None:
+            self.states.put(message.partition, key, handled.new_state)  # changelog and RocksDB at commit
+        for out in handled.records:
+            await self.sink.send(out, message)
+        if handled.customer_id is not None and handled.outcome != "duplicate":
+            self.due_work.schedule(handled.customer_id, handled.due_at)
+        self.observer.record(handled, message, started)

@@ -36,3 +36,18 @@ def test_faust_counters_and_gauges_keep_their_names():
     for name in ("faust_messages_received_per_topic_total", "faust_table_operations_total",
                  "faust_topic_partition_end_offset", "faust_total_rebalances"):
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
+
+
+def test_sends_are_counted_per_topic_as_faust_counts_them():
+    from faust.sensors.prometheus import PrometheusMonitor
+    from remarket.devkit.metrics import metric_sum
+
+    registry = CollectorRegistry()
+    monitor = PrometheusMonitor(metrics=faust_metrics.create(registry, "faust"))
+    sends = faust_metrics.SendSensors(monitor)
+    for topic in ("remarket.actions", "remarket.actions", "remarket.profiles"):
+        sends.completed(None, sends.initiated(topic), None)
+    text = generate_latest(registry).decode()
+    assert metric_sum(text, "faust_topic_messages_sent_total", topic="topic.remarket.actions") == 2
+    assert metric_sum(text, "faust_total_sent_messages_total") == 3
+    assert monitor.messages_sent_by_topic["remarket.profiles"] == 1

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import faust
 from faust.types import TP
 
+from remarket.shell.faust_metrics import SendSensors
 from remarket.shell.pipeline import OutRecord
 from remarket.shell.state_cache import StateCache
 
@@ -74,6 +75,7 @@ class TransactionalSink:
         self.topic_names = topic_names
         self.exactly_once = exactly_once
         self._uncommitted: dict[TP, int] = {}  # processed since the last commit of our own (see below)
+        self._send_sensors: SendSensors | None = None
 
     def processed(self, tp: TP, offset: int) -> None:
         self._uncommitted[tp] = offset
@@ -171,8 +173,8 @@ class TransactionalSink:
     async def produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
                        headers: Any, source: Any) -> Any:
         """One record in the source's transaction, reported to faust's sensors like its own sends."""
-        producer, sensors = self.app.producer, self.app.sensors
-        state = sensors.on_send_initiated(producer, topic, None, len(key or b""), len(value or b""))
+        producer, sensors = self.app.producer, self._sensors()
+        state = sensors.initiated(topic)
         fut = await producer.send(topic, key, value, partition, None, headers,
                                   transactional_id=self._transactional_id(source))
 
@@ -180,9 +182,14 @@ class TransactionalSink:
             if done.cancelled():
                 return
             if (error := done.exception()) is not None:
-                sensors.on_send_error(producer, error, state)
+                sensors.error(producer, error, state)
             else:
-                sensors.on_send_completed(producer, state, done.result())
+                sensors.completed(producer, state, done.result())
 
         fut.add_done_callback(reported)
         return fut
+
+    def _sensors(self) -> SendSensors:
+        if self._send_sensors is None or self._send_sensors.monitor is not self.app.monitor:
+            self._send_sensors = SendSensors(self.app.monitor)  # the monitor is chosen after wiring
+        return self._send_sensors

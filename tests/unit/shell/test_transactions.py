@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from types import SimpleNamespace
 
 from remarket.shell.pipeline import OutRecord
@@ -18,6 +19,24 @@ class Sensors:
         return lambda *args, **kwargs: None
 
 
+class Monitor:
+    """What faust's monitor keeps per send."""
+
+    def __init__(self) -> None:
+        self.messages_sent = 0
+        self.messages_sent_by_topic: Counter[str] = Counter()
+        self.completed = 0
+
+    def time(self) -> float:
+        return 0.0
+
+    def on_send_completed(self, producer, state, metadata) -> None:
+        self.completed += 1
+
+    def on_send_error(self, producer, exc, state) -> None:
+        pass
+
+
 class Producer:
     def __init__(self) -> None:
         self.sent: list[dict] = []
@@ -32,7 +51,7 @@ class Producer:
 
 def sink(exactly_once: bool = True) -> tuple[TransactionalSink, Producer, dict]:
     producer, store = Producer(), {}
-    app = SimpleNamespace(producer=producer, sensors=Sensors(), conf=SimpleNamespace(id="shop"),
+    app = SimpleNamespace(producer=producer, sensors=Sensors(), monitor=Monitor(), conf=SimpleNamespace(id="shop"),
                           assignor=SimpleNamespace(group_for_topic=lambda topic: 0))
     table = SimpleNamespace(data=SimpleNamespace(data=store))
     return TransactionalSink(app, table, StateCache(FaustMemoryStore(table.data)), "shop-customers-changelog", {"actions": "remarket.actions",
@@ -85,6 +104,8 @@ def test_outputs_use_the_sources_transaction_and_keep_an_explicit_partition():
     asyncio.run(s.send(OutRecord("rerouted", b"c-1", b"{}", [("h", b"v")], partition=1), SOURCE))
     assert [(p["topic"], p["partition"], p["transactional_id"]) for p in producer.sent] == [
         ("remarket.actions", None, "shop-0-3"), ("remarket.rerouted", 1, "shop-0-3")]
+    assert s.app.monitor.messages_sent_by_topic == {"remarket.actions": 1, "remarket.rerouted": 1}
+    assert s.app.monitor.completed == 2  # faust's send sensors saw each send start and complete
 
 
 def test_at_least_once_sends_without_a_transaction():

@@ -55,10 +55,12 @@ class Flushed:
 
     partition: int
     records: list[tuple[bytes, bytes | None]]
-    futures: list[Any]
+    sent: list[tuple[Any, int]]  # (future of a batch or a record, records in it)
 
     def changelog_offset(self) -> int | None:
-        offsets = [f.result().offset for f in self.futures if f.done() and not f.cancelled() and not f.exception()]
+        """The offset of the last record written (a batch's future gives its first offset)."""
+        offsets = [f.result().offset + count - 1 for f, count in self.sent
+                   if f.done() and not f.cancelled() and not f.exception()]
         return max(offsets) if offsets else None
 
 
@@ -92,10 +94,32 @@ class TransactionalSink:
         for partition, source in sources.items():
             records = self.states.take(partition)
             if records:
-                futures = [await self.produce(self.changelog_topic, key, value, partition, None, source)
-                           for key, value in records]
-                flushed.append(Flushed(partition, records, futures))
+                flushed.append(Flushed(partition, records, await self._produce_changelog(partition, source, records)))
         return flushed
+
+    async def _produce_changelog(self, partition: int, source: TP,
+                                 records: list[tuple[bytes, bytes | None]]) -> list[tuple[Any, int]]:
+        """The records in produce batches of the partition's transactional producer, one future
+        per batch instead of a `send`, a future and sensor calls per record (the batch is added
+        to the transaction like a send: aiokafka's accumulator does it for both)."""
+        if self.exactly_once:
+            producer = self.app.producer._transaction_producers[self._transactional_id_of(source.topic, partition)]
+        else:
+            producer = self.app.producer._ensure_producer()
+        sent: list[tuple[Any, int]] = []  # (future, records in it): its offset is the batch's first
+        batch, count = producer.create_batch(), 0
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                if count:
+                    sent.append((await producer.send_batch(batch, self.changelog_topic, partition=partition), count))
+                    batch, count = producer.create_batch(), 0
+                if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a batch alone
+                    sent.append((await self.produce(self.changelog_topic, key, value, partition, None, source), 1))
+                    continue
+            count += 1
+        if count:
+            sent.append((await producer.send_batch(batch, self.changelog_topic, partition=partition), count))
+        return sent
 
     def after_commit(self, flushed: list[Flushed], committed: bool) -> None:
         """The transaction committed: now the local store may have its states (never before)."""

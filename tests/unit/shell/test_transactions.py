@@ -49,8 +49,43 @@ class Producer:
         return future
 
 
+class Batch:
+    def __init__(self, room: int) -> None:
+        self.records: list[tuple[bytes, bytes | None]] = []
+        self.room = room
+
+    def append(self, *, key, value, timestamp):
+        if len(self.records) >= self.room:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
+class TransactionProducer:
+    """One partition's transactional aiokafka producer: batches, offsets counted per partition."""
+
+    def __init__(self, transactional_id: str, sent: list[dict], batch_room: int = 2) -> None:
+        self.transactional_id, self.sent, self.batch_room = transactional_id, sent, batch_room
+        self.next_offset = 100
+
+    def create_batch(self) -> Batch:
+        return Batch(self.batch_room)
+
+    async def send_batch(self, batch, topic, *, partition):
+        first = self.next_offset
+        for key, value in batch.records:
+            self.sent.append({"topic": topic, "key": key, "value": value, "partition": partition, "headers": None,
+                              "transactional_id": self.transactional_id})
+        self.next_offset += len(batch.records)
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(SimpleNamespace(topic=topic, partition=partition, offset=first))
+        return future
+
+
 def sink(exactly_once: bool = True) -> tuple[TransactionalSink, Producer, dict]:
     producer, store = Producer(), {}
+    producer._transaction_producers = {f"shop-0-{p}": TransactionProducer(f"shop-0-{p}", producer.sent)
+                                       for p in range(4)}
     app = SimpleNamespace(producer=producer, sensors=Sensors(), monitor=Monitor(), conf=SimpleNamespace(id="shop"),
                           assignor=SimpleNamespace(group_for_topic=lambda topic: 0))
     table = SimpleNamespace(data=SimpleNamespace(data=store))
@@ -71,14 +106,17 @@ def test_changed_states_go_to_the_changelog_in_the_committing_transaction_and_to
     s.states.put(3, b"c-1", state("c-1"))
     s.states.put(3, b"c-1", state("c-1"))  # twice in one commit interval: one changelog record
     s.states.put(3, b"c-2", None)  # erased: a tombstone
+    s.states.put(3, b"c-3", state("c-3"))  # a third: the batches hold two records each here
     flushed = asyncio.run(s.before_commit({TP("remarket.orders", 3): 42}))
     assert [(p["topic"], p["partition"], p["transactional_id"], p["key"]) for p in producer.sent] == [
-        ("shop-customers-changelog", 3, "shop-0-3", b"c-1"), ("shop-customers-changelog", 3, "shop-0-3", b"c-2")]
+        ("shop-customers-changelog", 3, "shop-0-3", key) for key in (b"c-1", b"c-2", b"c-3")]
     assert producer.sent[1]["value"] is None
+    assert [count for _, count in flushed[0].sent] == [2, 1]
+    assert flushed[0].changelog_offset() == 102  # the last record's, not a batch's first
     assert store == {}  # nothing local before the transaction commits
     assert s.states.get(3, b"c-1") == state("c-1")  # still readable meanwhile
     s.after_commit(flushed, True)
-    assert store == {b"c-1": state("c-1").to_bytes()}
+    assert store == {b"c-1": state("c-1").to_bytes(), b"c-3": state("c-3").to_bytes()}
 
 
 def test_an_uncommitted_flush_leaves_the_states_dirty_for_the_next_commit():

@@ -488,6 +488,10 @@ class GradePolicy(_Section):
     cap_bonus: int = Field(0, ge=0, le=10, description="Messages this grade may get beyond contact.cap in each "
                                                        "cap window (stage caps still hold): its capped messages "
                                                        "wait less.")
+    festival_coupon_percent: Percent = Field(
+        0, description="An offer exclusive to this grade: its festival notices carry a coupon of this size "
+                       "(sized by activity and the grade's factor like any coupon, boosted by the festival); "
+                       "everyone else gets the notice alone. 0: the notice alone.")
 
     def merged(self, other: "GradePolicy") -> "GradePolicy":
         """The more generous of two sets of concessions, field by field."""
@@ -495,7 +499,8 @@ class GradePolicy(_Section):
         return GradePolicy(coupon_factor=max(self.coupon_factor, other.coupon_factor),
                            referral_ask=self.referral_ask or other.referral_ask,
                            early_win_back_below=max(thresholds, default=None),
-                           cap_bonus=max(self.cap_bonus, other.cap_bonus))
+                           cap_bonus=max(self.cap_bonus, other.cap_bonus),
+                           festival_coupon_percent=max(self.festival_coupon_percent, other.festival_coupon_percent))
 
 
 NO_CONCESSIONS = GradePolicy()
@@ -547,7 +552,7 @@ class Policy(BaseModel):
     grades: dict[str, GradePolicy] = Field(
         default_factory=lambda: {"gold": GradePolicy(referral_ask=True, early_win_back_below=0.3),
                                  "platinum": GradePolicy(coupon_factor=1.1, referral_ask=True,
-                                                         early_win_back_below=0.3)},
+                                                         early_win_back_below=0.3, festival_coupon_percent=5)},
         description="Concessions per tier name (tiers not listed: factor 1, no referral ask).")
     top_value: TopValuePolicy = TopValuePolicy()
     popular: PopularPolicy = PopularPolicy()

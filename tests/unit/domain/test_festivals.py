@@ -91,3 +91,33 @@ def test_a_customer_who_changes_time_zone_gets_each_notice_once():
                       context={"timezone": "America/Los_Angeles"}))
     driver.run_until(datetime(2025, 11, 13, tzinfo=UTC))
     assert len(_of(driver, "festival_notice")) == 1
+
+
+def test_a_grade_with_a_members_offer_gets_a_coupon_with_its_notice_and_no_one_else_does():
+    def notice(total, store=None):
+        driver = Driver(policy_with(festivals=ONLY_DOUBLE_ELEVEN), **({"store": store} if store else {}))
+        driver.feed(paid(datetime(2025, 11, 1, 12, tzinfo=UTC), total=total))
+        [notice] = _of(driver.run_until(datetime(2025, 11, 12, tzinfo=UTC)), "festival_notice")
+        return notice
+
+    bronze, platinum = notice(60.0), notice(6000.0)
+    assert bronze.coupon is None and "members' offer" not in bronze.reason.detail
+    assert platinum.reason.tier == "platinum" and platinum.coupon is not None
+    assert "a members' offer (platinum)" in platinum.reason.detail
+    # the festival boosts it like a campaign coupon: Double Eleven doubles the grade's 5 %
+    plain = policy_with(festivals={"windows": [{"name": "Double Eleven", "start": "11-11", "end": "11-11",
+                                                "coupon_boost": 1.0}]})
+    unboosted = Driver(plain).feed(paid(datetime(2025, 11, 1, 12, tzinfo=UTC), total=6000.0))
+    [flat] = _of(unboosted.run_until(datetime(2025, 11, 12, tzinfo=UTC)), "festival_notice")
+    assert platinum.coupon.value > flat.coupon.value
+
+
+def test_the_top_value_group_gets_the_members_offer_where_the_policy_gives_it_one():
+    from remarket.domain.store import StoreSnapshot
+
+    policy = policy_with(festivals=ONLY_DOUBLE_ELEVEN, top_value={"festival_coupon_percent": 10})
+    driver = Driver(policy, store=StoreSnapshot(top_value=100.0))
+    driver.feed(paid(datetime(2025, 11, 1, 12, tzinfo=UTC), total=150.0))
+    [notice] = _of(driver.run_until(datetime(2025, 11, 12, tzinfo=UTC)), "festival_notice")
+    assert notice.reason.tier == "bronze" and notice.reason.top_value and notice.coupon is not None
+    assert "top value" in notice.reason.detail

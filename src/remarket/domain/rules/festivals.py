@@ -5,6 +5,8 @@ Procurement Festival, Double Eleven by default), every customer in `festivals.no
 (the churned included: a reason to come back) gets a festival notice at the local
 `notice_time`; on a configured greeting date, a non-promotional holiday greeting. Both go through
 the same gate as every message (consent, quiet hours, caps: they wait, by the lowest priority).
+A grade (or the top-value group) with `festival_coupon_percent` gets a coupon with its notice:
+an offer exclusive to it.
 The state keeps one number, the next such moment (`festival_due`); campaign coupons are boosted
 inside festival windows elsewhere (contact.coupon_for).
 """
@@ -17,7 +19,10 @@ from remarket.domain.actions import ActionKind
 from remarket.domain.calendar import customer_zone, local_moment
 from remarket.domain.policy import Policy
 from remarket.domain.store import UNKNOWN, StoreView
-from remarket.domain.state import CustomerState, Proposal, from_ts, to_ts
+from remarket.domain.lifecycle import tier_of
+from remarket.domain.rules.coupons import offer_type
+from remarket.domain.rules.grades import concessions
+from remarket.domain.state import CustomerState, Offer, Proposal, from_ts, to_ts
 
 
 def _occasions(policy: Policy) -> list[tuple[ActionKind, str, str]]:
@@ -81,13 +86,26 @@ def due(state: CustomerState, t: int, policy: Policy, effects=None, store: Store
             if month_day != today:
                 continue
             rule = "festival_notice" if kind is ActionKind.FESTIVAL_NOTICE else "holiday_greeting"
+            offer, detail = None, f"{name} {local_day.year}"
+            if kind is ActionKind.FESTIVAL_NOTICE:
+                offer, detail = _members_offer(state, policy, store, valid, detail)
             proposals.append(Proposal(kind=kind.value, ref=f"{rule}:{name}:{local_day.year}", rule=rule,
-                                      valid=valid, stage=state.stage, detail=f"{name} {local_day.year}", since=t))
+                                      valid=valid, stage=state.stage, offer=offer, detail=detail, since=t))
     if proposals:
         state.festival_done = local_day.toordinal()
     state.festival_due = None
     schedule(state, max(t, at), policy)
     return proposals
+
+
+def _members_offer(state: CustomerState, policy: Policy, store: StoreView, valid: int,
+                   detail: str) -> tuple[Offer | None, str]:
+    """The grade's (or the top-value group's) exclusive coupon on a festival notice, if it has one."""
+    percent = concessions(state, policy, store).festival_coupon_percent
+    if percent <= 0:
+        return None, detail
+    return (Offer(type=offer_type(state, policy), percent=percent, valid=valid, boost=True),
+            f"{detail}; a members' offer ({tier_of(state, policy)}{', top value' if store.in_top_value(state) else ''})")
 
 
 def next_due(state: CustomerState, policy: Policy) -> int | None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from remarket.domain.state import CustomerState
 from remarket.shell.metrics import Metrics
@@ -26,9 +27,6 @@ from remarket.shell.ticks import tick_value
 
 log = logging.getLogger("remarket.worker")
 
-TICK_RETRY_AFTER = timedelta(seconds=30)
-"""A partition ticked and not handled since (a lost send, a long backlog) is ticked again after
-this; extra ticks find nothing due and cost one record."""
 
 
 class DueWork:
@@ -38,7 +36,7 @@ class DueWork:
         self.metrics, self.observer, self.ticks_topic = metrics, observer, ticks_topic
         self.partitions = pipeline.catalog.partitions
         self.index: dict[int, DueIndex] = {}
-        self._ticked_at: dict[int, datetime] = {}  # partitions ticked and not handled since
+        self._in_flight: dict[int, int] = {}  # partition -> offset of its tick not handled yet
         self._indexed_assignment: frozenset | None = None
 
     def schedule(self, customer_id: str, due_at: datetime | None) -> None:
@@ -51,7 +49,7 @@ class DueWork:
     def take_due(self, partition: int, now: datetime) -> list[tuple[str, datetime]]:
         """The customers of `partition` due by `now`, for the tick being handled (they are
         scheduled again from their new state)."""
-        self._ticked_at.pop(partition, None)
+        self._in_flight.pop(partition, None)
         index = self.index.get(partition)
         return index.pop_due(now) if index is not None else []
 
@@ -68,18 +66,28 @@ class DueWork:
         pending = []
         for partition, index in self.index.items():
             earliest = index.earliest()
-            if earliest is None or earliest > now:
+            if earliest is None or earliest > now or self._on_its_way(partition):
                 continue
-            ticked = self._ticked_at.get(partition)
-            if ticked is not None and now - ticked < TICK_RETRY_AFTER:
-                continue  # on its way (or queued behind a backlog)
-            self._ticked_at[partition] = now
-            pending.append(await self.app.producer.send(self.ticks_topic, None, tick_value(now, partition),
-                                                        partition, None, None))
-        for fut in pending:
-            await fut  # plain producer: ticks are idempotent and must be visible now, not at commit
+            pending.append((partition, await self.app.producer.send(
+                self.ticks_topic, None, tick_value(now, partition), partition, None, None)))
+        for partition, fut in pending:
+            try:  # plain producer: ticks are idempotent and must be visible now, not at commit
+                self._in_flight[partition] = (await fut).offset
+            except Exception as exc:  # not written: the next round ticks the partition again
+                log.warning("tick for partition %d not sent (%s): again next round", partition, exc)
         self.metrics.ticks.labels("sent").inc(len(pending))
         self.metrics.pending_customers.set(len(self))
+
+    def _on_its_way(self, partition: int) -> bool:
+        """A tick of the partition was written and the worker has not read that far on the ticks
+        topic yet: it will be handled, so no second one. Not a timer: after an outage a backlog
+        takes its time, and a fresh tick read before the backlog's events would make those
+        events late (seen: a reminder for an order paid in the backlog, reorder tolerance 0 s)."""
+        offset = self._in_flight.get(partition)
+        if offset is None:
+            return False
+        read = self.observer.processed_offsets.get(TP(self.ticks_topic, partition))
+        return read is None or read < offset
 
     def rebuild(self) -> None:
         """Scan this worker's table partitions once per assignment change (never per tick): the due
@@ -111,7 +119,7 @@ class DueWork:
         for partition, held in by_partition.items():
             self.index[partition] = DueIndex()
             self.index[partition].rebuild(held)
-        self._ticked_at.clear()
+        self._in_flight.clear()
         self.observer.reset_segments(segments)
         self.metrics.index_rebuilds.inc()
         log.info("due-work index rebuilt: %d customers scheduled of %d", len(self), len(entries))

@@ -5,11 +5,13 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
+from aiokafka.errors import KafkaTimeoutError
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from remarket.catalog import load_catalog
 from remarket.domain.policy import Policy
-from remarket.shell.due_work import TICK_RETRY_AFTER, DueWork
+from remarket.shell.due_work import DueWork
 from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
 from remarket.shell.pipeline import Pipeline, owner_partition
@@ -21,11 +23,15 @@ from remarket.shell.ticks import Tick
 class Producer:
     def __init__(self) -> None:
         self.sent: list[tuple] = []
+        self.fail = False
 
     async def send(self, topic, key, value, partition, timestamp, headers):
         self.sent.append((topic, key, value, partition))
         future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
+        if self.fail:
+            future.set_exception(KafkaTimeoutError())
+        else:
+            future.set_result(SimpleNamespace(offset=len(self.sent) - 1))
         return future
 
 
@@ -69,18 +75,29 @@ def test_one_tick_per_partition_with_customers_due_hands_over_exactly_those_due(
     assert producer.sent == []  # nothing due any more; "later" waits
 
 
-def test_a_partition_ticked_and_not_handled_is_ticked_again_only_after_a_while():
+def test_a_tick_on_its_way_is_not_sent_twice_but_a_lost_one_is():
     work, producer = due_work({})
     asyncio.run(work.fire())
     work.schedule("c-1", datetime.now(timezone.utc) - timedelta(seconds=1))
     asyncio.run(work.fire())
-    asyncio.run(work.fire())  # the first tick is still on its way: not another one
+    asyncio.run(work.fire())  # not read yet (a backlog after an outage): no second tick behind it
     assert len(producer.sent) == 1
-    partition = producer.sent[0][3]
-    work._ticked_at[partition] -= TICK_RETRY_AFTER  # lost: the safety net ticks it again
+    partition, offset = producer.sent[0][3], 0
+    work.observer.processed_offsets[TP("remarket.ticks", partition)] = offset  # read, yet never handled
     asyncio.run(work.fire())
     assert len(producer.sent) == 2
     assert handed_over(work, producer) == ["c-1"]  # the customer stayed due until a tick was handled
+
+
+def test_a_tick_that_could_not_be_written_is_sent_again_next_round():
+    work, producer = due_work({})
+    asyncio.run(work.fire())
+    work.schedule("c-1", datetime.now(timezone.utc) - timedelta(seconds=1))
+    producer.fail = True
+    asyncio.run(work.fire())
+    producer.fail = False
+    asyncio.run(work.fire())
+    assert len(producer.sent) == 2
 
 
 def test_the_index_is_rebuilt_from_the_table_when_the_assignment_changes():

@@ -85,6 +85,3 @@ class StateCache:
         for partition in partitions:
             self._dirty.pop(partition, None)
             self._clean.pop(partition, None)
-
-    def __len__(self) -> int:
-        return sum(len(d) for d in self._dirty.values())

@@ -58,15 +58,16 @@ class RecordHandler:
                               message.headers or ())
         key = message.key
         if key is None and message.topic == self._ticks_topic:
-            return await self._handle_partition_tick(record, message, started)
-        state = None
-        if key is not None:
-            self.app.sensors.on_table_get(self.table, key)
-            state = self.states.get(message.partition, key)
-        handled = self.pipeline.handle(record, state, datetime.now(timezone.utc))
-        await self._carry_out(handled, key, message, started)
-        self.observer.processed_offsets[message.tp] = message.offset
-        self.sink.processed(message.tp, message.offset)
+            handled = await self._handle_partition_tick(record, message, started)
+        else:
+            state = None
+            if key is not None:
+                self.app.sensors.on_table_get(self.table, key)
+                state = self.states.get(message.partition, key)
+            handled = self.pipeline.handle(record, state, datetime.now(timezone.utc))
+            await self._carry_out(handled, key, message, started)
+        self.observer.processed_offsets[message.tp] = message.offset  # lag, and whether a tick was read
+        self.sink.processed(message.tp, message.offset)  # what commit_before_revoke commits
         return handled
 
     async def _handle_partition_tick(self, record: SourceRecord, message: Any, started: float) -> Handled:
@@ -85,8 +86,6 @@ class RecordHandler:
                                                     received_at)
                 await self._carry_out(customer, key, message, started)
                 started = time.perf_counter()
-        self.observer.processed_offsets[message.tp] = message.offset
-        self.sink.processed(message.tp, message.offset)
         return handled
 
     async def _carry_out(self, handled: Handled, key: bytes | None, message: Any, started: float) -> None:

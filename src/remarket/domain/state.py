@@ -1,4 +1,5 @@
-"""Per-customer state: compact, bounded and serialisable (JSON via pydantic, defaults left out).
+"""Per-customer state: compact, bounded and serialisable (JSON via pydantic, defaults left out,
+stored zstd-compressed behind a format byte).
 
 Times inside the state are whole epoch seconds (int): compact to store and cheap to compare.
 Identifiers that only need a membership test (dedup, paid/cancelled orders, closed carts) are kept
@@ -10,10 +11,19 @@ import hashlib
 import math
 from datetime import UTC, datetime
 
+import cramjam
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from remarket.domain.events import InboundEvent, PromotionType
 from remarket.domain.vocabulary import Stage
+
+# Stored state formats, told apart by the first byte. Format 0 (plain JSON, always starting with "{")
+# was written before 2026-11-23 and still loads. Format 1 is that JSON zstd-compressed: the field
+# names and event fields that repeat within one state make it ~2.6x smaller (the benchmark's dense
+# workload: p95 2,549 -> 961 B) for ~20 us per encode and ~15 us per decode.
+_FORMAT_JSON = b"{"
+_FORMAT_ZSTD_JSON = b"\x01"
+_ZSTD_LEVEL = 1  # levels up to 3 save no more than 1 % here and cost more CPU
 
 _HASH_BYTES = 5  # 40 bits: a false "seen" about once in 3·10^10 look-ups at 32 remembered ids
 
@@ -175,12 +185,21 @@ class CustomerState(BaseModel):
         else:
             super().__setattr__(name, value)
 
-    def to_bytes(self) -> bytes:
+    def to_json(self) -> bytes:
         return self.model_dump_json(exclude_defaults=True, by_alias=True).encode()
+
+    def to_bytes(self) -> bytes:
+        return _FORMAT_ZSTD_JSON + bytes(cramjam.zstd.compress(self.to_json(), level=_ZSTD_LEVEL))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "CustomerState":
-        return cls.model_validate_json(raw)
+        fmt = raw[:1]
+        if fmt == _FORMAT_ZSTD_JSON:
+            return cls.model_validate_json(bytes(cramjam.zstd.decompress(raw[1:])))
+        if fmt == _FORMAT_JSON:
+            return cls.model_validate_json(raw)
+        raise ValueError(f"not a stored customer state: format byte {fmt!r} is unknown "
+                         f"(known: {_FORMAT_ZSTD_JSON!r} zstd JSON, {_FORMAT_JSON!r} JSON)")
 
     def working_copy(self) -> "CustomerState":
         """A copy safe to mutate: containers are copied (empty ones too: the core fills them, and the

@@ -111,6 +111,18 @@ def test_state_round_trips_through_bytes(driver):
     assert CustomerState.from_bytes(raw) == driver.state
 
 
+def test_state_stored_as_plain_json_before_compression_still_loads(driver):
+    driver.feed(placed(T0), view(T0 + minutes(1)))
+    legacy = driver.state.to_json()
+    assert legacy.startswith(b"{") and CustomerState.from_bytes(legacy) == driver.state
+    assert len(driver.state.to_bytes()) < len(legacy)
+
+
+def test_bytes_that_are_not_a_stored_state_are_refused_with_their_format_byte():
+    with pytest.raises(ValueError, match=r"format byte b'\\x02' is unknown"):
+        CustomerState.from_bytes(b"\x02whatever")
+
+
 def test_policy_version_is_recorded_with_the_state():
     driver = Driver(policy_with(version="shop-9")).feed(placed(T0))
     assert driver.state.policy_version == "shop-9"
@@ -166,7 +178,7 @@ def test_stage_and_activity_are_enums_that_read_as_their_names(driver):
     driver.feed(paid(T0)).run_until(T0 + minutes(5))
     assert driver.state.stage is Stage.NEW and driver.state.stage == "new"
     assert email_activity(driver.state, driver.state.upto, driver.policy) is Activity.INACTIVE
-    assert b'"stage":"new"' in driver.state.to_bytes()
+    assert b'"stage":"new"' in driver.state.to_json()
     assert CustomerState.from_bytes(driver.state.to_bytes()).stage is Stage.NEW
 
 

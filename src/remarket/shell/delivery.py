@@ -16,7 +16,8 @@ the committed offset (faust's own loop moves the read offset past a record whose
 suspension cancelled).
 
 Private API of faust-streaming 0.15 (`Consumer._drain_messages`, `_wait_next_records`,
-`_read_offset`, `_unacked_messages`, `_add_gap`, `_n_acked`): faust is pinned, and the crash,
+`_read_offset`, `_unacked_messages`, `_add_gap`, `_n_acked`, `_new_consumer_thread`) and
+aiokafka 0.14 (`AIOKafkaConsumer._fetch_max_wait_ms`): faust is pinned, and the crash,
 scale-out and rebalance tests fail if this breaks. It is one of the two modules that reach into
 faust's internals (the other is `transactions`).
 """
@@ -27,10 +28,23 @@ from time import monotonic
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 from faust.types import TP
 
 Handler = Callable[[Any], Awaitable[Any]]
+
+FETCH_MAX_WAIT_MS = 100
+"""How long the broker may hold a fetch that finds no new records (faust: 1,500 ms).
+
+aiokafka sends one fetch at a time to a broker, and leaves out the partitions whose fetched
+records are still waiting to be handled. When handling a batch takes over 100 ms (its prefetch
+backoff) — a commit, a busy CPU — the next fetch asks only for partitions without new records
+(ticks, rerouted) and the broker holds it for the whole wait, while the input records that
+arrived meanwhile cannot be fetched: actions came in bursts every ~1.6 s, and at 150 events/s
+the exactly-once p50 latency went from ~0.1 s to ~1.3 s, for the rest of the run
+(docs/benchmarks.md). Bounding the wait bounds that stall; an idle worker sends ~10 fetches a
+second per broker."""
 
 
 class CommitHooks(Protocol):
@@ -56,10 +70,20 @@ def install(app: Any, handler: Handler, topics: Iterable[str], hooks: CommitHook
     app.transport.Consumer = consumer_class(handler, topics, hooks)
 
 
+class _ConsumerThread(AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when it starts its fetcher
+        return consumer
+
+
 class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
     handler: Handler
     handled_topics: frozenset[str] = frozenset()
     hooks: CommitHooks
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         # offsets are chosen inside: under the lock they cover exactly the records handled so far

@@ -69,15 +69,22 @@ async def raw_loop(args) -> dict:
 
 def quix(args) -> dict:
     """(c) Quix Streams doing the same per-customer work: remarket's own pipeline (validation,
-    dedup, core, state in Quix's RocksDB store with changelog), and every record the worker would
-    produce for it (actions, withdrawals, holdout, profiles, dead letters) produced to a topic.
-    Not done here: the worker's due-work ticks (Quix has no per-key timers), its metrics."""
+    dedup, core, state in Quix's RocksDB store with changelog), every record the worker would
+    produce for it (actions, withdrawals, holdout, profiles, dead letters) produced to a topic,
+    and the worker's due work: every `--tick-seconds` each partition's customers due are advanced
+    (`Pipeline.handle_due`, as the worker's partition tick does) inside the processing of that
+    partition's next record, through Quix's transaction for the partition: Quix has no timers,
+    and this needs no tick record at all (the worker writes and reads one per partition and
+    round). States are stored as the pipeline's JSON, not zstd-compressed as the worker stores
+    them: the cheaper path, since Quix writes a state per record where the worker encodes once
+    per commit. Not done here: the worker's metrics."""
     from quixstreams import Application
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from remarket.catalog import load_catalog
     from remarket.domain.policy import Policy
     from remarket.shell.pipeline import UNCHANGED, Pipeline, SourceRecord, owner_partition
+    from remarket.shell.schedule import DueIndex
 
     catalog = load_catalog(Path(args.catalog))
     pipeline = Pipeline(catalog, Policy())
@@ -87,24 +94,52 @@ def quix(args) -> dict:
                       state_dir=state_dir, loglevel="WARNING")
     topic = app.topic(args.topic, key_deserializer="bytes", value_deserializer="bytes")
     out = app.topic(args.out, key_serializer="bytes", value_serializer="bytes")
-    progress = {"count": 0, "first": None, "last": None, "cpu0": 0.0, "cpu1": 0.0}
+    progress = {"count": 0, "first": None, "last": None, "cpu0": 0.0, "cpu1": 0.0, "advanced": 0}
+    due: dict[int, DueIndex] = {}
+    next_round: dict[int, float] = {}
+
+    def store(state, handled) -> None:
+        if handled.new_state is None:
+            state.delete("s")
+        elif handled.new_state is not UNCHANGED:
+            state.set_bytes("s", handled.new_state.to_json())
+
+    def schedule(partition: int, handled) -> None:
+        if handled.customer_id is not None and handled.outcome != "duplicate":
+            due.setdefault(partition, DueIndex()).set(handled.customer_id, handled.due_at)
+
+    def due_work(partition: int, state) -> list[bytes]:
+        """What the worker's partition tick does, once per round, in this partition's transaction."""
+        if time.monotonic() < next_round.get(partition, 0.0):
+            return []
+        next_round[partition] = time.monotonic() + args.tick_seconds
+        now = datetime.now(timezone.utc)
+        outputs: list[bytes] = []
+        for customer_id, _ in due.get(partition, DueIndex()).pop_due(now):
+            customer = state._transaction.as_state(prefix=customer_id.encode())
+            handled = pipeline.handle_due(customer_id, customer.get_bytes("s"), now, now)
+            progress["advanced"] += 1
+            store(customer, handled)
+            schedule(partition, handled)
+            outputs += [r.value or b"" for r in handled.records]
+        return outputs
 
     def step(value: bytes, key: bytes, timestamp: int, headers, state):
         if progress["first"] is None:
             progress["first"], progress["cpu0"] = time.perf_counter(), cpu_seconds()
         # the bench produces with murmur2, as the worker's own inputs are: no record is rerouted
-        record = SourceRecord(args.topic, owner_partition(key, catalog.partitions) if key else 0, 0, key, value)
-        stored = state.get("s")  # Quix's store serialises JSON: the state bytes travel as text
-        handled = pipeline.handle(record, stored.encode() if stored else None, datetime.now(timezone.utc))
-        if handled.state is None:
-            state.delete("s")
-        elif handled.state is not UNCHANGED:
-            state.set("s", handled.state.decode())
+        partition = owner_partition(key, catalog.partitions) if key else 0
+        record = SourceRecord(args.topic, partition, 0, key, value)
+        handled = pipeline.handle(record, state.get_bytes("s"), datetime.now(timezone.utc))
+        store(state, handled)
+        schedule(partition, handled)
+        outputs = [r.value or b"" for r in handled.records]  # one output record each
+        outputs += due_work(partition, state)
         progress["count"] += 1
         if progress["count"] >= args.events:
             progress["last"], progress["cpu1"] = time.perf_counter(), cpu_seconds()
             app.stop()
-        return [r.value or b"" for r in handled.records]  # one output record each
+        return outputs
 
     sdf = app.dataframe(topic)
     sdf = sdf.apply(step, stateful=True, metadata=True, expand=True)
@@ -113,7 +148,7 @@ def quix(args) -> dict:
     elapsed = (progress["last"] or time.perf_counter()) - progress["first"]
     return {"events": progress["count"], "seconds": elapsed, "rate": progress["count"] / elapsed,
             "cpu_rate": progress["count"] / max(1e-9, progress["cpu1"] - progress["cpu0"]),
-            "peak_rss_mb": peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(), "customers_advanced": progress["advanced"]}
 
 
 def main() -> None:
@@ -126,6 +161,7 @@ def main() -> None:
     parser.add_argument("--group", required=True)
     parser.add_argument("--catalog", default=str(Path(__file__).with_name("catalog.toml")))
     parser.add_argument("--exactly-once", action="store_true")
+    parser.add_argument("--tick-seconds", type=float, default=5.0, help="due-work round (the worker's default)")
     args = parser.parse_args()
     result = asyncio.run(raw_loop(args)) if args.contender == "raw" else quix(args)
     print(json.dumps(result), flush=True)

@@ -160,9 +160,11 @@ def apply_topics(bootstrap: str, app_id: str, **env: str) -> None:
 
 
 # -- latency ------------------------------------------------------------------------------
-LATENCY_RUNS = (("exactly_once", 2.8), ("exactly_once", 0.1), ("exactly_once", 0.05), ("at_least_once", 0.1))
-"""(guarantee, commit interval s): faust's default interval, then short ones. Under exactly-once
-an action is visible when its transaction commits, so the interval bounds latency from below."""
+LATENCY_RUNS = (("exactly_once", 2.8), ("exactly_once", 0.1), ("exactly_once", 0.05), ("at_least_once", 0.1),
+                ("at_least_once", 2.8))
+"""(guarantee, commit interval s): the default interval, then short ones. Under exactly-once an
+action is visible when its transaction commits, so the interval bounds latency from below; under
+at-least-once it is visible once sent, and a commit only pauses handling while it runs."""
 
 async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: float,
                           guarantee: str, commit_interval: float) -> dict:

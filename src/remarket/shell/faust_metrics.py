@@ -93,3 +93,48 @@ class SendSensors:
 
     def error(self, producer: Any, exc: BaseException, state: float) -> None:
         self.monitor.on_send_error(producer, exc, state)
+
+
+class TableSensors:
+    """faust's per-record table sensor calls (`on_table_get`, `on_table_set`, `on_table_del`) for
+    the monitor set up here, minus the label lookup per call (`table_operations.labels(...)`,
+    2.8 % of the worker's samples for the gets alone): the labelled children are kept. Same
+    counts; any other sensor added to the app is still called."""
+
+    def __init__(self, sensors: Any, monitor: Any, table: Any) -> None:
+        self.monitor, self.table = monitor, table
+        self._others = [sensor for sensor in sensors if sensor is not monitor]
+        self._counts = monitor._table_or_create(table)  # faust's TableState: keys_retrieved, ...
+        metrics = getattr(monitor, "_metrics", None)
+        self._children = {operation: metrics.table_operations.labels(table=f"table.{table.name}", operation=operation)
+                          for operation in ("keys_retrieved", "keys_updated", "keys_deleted")} if metrics else {}
+
+    def got(self, key: Any) -> None:
+        self._counts.keys_retrieved += 1
+        self._count("keys_retrieved")
+        for sensor in self._others:
+            sensor.on_table_get(self.table, key)
+
+    def set(self, key: Any, value: Any) -> None:
+        self._counts.keys_updated += 1
+        self._count("keys_updated")
+        for sensor in self._others:
+            sensor.on_table_set(self.table, key, value)
+
+    def deleted(self, key: Any) -> None:
+        self._counts.keys_deleted += 1
+        self._count("keys_deleted")
+        for sensor in self._others:
+            sensor.on_table_del(self.table, key)
+
+    def _count(self, operation: str) -> None:
+        child = self._children.get(operation)
+        if child is not None:
+            child.inc()
+
+
+def table_sensors(app: Any, table: Any, current: TableSensors | None) -> TableSensors:
+    """`current` while the app's monitor is the one it was made for (the monitor is chosen after wiring)."""
+    if current is None or current.monitor is not app.monitor:
+        current = TableSensors(app.sensors, app.monitor, table)
+    return current

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from remarket.shell.due_work import DueWork
+from remarket.shell.faust_metrics import TableSensors, table_sensors
 from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
 from remarket.shell.pipeline import UNCHANGED, Handled, Pipeline, SourceRecord
@@ -44,6 +45,7 @@ class RecordHandler:
                  due_work: DueWork, observer: Observer, metrics: Metrics, ticks_topic: str) -> None:
         self.app, self.table, self.pipeline, self.states, self.sink = app, table, pipeline, states, sink
         self.due_work, self.observer, self.metrics, self._ticks_topic = due_work, observer, metrics, ticks_topic
+        self._table_sensors: TableSensors | None = None
 
     async def handle_or_stop(self, message: Any) -> None:
         try:
@@ -62,7 +64,8 @@ class RecordHandler:
         else:
             state = None
             if key is not None:
-                self.app.sensors.on_table_get(self.table, key)
+                self._table_sensors = sensors = table_sensors(self.app, self.table, self._table_sensors)
+                sensors.got(key)
                 state = self.states.get(message.partition, key)
             handled = self.pipeline.handle(record, state, datetime.now(timezone.utc))
             await self._carry_out(handled, key, message, started)

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import faust
 from faust.types import TP
 
-from remarket.shell.faust_metrics import SendSensors
+from remarket.shell.faust_metrics import SendSensors, TableSensors, table_sensors
 from remarket.shell.pipeline import OutRecord
 from remarket.shell.state_cache import StateCache
 
@@ -78,6 +78,7 @@ class TransactionalSink:
         self.exactly_once = exactly_once
         self._uncommitted: dict[TP, int] = {}  # processed since the last commit of our own (see below)
         self._send_sensors: SendSensors | None = None
+        self._table_sensors: TableSensors | None = None
 
     def processed(self, tp: TP, offset: int) -> None:
         self._uncommitted[tp] = offset
@@ -125,13 +126,14 @@ class TransactionalSink:
         """The transaction committed: now the local store may have its states (never before)."""
         if not committed:
             return  # still dirty here; produced again at the next commit (same key: last wins)
+        self._table_sensors = sensors = table_sensors(self.app, self.table, self._table_sensors)
         for batch in flushed:
             self.states.committed(batch.partition, batch.records, batch.changelog_offset())
             for key, value in batch.records:
                 if value is None:
-                    self.app.sensors.on_table_del(self.table, key)
+                    sensors.deleted(key)
                 else:
-                    self.app.sensors.on_table_set(self.table, key, value)
+                    sensors.set(key, value)
 
     def _transactional_id(self, source: Any) -> str | None:
         if not self.exactly_once:

@@ -40,7 +40,10 @@ class Sink:
 def handler() -> tuple[RecordHandler, Sink, StateCache]:
     metrics = Metrics(CollectorRegistry())
     observer = Observer(metrics, {spec.name: spec.role for spec in CATALOG})
-    app = SimpleNamespace(sensors=SimpleNamespace(on_table_get=lambda *a: None))
+    tables: dict = {}
+    monitor = SimpleNamespace(_table_or_create=lambda table: tables.setdefault(id(table),
+        SimpleNamespace(keys_retrieved=0, keys_updated=0, keys_deleted=0)))
+    app = SimpleNamespace(sensors=[monitor], monitor=monitor)
     pipeline = Pipeline(CATALOG, Policy())
     states = StateCache(FaustMemoryStore(SimpleNamespace(data={})))
     sink = Sink()

@@ -18,6 +18,9 @@ class Sensors:
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
 
+    def __iter__(self):
+        return iter(())
+
 
 class Monitor:
     """What faust's monitor keeps per send."""
@@ -26,6 +29,10 @@ class Monitor:
         self.messages_sent = 0
         self.messages_sent_by_topic: Counter[str] = Counter()
         self.completed = 0
+        self.tables: dict = {}
+
+    def _table_or_create(self, table):
+        return self.tables.setdefault(id(table), SimpleNamespace(keys_retrieved=0, keys_updated=0, keys_deleted=0))
 
     def time(self) -> float:
         return 0.0

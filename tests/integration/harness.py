@@ -165,6 +165,22 @@ def log_tails(workers: list[WorkerProcess], lines: int = 40) -> str:
                      for w in workers)
 
 
+def assert_no_action_lost(d: Deployment, expected: Counter, workers: list[WorkerProcess],
+                          timeout: float = 120) -> Counter:
+    """At-least-once's count: every expected action arrives (copies allowed), nothing unexpected;
+    returns the copies per action id."""
+    records = run(consume_all(d.bootstrap, d.topics["actions"], expect=sum(expected.values()), timeout=timeout,
+                              settle=8))
+    actions = [orjson.loads(r.value) for r in records]
+    got = Counter((a["customer_id"], a["kind"]) for a in {a["action_id"]: a for a in actions}.values())
+    lost, unexpected, tails = expected - got, got - expected, log_tails(workers)
+    assert not lost, f"{sum(lost.values())} of {sum(expected.values())} actions lost: {sorted(lost)[:10]}\n{tails}"
+    assert not unexpected, f"unexpected actions: {sorted(unexpected)[:10]}\n{tails}"
+    dead = run(consume_all(d.bootstrap, d.topics["dead_letter"], timeout=3, settle=1))
+    assert dead == [], f"{len(dead)} dead letters, first: {dead[0].value[:300]!r}"
+    return Counter(n for n in Counter(a["action_id"] for a in actions).values() if n > 1)
+
+
 def assert_every_action_exactly_once(d: Deployment, expected: Counter, workers: list[WorkerProcess],
                                      timeout: float = 120) -> list:
     """The crash test's count (by action_id, read_committed): 0 duplicated, 0 lost, 0 unexpected."""

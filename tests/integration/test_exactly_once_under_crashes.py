@@ -1,6 +1,6 @@
 """Reminders and coupons while the worker is SIGKILLed and restarted, with a busy process per
 core (cpu_contended): every expected action reaches a read_committed consumer exactly once by
-action_id — 0 lost, 0 duplicated."""
+action_id — 0 lost, 0 duplicated. At-least-once: 0 lost (copies allowed)."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from tests.integration.harness import assert_every_action_exactly_once, produce, run
+from tests.integration.harness import assert_every_action_exactly_once, assert_no_action_lost, produce, run
 
 KILLS = int(os.environ.get("CRASH_KILLS", "3"))  # CI: 3; the long form: CRASH_KILLS=20
 
@@ -21,6 +21,11 @@ KILLS = int(os.environ.get("CRASH_KILLS", "3"))  # CI: 3; the long form: CRASH_K
 @pytest.fixture
 def crash_deployment(make_deployment):
     return make_deployment("crash")
+
+
+@pytest.fixture
+def crash_deployment_at_least_once(make_deployment):
+    return make_deployment("crash", extra_env={"REMARKET_PROCESSING_GUARANTEE": "at_least_once"})
 
 
 def doc(event_type: str, customer: str, event_id: str, **fields) -> bytes:
@@ -58,12 +63,7 @@ def workload(rng: random.Random) -> tuple[list, Counter]:
     return ordered, expected
 
 
-def test_every_reminder_and_coupon_arrives_exactly_once_across_sigkills(crash_deployment, cpu_contended):
-    d = crash_deployment
-    rng = random.Random(20261122)
-    steps, expected = workload(rng)
-    worker = d.start_worker()
-
+def kill_and_restart_while_feeding(d, worker, rng: random.Random, steps: list) -> None:
     pause = max(0.12, KILLS * 9.0 / len(steps))  # the workload outlasts the kills
 
     def producer_thread():
@@ -81,4 +81,24 @@ def test_every_reminder_and_coupon_arrives_exactly_once_across_sigkills(crash_de
         worker.start()
     feeder.join()
 
+
+def test_every_reminder_and_coupon_arrives_exactly_once_across_sigkills(crash_deployment, cpu_contended):
+    d = crash_deployment
+    rng = random.Random(20261122)
+    steps, expected = workload(rng)
+    worker = d.start_worker()
+    kill_and_restart_while_feeding(d, worker, rng, steps)
     assert_every_action_exactly_once(d, expected, [worker])
+
+
+def test_at_least_once_loses_no_reminder_or_coupon_across_sigkills(crash_deployment_at_least_once, cpu_contended):
+    """At-least-once commits let records be handled while the broker answers, and write the
+    changelog only after what the committed records sent: a state saying an event was handled
+    never reaches the changelog before that event's action."""
+    d = crash_deployment_at_least_once
+    rng = random.Random(20261123)
+    steps, expected = workload(rng)
+    worker = d.start_worker()
+    kill_and_restart_while_feeding(d, worker, rng, steps)
+    copies = assert_no_action_lost(d, expected, [worker])
+    print(f"at-least-once across {KILLS} SIGKILLs: {sum(expected.values())} actions, copies {dict(copies)}")

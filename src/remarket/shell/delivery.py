@@ -50,9 +50,13 @@ second per broker."""
 class CommitHooks(Protocol):
     """What a commit must carry besides offsets (the worker's state cache: shell.transactions)."""
 
-    lock: asyncio.Lock  # held by the handler per record, and here for a whole commit
+    lock: asyncio.Lock  # held by the handler per record, and here while a commit chooses what it covers
+    commit_lock: asyncio.Lock  # one commit at a time, start to end
+    exclusive_commit: bool  # hold `lock` until the commit ends (exactly-once: see force_commit)
 
     async def before_commit(self, offsets: Mapping[TP, int]) -> Any: ...
+
+    async def while_handling(self, prepared: Any) -> None: ...
 
     def after_commit(self, prepared: Any, committed: bool) -> None: ...
 
@@ -85,14 +89,35 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    _commit_holds_handling = False
+
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
-        # offsets are chosen inside: under the lock they cover exactly the records handled so far
-        async with self.hooks.lock:
-            return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+        """A commit chooses its offsets with record handling held off, so they cover exactly the
+        records handled so far and every state those changed. Exactly-once holds it off to the
+        end: a record handled meanwhile would send into the transaction being committed without
+        its offset. At-least-once lets handling go on once the offsets and states are chosen:
+        the producer flush and the offset commit are broker round trips (~16 ms at 150 events/s)
+        that records would otherwise wait for."""
+        hooks = self.hooks
+        async with hooks.commit_lock:  # faust's commit() serialises its own callers only
+            await hooks.lock.acquire()
+            self._commit_holds_handling = True
+            try:
+                return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+            finally:
+                self._let_handling_go_on()
+
+    def _let_handling_go_on(self) -> None:
+        if self._commit_holds_handling:
+            self._commit_holds_handling = False
+            self.hooks.lock.release()
 
     async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         assignment = self.assignment()
         prepared = await self.hooks.before_commit({tp: o for tp, o in offsets.items() if tp in assignment})
+        if not self.hooks.exclusive_commit:
+            self._let_handling_go_on()
+            await self.hooks.while_handling(prepared)
         committed = await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
         self.hooks.after_commit(prepared, committed)
         return committed

@@ -9,8 +9,9 @@ batch. So the local store never holds uncommitted data: after a SIGKILL it is st
 prefix of the changelog, and the restart reads only what came after it (nothing is wiped).
 States read from RocksDB stay decoded in a bounded cache, so a hot customer is decoded once.
 
-The caller makes commits and record handling mutually exclusive (shell.delivery's commit lock):
-what is dirty at a commit is exactly what the committed records changed.
+The caller holds record handling off while a commit takes the changed states (shell.delivery):
+what is taken is exactly what the committed records changed. Under at-least-once records are
+handled again before that commit ends; a customer they change stays dirty for the next commit.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Iterable, Iterator
 from remarket.domain.state import CustomerState
 from remarket.shell.store import PartitionedStore
 
+_ABSENT = object()
 CLEAN_PER_PARTITION = 20_000
 """Decoded committed states kept per partition (about 4 KB each in memory); beyond it the
 oldest are dropped and decoded again when next needed."""
@@ -29,6 +31,7 @@ class StateCache:
         self.store = store
         self.clean_per_partition = clean_per_partition
         self._dirty: dict[int, dict[bytes, CustomerState | None]] = {}  # None: erased
+        self._taken: dict[int, dict[bytes, CustomerState | None]] = {}  # by the commit under way
         self._clean: dict[int, dict[bytes, CustomerState]] = {}
 
     def get(self, partition: int, key: bytes) -> CustomerState | None:
@@ -65,18 +68,27 @@ class StateCache:
         """The partition's changed customers, encoded, for its changelog; they stay readable here
         until `committed` (or `discard`) says what became of them."""
         dirty = self._dirty.get(partition) or {}
+        self._taken[partition] = dict(dirty)
         return [(key, state.to_bytes() if state is not None else None) for key, state in dirty.items()]
 
     def committed(self, partition: int, records: list[tuple[bytes, bytes | None]], changelog_offset: int | None) -> None:
-        """The transaction holding `records` committed: write them, and the offset, to the store."""
-        dirty = self._dirty.pop(partition, {})
+        """The transaction holding `records` committed: write them, and the offset, to the store.
+        A customer changed again since the take stays dirty (its newer state is not committed)."""
+        taken = self._taken.pop(partition, {})
+        dirty = self._dirty.get(partition, {})
+        done = {}
+        for key, state in taken.items():
+            if dirty.get(key, _ABSENT) is state:
+                done[key] = dirty.pop(key)
+        if not dirty:
+            self._dirty.pop(partition, None)
         if changelog_offset is not None:
             self.store.write(partition, records, changelog_offset)
         else:
             for key, value in records:
                 self.store.put(partition, key, value)
         clean = self._clean.setdefault(partition, {})
-        for key, state in dirty.items():
+        for key, state in done.items():
             if state is not None and len(clean) < self.clean_per_partition:
                 clean[key] = state
 
@@ -84,4 +96,5 @@ class StateCache:
         """Partitions that moved away or whose transaction aborted: forget all we held of them."""
         for partition in partitions:
             self._dirty.pop(partition, None)
+            self._taken.pop(partition, None)
             self._clean.pop(partition, None)

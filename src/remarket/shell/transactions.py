@@ -71,8 +71,11 @@ class TransactionalSink:
         self.table = table
         self.states = states
         self.lock = asyncio.Lock()
-        """Held while a record is handled and while a commit runs: a commit covers exactly the
-        records handled before it, with every state they changed (shell.delivery takes it)."""
+        """Held while a record is handled and while a commit chooses what it covers: a commit
+        covers exactly the records handled before it, with every state they changed (shell.delivery
+        takes it; exactly-once holds it to the end of the commit)."""
+        self.commit_lock = asyncio.Lock()
+        self.exclusive_commit = exactly_once
         self.changelog_topic = changelog_topic
         self.topic_names = topic_names
         self.exactly_once = exactly_once
@@ -85,8 +88,9 @@ class TransactionalSink:
 
     # -- the state cache's commits (shell.state_cache) ------------------------------------
     async def before_commit(self, offsets: Mapping[TP, int]) -> list[Flushed]:
-        """Produce the changelog records of every customer the records being committed changed,
-        into the transaction that commits them (the commit lock keeps handling out meanwhile)."""
+        """Take the changed state of every customer the records being committed changed (handling
+        is held off meanwhile). Exactly-once produces their changelog records now, into the
+        transaction that commits them; at-least-once in `while_handling`."""
         sources: dict[int, TP] = {}
         for tp in offsets:
             if tp.topic != self.changelog_topic:
@@ -95,8 +99,19 @@ class TransactionalSink:
         for partition, source in sources.items():
             records = self.states.take(partition)
             if records:
-                flushed.append(Flushed(partition, records, await self._produce_changelog(partition, source, records)))
+                sent = await self._produce_changelog(partition, source, records) if self.exactly_once else []
+                flushed.append(Flushed(partition, records, sent))
         return flushed
+
+    async def while_handling(self, flushed: list[Flushed]) -> None:
+        """At-least-once, records handled again meanwhile: the taken states go to the changelog
+        only once everything the committed records sent is written. A changelog record that says
+        an event was handled, written before that event's action, would make the action lost
+        after a crash: the event is read again, found handled, and sends nothing."""
+        await self.app.producer.flush()
+        for batch in flushed:
+            batch.sent.extend(await self._produce_changelog(
+                batch.partition, TP(self.changelog_topic, batch.partition), batch.records))
 
     async def _produce_changelog(self, partition: int, source: TP,
                                  records: list[tuple[bytes, bytes | None]]) -> list[tuple[Any, int]]:
@@ -157,6 +172,9 @@ class TransactionalSink:
         if self.exactly_once:
             async with self.lock:
                 await self._commit_before_revoke(revoked)
+        else:
+            async with self.commit_lock:  # a commit under way writes its states first
+                pass
         self.states.discard({tp.partition for tp in revoked})  # their next owner may change them
 
     async def _commit_before_revoke(self, revoked: set[TP]) -> None:

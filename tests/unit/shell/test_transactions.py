@@ -47,6 +47,13 @@ class Monitor:
 class Producer:
     def __init__(self) -> None:
         self.sent: list[dict] = []
+        self.plain = TransactionProducer(None, self.sent)  # at-least-once: one producer, no transaction
+
+    def _ensure_producer(self):
+        return self.plain
+
+    async def flush(self) -> None:
+        self.sent.append({"flush": True})
 
     async def send(self, topic, key, value, partition, timestamp, headers, transactional_id=None):
         self.sent.append({"topic": topic, "key": key, "value": value, "partition": partition,
@@ -185,3 +192,31 @@ def test_the_partitions_transactions_commit_concurrently_each_with_its_offsets_a
     asyncio.run(producer.commit_transactions({"t-0": {TP("a", 0): 5}, "t-1": {TP("a", 1): 9}}, "shop"))
     assert [step for name, step in log if name == "t-0"] == ["offsets [5] for shop", "commit", "begin"]
     assert [step for name, step in log if name == "t-1"] == ["offsets [9] for shop", "commit", "begin"]
+
+
+def test_at_least_once_writes_the_changelog_only_after_what_the_committed_records_sent():
+    s, producer, store = sink(exactly_once=False)
+    asyncio.run(s.send(OutRecord("actions", b"c-1", b"{}"), SOURCE))
+    s.states.put(3, b"c-1", state("c-1"))
+    flushed = asyncio.run(s.before_commit({TP("remarket.orders", 3): 42}))
+    assert [p.get("topic") for p in producer.sent] == ["remarket.actions"]  # handling may go on now
+    asyncio.run(s.while_handling(flushed))
+    assert [p.get("topic", "flush") for p in producer.sent] == ["remarket.actions", "flush",
+                                                                "shop-customers-changelog"]
+    s.after_commit(flushed, True)
+    assert store == {b"c-1": state("c-1").to_bytes()}
+
+
+def test_at_least_once_a_customer_changed_while_the_commit_runs_stays_for_the_next_commit():
+    s, producer, store = sink(exactly_once=False)
+    taken, newer = state("c-1"), state("c-1").model_copy(update={"orders": 1})
+    s.states.put(3, b"c-1", taken)
+    s.states.put(3, b"c-2", state("c-2"))
+    flushed = asyncio.run(s.before_commit({TP("remarket.orders", 3): 42}))
+    s.states.put(3, b"c-1", newer)  # handled while the broker answers
+    asyncio.run(s.while_handling(flushed))
+    s.after_commit(flushed, True)
+    assert store == {b"c-1": taken.to_bytes(), b"c-2": state("c-2").to_bytes()}  # what committed
+    assert s.states.get(3, b"c-1") is newer and s.states.dirty_partitions() == {3}
+    s.after_commit(asyncio.run(s.before_commit({TP("remarket.orders", 3): 43})), True)
+    assert store[b"c-1"] == newer.to_bytes() and s.states.dirty_partitions() == set()

@@ -188,8 +188,7 @@ class CustomerState(BaseModel):
         copy = self.model_copy()
         fields = copy.__dict__
         for name in _CONTAINER_FIELDS:
-            value = fields[name]
-            fields[name] = type(value)(value) if value else type(value)()
+            fields[name] = fields[name].copy()  # list.copy / dict.copy: a new container, empty or not
         return copy
 
 

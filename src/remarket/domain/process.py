@@ -23,7 +23,7 @@ from remarket.domain.money import unknown_currency
 from remarket.domain.policy import Policy
 from remarket.domain.profile import CustomerProfile, profile_of, segment_key
 from remarket.domain.rules import withdrawals
-from remarket.domain.state import CustomerState, from_ts, later, new_state, ring_add, ring_contains, to_ts
+from remarket.domain.state import CustomerState, from_ts, id_hash, later, new_state, ring_has, ring_with, to_ts
 from remarket.domain.store import UNKNOWN, StoreView
 
 
@@ -93,11 +93,9 @@ def _finish(before: CustomerState | None, state: CustomerState, due: int | None,
         return Outcome(state=None, actions=tuple(effects.actions), transitions=tuple(effects.transitions),
                        suppressions=tuple(effects.suppressions), withdrawals=tuple(effects.withdrawals),
                        deferred=tuple(effects.deferred), expired=tuple(effects.expired))
-    logical = [due] if due is not None else []
-    if state.buffer:
-        logical.append(to_ts(state.buffer[0].occurred_at))
-    lag = policy.seconds.reorder_tolerance
-    state.due_at = from_ts(min(logical) + lag) if logical else None
+    held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
+    logical = held if due is None else due if held is None else min(due, held)
+    state.due_at = from_ts(logical + policy.seconds.reorder_tolerance) if logical is not None else None
     state.policy_version = policy.version
     profile = None
     if state.upto is not None and (before is None or state.upto != before.upto):
@@ -155,13 +153,14 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
     before = state
     if state is None:
         state = new_state(event.customer_id, policy.version)
-    if ring_contains(state.recent_event_hashes, event.event_id):
+    event_hash = id_hash(event.event_id)  # tested, then added: hashed once
+    if ring_has(state.recent_event_hashes, event_hash):
         return Outcome(state=state, duplicate=True)
     state = state.working_copy()
     effects = Effects()
     # An erasure request waits in the reorder buffer like any event, so that events from before it
     # that arrive late (another topic, another producer) are folded first and erased with the rest.
-    state.recent_event_hashes = ring_add(state.recent_event_hashes, event.event_id, policy.dedup_event_ids)
+    state.recent_event_hashes = ring_with(state.recent_event_hashes, event_hash, policy.dedup_event_ids)
     family = family_of(event.event_type)
     state.events_by_family[family] = state.events_by_family.get(family, 0) + 1
     state.last_seen_by_family[family] = later(state.last_seen_by_family.get(family), event.occurred_at)

@@ -35,7 +35,17 @@ def id_hash(identifier: str) -> bytes:
 
 
 def ring_contains(ring: bytes, identifier: str) -> bool:
-    needle, start = id_hash(identifier), 0
+    return ring_has(ring, id_hash(identifier))
+
+
+def ring_add(ring: bytes, identifier: str, cap: int) -> bytes:
+    """Append, keeping the newest `cap` ids."""
+    return ring_with(ring, id_hash(identifier), cap)
+
+
+def ring_has(ring: bytes, needle: bytes) -> bool:
+    """`ring_contains` for an id already hashed (`id_hash`): a caller that tests and then adds hashes once."""
+    start = 0
     while (found := ring.find(needle, start)) >= 0:
         if found % _HASH_BYTES == 0:
             return True
@@ -43,9 +53,9 @@ def ring_contains(ring: bytes, identifier: str) -> bool:
     return False
 
 
-def ring_add(ring: bytes, identifier: str, cap: int) -> bytes:
-    """Append, keeping the newest `cap` ids."""
-    return (ring + id_hash(identifier))[-cap * _HASH_BYTES:]
+def ring_with(ring: bytes, needle: bytes, cap: int) -> bytes:
+    """`ring_add` for an id already hashed (`id_hash`)."""
+    return (ring + needle)[-cap * _HASH_BYTES:]
 
 
 class _Record(BaseModel):

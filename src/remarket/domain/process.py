@@ -57,9 +57,10 @@ def _insert(buffer: list[InboundEvent], event: InboundEvent) -> None:
 
 
 def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effects,
-               store: StoreView = UNKNOWN) -> int | None:
+               store: StoreView = UNKNOWN) -> tuple[int | None, int | None]:
     """Fold buffered events and fire due work, in time order, up to `target` (inclusive).
-    Returns the next logical due time (after `target`)."""
+    Returns the next logical due time (after `target`) and the time of the first event still held
+    (converting an event's time costs a call into its tzinfo: the caller need not do it again)."""
     held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
     while True:
         event_ts = held if held is not None and held <= target else None
@@ -75,7 +76,7 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
             held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
             late = state.upto is not None and event_ts <= state.upto
             at = state.upto if late else event_ts
-            fold(state, event, policy)
+            fold(state, event, policy, event_ts)
             withdrawals.on_event(state, event, at, policy, effects)
             if late:  # what it set up may already be due: decide now
                 evaluate(state, at, policy, effects, store)
@@ -84,16 +85,16 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
         else:
             break
     state.upto = target if state.upto is None else max(state.upto, target)
-    return due
+    return due, held
 
 
-def _finish(before: CustomerState | None, state: CustomerState, due: int | None, policy: Policy,
-            effects: Effects) -> Outcome:
+def _finish(before: CustomerState | None, state: CustomerState, due: int | None, held: int | None,
+            policy: Policy, effects: Effects) -> Outcome:
+    """`due`, `held`: the next logical due time and the time of the first held event, as `_run_until` left them."""
     if effects.erased and not state.buffer:  # forgotten, and nothing newer is waiting: delete
         return Outcome(state=None, actions=tuple(effects.actions), transitions=tuple(effects.transitions),
                        suppressions=tuple(effects.suppressions), withdrawals=tuple(effects.withdrawals),
                        deferred=tuple(effects.deferred), expired=tuple(effects.expired))
-    held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
     logical = held if due is None else due if held is None else min(due, held)
     state.due_at = from_ts(logical + policy.seconds.reorder_tolerance) if logical is not None else None
     state.policy_version = policy.version
@@ -133,12 +134,15 @@ def check_event(event: InboundEvent, policy: Policy, received_at: datetime | Non
     too far ahead of or behind the time it was received, or amounts in an unknown currency."""
     if (problem := unknown_currency(event, policy)) is not None:
         raise RejectedEvent(problem)
-    if received_at is not None and event.occurred_at - received_at > policy.future_tolerance:
+    if received_at is None:
+        return
+    ahead = event.occurred_at - received_at  # aware datetimes: each subtraction asks both offsets
+    if ahead > policy.future_tolerance:
         raise RejectedEvent(
             f"occurred_at {event.occurred_at.isoformat()} is more than {policy.future_tolerance} "
             f"ahead of the time it was received ({received_at.isoformat()})"
         )
-    if received_at is not None and received_at - event.occurred_at > policy.events.max_age:
+    if -ahead > policy.events.max_age:
         raise RejectedEvent(
             f"occurred_at {event.occurred_at.isoformat()} is more than {policy.events.max_age.days} days "
             f"before the time it was received ({received_at.isoformat()})"
@@ -169,8 +173,8 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
     _insert(state.buffer, event)
     while len(state.buffer) > policy.limits.reorder_buffer:  # too many held: process the oldest now
         _run_until(state, to_ts(state.buffer[0].occurred_at), policy, effects, store)
-    due = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects, store)
-    return _finish(before, state, due, policy, effects)
+    due, held = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects, store)
+    return _finish(before, state, due, held, policy, effects)
 
 
 def advance(state: CustomerState, now: datetime, policy: Policy, *, store: StoreView = UNKNOWN) -> Outcome:
@@ -189,5 +193,5 @@ def _move_clock(state: CustomerState, ts: int, policy: Policy, *, hold_recent: b
     state.clock = ts if state.clock is None else max(state.clock, ts)
     effects = Effects()
     target = state.clock - policy.seconds.reorder_tolerance if hold_recent else ts
-    due = _run_until(state, target, policy, effects, store)
-    return _finish(before, state, due, policy, effects)
+    due, held = _run_until(state, target, policy, effects, store)
+    return _finish(before, state, due, held, policy, effects)

@@ -195,10 +195,16 @@ class CustomerState(BaseModel):
     def working_copy(self) -> "CustomerState":
         """A copy safe to mutate: containers are copied (empty ones too: the core fills them, and the
         original must not change), their elements are immutable."""
-        copy = self.model_copy()
-        fields = copy.__dict__
+        fields = self.__dict__.copy()
         for name in _CONTAINER_FIELDS:
             fields[name] = fields[name].copy()  # list.copy / dict.copy: a new container, empty or not
+        # What pydantic's model_copy does, without its generic path (once per event): no extra
+        # fields (extra="forbid"), no private attributes.
+        copy = object.__new__(CustomerState)
+        object.__setattr__(copy, "__dict__", fields)
+        object.__setattr__(copy, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        object.__setattr__(copy, "__pydantic_extra__", None)
+        object.__setattr__(copy, "__pydantic_private__", None)
         return copy
 
 

@@ -29,9 +29,8 @@ def _attend(state: CustomerState, product: str, ts: int, event_id: str, policy: 
     if not since and (strong or views >= rules.repeat_views):
         since = ts
     last = max(ts, current.last) if current else ts
-    # ints and a validated event id: built without validating them again (product events are the most common)
-    state.products[product] = Attention.model_construct(
-        last=last, views=views, since=since, event_id=event_id if since == ts else (current.event_id if current else ""))
+    state.products[product] = Attention(last=last, views=views, since=since,
+                                        event_id=event_id if since == ts else (current.event_id if current else ""))
     if len(state.products) > policy.limits.products:
         oldest = min(state.products, key=lambda p: (state.products[p].last, p))
         del state.products[oldest]

@@ -31,7 +31,7 @@ class RejectedEvent(ValueError):
     """A well-formed event the core refuses (e.g. far in the future); it goes to the dead letters."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per call of the core: no per-instance __dict__
 class Outcome:
     state: CustomerState | None  # None: the customer was erased
     actions: tuple[Action, ...] = field(default=())
@@ -44,14 +44,15 @@ class Outcome:
     expired: tuple[tuple[str, str], ...] = ()  # (action kind, reason): gave up waiting, never sent
 
 
-def _event_key(event: InboundEvent) -> tuple[datetime, str]:
-    return event.occurred_at, event.event_id
-
-
 def _insert(buffer: list[InboundEvent], event: InboundEvent) -> None:
-    key = _event_key(event)
+    """Keep the buffer in (occurred_at, event_id) order. A new event is usually the latest: one
+    comparison of times (each costs calls into the events' tzinfo) finds its place."""
+    moment, event_id = event.occurred_at, event.event_id
     index = len(buffer)
-    while index > 0 and _event_key(buffer[index - 1]) > key:
+    while index > 0:
+        other = buffer[index - 1]
+        if other.occurred_at < moment or (other.occurred_at == moment and other.event_id <= event_id):
+            break
         index -= 1
     buffer.insert(index, event)
 
@@ -155,12 +156,13 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
     `store` is what the caller knows of the store as a whole."""
     check_event(event, policy, received_at)
     before = state
-    if state is None:
-        state = new_state(event.customer_id, policy.version)
     event_hash = id_hash(event.event_id)  # tested, then added: hashed once
-    if ring_has(state.recent_event_hashes, event_hash):
+    if state is None:
+        state = new_state(event.customer_id, policy.version)  # nobody else holds it: no copy needed
+    elif ring_has(state.recent_event_hashes, event_hash):
         return Outcome(state=state, duplicate=True)
-    state = state.working_copy()
+    else:
+        state = state.working_copy()
     effects = Effects()
     # An erasure request waits in the reorder buffer like any event, so that events from before it
     # that arrive late (another topic, another producer) are folded first and erased with the rest.

@@ -98,7 +98,8 @@ def _finish(before: CustomerState | None, state: CustomerState, due: int | None,
                        deferred=tuple(effects.deferred), expired=tuple(effects.expired))
     logical = held if due is None else due if held is None else min(due, held)
     state.due_at = from_ts(logical + policy.seconds.reorder_tolerance) if logical is not None else None
-    state.policy_version = policy.version
+    if state.policy_version != policy.version:  # CustomerState assignments go through __setattr__
+        state.policy_version = policy.version
     profile = None
     if state.upto is not None and (before is None or state.upto != before.upto):
         now_key = segment_key(state, state.upto, policy)

@@ -345,6 +345,8 @@ def dead_letter_record(record: SourceRecord, reason: str, detail: str) -> OutRec
 
 
 def _header_bytes(headers: Headers) -> int:
+    if not headers:  # most records: no generator to sum
+        return 0
     return sum(len(name) + len(value or b"") for name, value in headers)
 
 

@@ -23,7 +23,7 @@ from remarket.domain.state import CustomerState, Offer, PendingSend, Proposal, f
 from remarket.domain.vocabulary import Activity, Deferral, Expiry, Suppression
 
 
-@dataclass
+@dataclass(slots=True)  # one per call of the core: no per-instance __dict__
 class Effects:
     """What one call of the core produced, besides the new state."""
 

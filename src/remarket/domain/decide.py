@@ -73,10 +73,17 @@ def evaluate(state: CustomerState, t: int, policy: Policy, effects: Effects, sto
 def next_due(state: CustomerState, policy: Policy) -> int | None:
     """Earliest moment after the processed time at which `evaluate` would change something."""
     upto = state.upto if state.upto is not None else -(2**62)
-    candidates = [waiting.next_due(state), next_stage_change(state, upto, policy),
-                  next_activity_change(state, upto, policy)]
-    candidates += [rule.next_due(state, policy) for rule in RULES]
-    return min((t for t in candidates if t is not None and t > upto), default=None)
+    # Asked once per folded event and per decision: a plain loop, no lists or generators.
+    earliest = None
+    for t in (waiting.next_due(state), next_stage_change(state, upto, policy),
+              next_activity_change(state, upto, policy)):
+        if t is not None and t > upto and (earliest is None or t < earliest):
+            earliest = t
+    for rule in RULES:
+        t = rule.next_due(state, policy)
+        if t is not None and t > upto and (earliest is None or t < earliest):
+            earliest = t
+    return earliest
 
 
 def on_erasure(state: CustomerState, effects: Effects) -> None:

@@ -89,7 +89,7 @@ def _close_cart(state: CustomerState, cart_id: str | None, policy: Policy) -> bo
 def _fold_order(state: CustomerState, event: OrderEvent, ts: int, policy: Policy) -> None:
     order_id, cap = event.order_id, policy.limits.closed_ids
     if event.event_type == "order.placed":
-        _visit(state, to_ts(event.occurred_at), policy)  # placing an order is being on the site
+        _visit(state, ts, policy)  # placing an order is being on the site
         if ring_contains(state.paid_orders, order_id) or ring_contains(state.closed_orders, order_id):
             return  # its outcome already arrived
         _forget_attention(state, (item.product_id for item in event.items), policy)
@@ -148,9 +148,10 @@ _FOLDERS = {VisitEvent: _fold_visit, CartEvent: _fold_cart, OrderEvent: _fold_or
             EmailEvent: _fold_email, ConsentEvent: _fold_consent}
 
 
-def fold(state: CustomerState, event: InboundEvent, policy: Policy) -> None:
-    """Facts keep the event's own time, even for a late event (decisions then happen at once)."""
+def fold(state: CustomerState, event: InboundEvent, policy: Policy, ts: int | None = None) -> None:
+    """Facts keep the event's own time, even for a late event (decisions then happen at once).
+    `ts`: that time in epoch seconds, when the caller has it already."""
     if event.context is not None:
         state.timezone = event.context.timezone or state.timezone
         state.country = event.context.country or state.country
-    _FOLDERS[type(event)](state, event, to_ts(event.occurred_at), policy)
+    _FOLDERS[type(event)](state, event, to_ts(event.occurred_at) if ts is None else ts, policy)

@@ -28,12 +28,16 @@ def _activity(times: list[int], now: int, window: int, minimum: int, inactive_af
 
 
 def _activity_change(times: list[int], now: int, window: int, minimum: int, inactive_after: int) -> int | None:
-    candidates = []
+    """The first second after `now` at which `_activity` changes by time alone (no list built:
+    asked after every folded event)."""
+    if not times:
+        return None
+    earliest = None
     if len(times) >= minimum and (t := times[-minimum] + window + 1) > now:
-        candidates.append(t)
-    if times and (t := times[-1] + inactive_after + 1) > now:
-        candidates.append(t)
-    return min(candidates, default=None)
+        earliest = t
+    if (t := times[-1] + inactive_after + 1) > now and (earliest is None or t < earliest):
+        earliest = t
+    return earliest
 
 
 def email_activity(state: CustomerState, now: int, policy: Policy) -> Activity:

@@ -23,7 +23,7 @@ from remarket.domain.money import unknown_currency
 from remarket.domain.policy import Policy
 from remarket.domain.profile import CustomerProfile, profile_of, segment_key
 from remarket.domain.rules import withdrawals
-from remarket.domain.state import CustomerState, from_ts, later, new_state, ring_add, ring_contains, to_ts
+from remarket.domain.state import CustomerState, from_ts, id_hash, later, new_state, ring_has, ring_with, to_ts
 from remarket.domain.store import UNKNOWN, StoreView
 
 
@@ -31,7 +31,7 @@ class RejectedEvent(ValueError):
     """A well-formed event the core refuses (e.g. far in the future); it goes to the dead letters."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per call of the core: no per-instance __dict__
 class Outcome:
     state: CustomerState | None  # None: the customer was erased
     actions: tuple[Action, ...] = field(default=())
@@ -44,22 +44,24 @@ class Outcome:
     expired: tuple[tuple[str, str], ...] = ()  # (action kind, reason): gave up waiting, never sent
 
 
-def _event_key(event: InboundEvent) -> tuple[datetime, str]:
-    return event.occurred_at, event.event_id
-
-
 def _insert(buffer: list[InboundEvent], event: InboundEvent) -> None:
-    key = _event_key(event)
+    """Keep the buffer in (occurred_at, event_id) order. A new event is usually the latest: one
+    comparison of times (each costs calls into the events' tzinfo) finds its place."""
+    moment, event_id = event.occurred_at, event.event_id
     index = len(buffer)
-    while index > 0 and _event_key(buffer[index - 1]) > key:
+    while index > 0:
+        other = buffer[index - 1]
+        if other.occurred_at < moment or (other.occurred_at == moment and other.event_id <= event_id):
+            break
         index -= 1
     buffer.insert(index, event)
 
 
 def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effects,
-               store: StoreView = UNKNOWN) -> int | None:
+               store: StoreView = UNKNOWN) -> tuple[int | None, int | None]:
     """Fold buffered events and fire due work, in time order, up to `target` (inclusive).
-    Returns the next logical due time (after `target`)."""
+    Returns the next logical due time (after `target`) and the time of the first event still held
+    (converting an event's time costs a call into its tzinfo: the caller need not do it again)."""
     held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
     while True:
         event_ts = held if held is not None and held <= target else None
@@ -75,7 +77,7 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
             held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
             late = state.upto is not None and event_ts <= state.upto
             at = state.upto if late else event_ts
-            fold(state, event, policy)
+            fold(state, event, policy, event_ts)
             withdrawals.on_event(state, event, at, policy, effects)
             if late:  # what it set up may already be due: decide now
                 evaluate(state, at, policy, effects, store)
@@ -84,21 +86,20 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
         else:
             break
     state.upto = target if state.upto is None else max(state.upto, target)
-    return due
+    return due, held
 
 
-def _finish(before: CustomerState | None, state: CustomerState, due: int | None, policy: Policy,
-            effects: Effects) -> Outcome:
+def _finish(before: CustomerState | None, state: CustomerState, due: int | None, held: int | None,
+            policy: Policy, effects: Effects) -> Outcome:
+    """`due`, `held`: the next logical due time and the time of the first held event, as `_run_until` left them."""
     if effects.erased and not state.buffer:  # forgotten, and nothing newer is waiting: delete
         return Outcome(state=None, actions=tuple(effects.actions), transitions=tuple(effects.transitions),
                        suppressions=tuple(effects.suppressions), withdrawals=tuple(effects.withdrawals),
                        deferred=tuple(effects.deferred), expired=tuple(effects.expired))
-    logical = [due] if due is not None else []
-    if state.buffer:
-        logical.append(to_ts(state.buffer[0].occurred_at))
-    lag = policy.seconds.reorder_tolerance
-    state.due_at = from_ts(min(logical) + lag) if logical else None
-    state.policy_version = policy.version
+    logical = held if due is None else due if held is None else min(due, held)
+    state.due_at = from_ts(logical + policy.seconds.reorder_tolerance) if logical is not None else None
+    if state.policy_version != policy.version:  # CustomerState assignments go through __setattr__
+        state.policy_version = policy.version
     profile = None
     if state.upto is not None and (before is None or state.upto != before.upto):
         now_key = segment_key(state, state.upto, policy)
@@ -135,12 +136,15 @@ def check_event(event: InboundEvent, policy: Policy, received_at: datetime | Non
     too far ahead of or behind the time it was received, or amounts in an unknown currency."""
     if (problem := unknown_currency(event, policy)) is not None:
         raise RejectedEvent(problem)
-    if received_at is not None and event.occurred_at - received_at > policy.future_tolerance:
+    if received_at is None:
+        return
+    ahead = event.occurred_at - received_at  # aware datetimes: each subtraction asks both offsets
+    if ahead > policy.future_tolerance:
         raise RejectedEvent(
             f"occurred_at {event.occurred_at.isoformat()} is more than {policy.future_tolerance} "
             f"ahead of the time it was received ({received_at.isoformat()})"
         )
-    if received_at is not None and received_at - event.occurred_at > policy.events.max_age:
+    if -ahead > policy.events.max_age:
         raise RejectedEvent(
             f"occurred_at {event.occurred_at.isoformat()} is more than {policy.events.max_age.days} days "
             f"before the time it was received ({received_at.isoformat()})"
@@ -153,15 +157,17 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
     `store` is what the caller knows of the store as a whole."""
     check_event(event, policy, received_at)
     before = state
+    event_hash = id_hash(event.event_id)  # tested, then added: hashed once
     if state is None:
-        state = new_state(event.customer_id, policy.version)
-    if ring_contains(state.recent_event_hashes, event.event_id):
+        state = new_state(event.customer_id, policy.version)  # nobody else holds it: no copy needed
+    elif ring_has(state.recent_event_hashes, event_hash):
         return Outcome(state=state, duplicate=True)
-    state = state.working_copy()
+    else:
+        state = state.working_copy()
     effects = Effects()
     # An erasure request waits in the reorder buffer like any event, so that events from before it
     # that arrive late (another topic, another producer) are folded first and erased with the rest.
-    state.recent_event_hashes = ring_add(state.recent_event_hashes, event.event_id, policy.dedup_event_ids)
+    state.recent_event_hashes = ring_with(state.recent_event_hashes, event_hash, policy.dedup_event_ids)
     family = family_of(event.event_type)
     state.events_by_family[family] = state.events_by_family.get(family, 0) + 1
     state.last_seen_by_family[family] = later(state.last_seen_by_family.get(family), event.occurred_at)
@@ -170,8 +176,8 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
     _insert(state.buffer, event)
     while len(state.buffer) > policy.limits.reorder_buffer:  # too many held: process the oldest now
         _run_until(state, to_ts(state.buffer[0].occurred_at), policy, effects, store)
-    due = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects, store)
-    return _finish(before, state, due, policy, effects)
+    due, held = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects, store)
+    return _finish(before, state, due, held, policy, effects)
 
 
 def advance(state: CustomerState, now: datetime, policy: Policy, *, store: StoreView = UNKNOWN) -> Outcome:
@@ -190,5 +196,5 @@ def _move_clock(state: CustomerState, ts: int, policy: Policy, *, hold_recent: b
     state.clock = ts if state.clock is None else max(state.clock, ts)
     effects = Effects()
     target = state.clock - policy.seconds.reorder_tolerance if hold_recent else ts
-    due = _run_until(state, target, policy, effects, store)
-    return _finish(before, state, due, policy, effects)
+    due, held = _run_until(state, target, policy, effects, store)
+    return _finish(before, state, due, held, policy, effects)

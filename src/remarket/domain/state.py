@@ -45,7 +45,17 @@ def id_hash(identifier: str) -> bytes:
 
 
 def ring_contains(ring: bytes, identifier: str) -> bool:
-    needle, start = id_hash(identifier), 0
+    return ring_has(ring, id_hash(identifier))
+
+
+def ring_add(ring: bytes, identifier: str, cap: int) -> bytes:
+    """Append, keeping the newest `cap` ids."""
+    return ring_with(ring, id_hash(identifier), cap)
+
+
+def ring_has(ring: bytes, needle: bytes) -> bool:
+    """`ring_contains` for an id already hashed (`id_hash`): a caller that tests and then adds hashes once."""
+    start = 0
     while (found := ring.find(needle, start)) >= 0:
         if found % _HASH_BYTES == 0:
             return True
@@ -53,9 +63,9 @@ def ring_contains(ring: bytes, identifier: str) -> bool:
     return False
 
 
-def ring_add(ring: bytes, identifier: str, cap: int) -> bytes:
-    """Append, keeping the newest `cap` ids."""
-    return (ring + id_hash(identifier))[-cap * _HASH_BYTES:]
+def ring_with(ring: bytes, needle: bytes, cap: int) -> bytes:
+    """`ring_add` for an id already hashed (`id_hash`)."""
+    return (ring + needle)[-cap * _HASH_BYTES:]
 
 
 class _Record(BaseModel):
@@ -204,11 +214,16 @@ class CustomerState(BaseModel):
     def working_copy(self) -> "CustomerState":
         """A copy safe to mutate: containers are copied (empty ones too: the core fills them, and the
         original must not change), their elements are immutable."""
-        copy = self.model_copy()
-        fields = copy.__dict__
+        fields = self.__dict__.copy()
         for name in _CONTAINER_FIELDS:
-            value = fields[name]
-            fields[name] = type(value)(value) if value else type(value)()
+            fields[name] = fields[name].copy()  # list.copy / dict.copy: a new container, empty or not
+        # What pydantic's model_copy does, without its generic path (once per event): no extra
+        # fields (extra="forbid"), no private attributes.
+        copy = object.__new__(CustomerState)
+        object.__setattr__(copy, "__dict__", fields)
+        object.__setattr__(copy, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        object.__setattr__(copy, "__pydantic_extra__", None)
+        object.__setattr__(copy, "__pydantic_private__", None)
         return copy
 
 

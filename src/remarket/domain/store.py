@@ -94,6 +94,12 @@ class Contribution:
 NOTHING = Contribution(None, ())
 
 
+def _same_contribution(before: CustomerState, after: CustomerState) -> bool:
+    """True when `contribution` is sure to give the same for both, read off the fields it uses
+    (unchanged containers hold the very same Attention records: the comparison is cheap)."""
+    return before.orders == after.orders and before.spent == after.spent and before.products == after.products
+
+
 def contribution(state: CustomerState | None) -> Contribution:
     if state is None:
         return NOTHING
@@ -137,6 +143,8 @@ class StoreTrends(StoreView):
 
     def update(self, before: CustomerState | None, after: CustomerState | None) -> None:
         """One customer moved from `before` to `after` (None: unknown / erased)."""
+        if before is not None and after is not None and _same_contribution(before, after):
+            return  # most events: a page view, an email open (and no contribution built to see it)
         old, new = self._contribution(before), contribution(after)
         if old == new:  # most events: a page view, an email open
             return
@@ -150,8 +158,9 @@ class StoreTrends(StoreView):
 
     def excluding(self, state: CustomerState | None) -> StoreView:
         """The view for one customer's decisions: everyone but that customer (`state` as stored)."""
-        own = self._contribution(state)
-        return self if own == NOTHING else _Others(self, own)
+        if state is None or (state.orders <= 0 and not state.products):
+            return self  # contributes NOTHING (most customers: no order, no attention)
+        return _Others(self, self._contribution(state))
 
     def _contribution(self, state: CustomerState | None) -> Contribution:
         """contribution(state), remembered for the last state asked about: the pipeline asks for the

@@ -271,8 +271,10 @@ class Pipeline:
         self.store.update(before, outcome.state)
         # Backfills and catch-up after downtime decide actions for the past (event time); the
         # core records them, but one whose expiry has passed by the wall clock is not published.
-        live = [a for a in outcome.actions if a.expires_at > received_at]
-        expired = [a for a in outcome.actions if a.expires_at <= received_at]
+        live: list[Action] = []
+        expired: list[Action] = []
+        for action in outcome.actions:
+            (live if action.expires_at > received_at else expired).append(action)
         records = [action_record(action) for action in live]
         records += [action_record(withdrawal) for withdrawal in outcome.withdrawals]  # kind "withdrawal"
         if outcome.state is None:
@@ -343,6 +345,8 @@ def dead_letter_record(record: SourceRecord, reason: str, detail: str) -> OutRec
 
 
 def _header_bytes(headers: Headers) -> int:
+    if not headers:  # most records: no generator to sum
+        return 0
     return sum(len(name) + len(value or b"") for name, value in headers)
 
 

@@ -52,10 +52,14 @@ def due(state: CustomerState, t: int, policy: Policy, effects, store: StoreView 
 
 
 def next_due(state: CustomerState, policy: Policy) -> int | None:
-    if not policy.coupon.enabled:
+    # Asked after every folded event: a plain loop over the (few) products with attention.
+    if not policy.coupon.enabled or not state.products:
         return None
-    delay = policy.seconds.coupon_delay
-    return min((a.since + delay for a in state.products.values() if a.since), default=None)
+    earliest = None
+    for attention in state.products.values():
+        if attention.since and (earliest is None or attention.since < earliest):
+            earliest = attention.since
+    return None if earliest is None else earliest + policy.seconds.coupon_delay
 
 
 def sent(state: CustomerState, proposal: Proposal, t: int) -> None:

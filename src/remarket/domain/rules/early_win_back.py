@@ -37,7 +37,8 @@ def schedule(state: CustomerState, t: int, policy: Policy, store: StoreView = UN
     """When, after `t`, this customer's score falls below the threshold (before declining), if ever."""
     threshold = _threshold(state, policy, store) if state.stage in ELIGIBLE else None
     if threshold is None or state.last_order is None:
-        state.early_due = None
+        if state.early_due is not None:  # asked after every folded event: assign only a change
+            state.early_due = None
         return
     if state.early_for == state.last_order:
         return  # already scheduled (or fired) for this purchase history

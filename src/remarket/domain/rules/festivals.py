@@ -64,7 +64,7 @@ def schedule(state: CustomerState, t: int, policy: Policy) -> None:
     if state.stage in policy.festivals.notice_stages:
         if state.festival_due is None:  # a passed moment is `due`'s to fire, then it reschedules
             state.festival_due = next_occasion(t, customer_zone(state.timezone, policy), policy)
-    else:
+    elif state.festival_due is not None:  # asked after every folded event: assign only a change
         state.festival_due = None
 
 

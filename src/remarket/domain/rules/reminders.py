@@ -51,11 +51,15 @@ def due(state: CustomerState, t: int, policy: Policy, effects, store: StoreView 
 
 
 def next_due(state: CustomerState, policy: Policy) -> int | None:
-    if not policy.reminder.enabled:
+    # Asked after every folded event: a plain loop, and most customers have nothing open at all.
+    if not policy.reminder.enabled or not (state.open_orders or state.open_checkouts):
         return None
-    delay = policy.seconds.reminder_delay
-    return min((o.at + delay for pending in (state.open_orders, state.open_checkouts) for o in pending.values()),
-               default=None)
+    earliest = None
+    for pending in (state.open_orders, state.open_checkouts):
+        for order in pending.values():
+            if earliest is None or order.at < earliest:
+                earliest = order.at
+    return None if earliest is None else earliest + policy.seconds.reminder_delay
 
 
 def sent(state: CustomerState, proposal: Proposal, t: int) -> None:

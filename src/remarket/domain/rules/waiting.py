@@ -63,7 +63,9 @@ def park(state: CustomerState, proposal: Proposal, send_ts: int, policy: Policy,
 
 
 def next_due(state: CustomerState) -> int | None:
-    return min((p.retry for p in state.waiting), default=None)
+    if not state.waiting:  # nearly always: asked after every folded event
+        return None
+    return min(p.retry for p in state.waiting)
 
 
 def drop(state: CustomerState, reason: Suppression, effects, matches: Callable[[Proposal], bool] = lambda p: True) -> None:

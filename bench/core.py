@@ -1,0 +1,144 @@
+"""The core, in-process: events/s of `Pipeline.handle`, and of the due work that partition ticks do.
+
+    PYTHONPATH=src .venv/bin/python bench/core.py                       # 40,000 events, 4,000 customers
+    PYTHONPATH=src .venv/bin/python bench/core.py --events 200000 --customers 20000
+    PYTHONPATH=src .venv/bin/python bench/core.py --digest              # also: hash of every output
+
+No broker, no Faust: the traffic of bench/run.py (`generate_events`, same seed) is folded through
+the exact `Pipeline` the worker runs, states kept decoded between records as the worker's write
+cache does (shell/state_cache.py). Then every customer is advanced to a few later moments
+(`Pipeline.handle_due`, what a partition tick does for each due customer). Each pass starts from
+no state; the median of `--repeat` passes is printed. Times are the process's CPU time
+(`time.process_time`): on a shared machine a neighbour's load moves wall time far more.
+
+`--digest` fixes the clock (the traffic's time and `received_at`) so that two commits can be
+compared: the SHA-256 of every record `handle` returns (role, key, value, headers but the
+dead-letter's wall-clock time), of what else the shell reads from `Handled`, and of every final
+state. Same digest, same behaviour on this traffic.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/run.py, imported as a module
+
+import run  # noqa: E402  (bench/run.py)
+
+from remarket.catalog import load_catalog  # noqa: E402
+from remarket.domain.policy import Policy  # noqa: E402
+from remarket.domain.state import CustomerState  # noqa: E402
+from remarket.shell.pipeline import UNCHANGED, Handled, Pipeline, SourceRecord, owner_partition  # noqa: E402
+
+FIXED_NOW = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
+LATER = (timedelta(hours=1), timedelta(days=2), timedelta(days=40), timedelta(days=200))
+"""Where the due work is measured: past the reminders, the coupons, a campaign, churn."""
+WALL_CLOCK_HEADERS = {"remarket-dlq-failed-at"}
+
+
+class _FrozenClock(datetime):
+    @classmethod
+    def now(cls, tz=None):  # noqa: ANN001, ANN206
+        return FIXED_NOW if tz is None else FIXED_NOW.astimezone(tz)
+
+
+def traffic(events: int, customers: int, fixed_clock: bool) -> list[tuple[bytes, bytes]]:
+    """bench/run.py's traffic; with `fixed_clock`, as if generated at FIXED_NOW."""
+    if not fixed_clock:
+        return run.generate_events(events, customers)
+    real = run.datetime
+    run.datetime = _FrozenClock
+    try:
+        return run.generate_events(events, customers)
+    finally:
+        run.datetime = real
+
+
+def _digest_handled(digest, handled: Handled) -> None:
+    for record in handled.records:
+        headers = [(k, v) for k, v in record.headers if k not in WALL_CLOCK_HEADERS]
+        digest.update(repr((record.role, record.key, record.value, headers, record.partition)).encode())
+    core = handled.core
+    digest.update(repr((handled.outcome, handled.customer_id, handled.due_at, handled.dead_letter_reason,
+                        handled.event_type, handled.segment_change,
+                        [a.model_dump_json() for a in handled.expired],
+                        None if core is None else (core.duplicate, core.transitions, core.suppressions,
+                                                   core.deferred, core.expired))).encode())
+
+
+def one_pass(records: list[SourceRecord], received_at: datetime, digest=None) -> dict:
+    """Fold every record, then advance every customer at each LATER moment; seconds spent in each."""
+    pipeline = Pipeline(load_catalog(run.CATALOG), Policy())
+    states: dict[bytes, CustomerState] = {}
+    started = time.process_time()
+    for record in records:
+        handled = pipeline.handle(record, states.get(record.key), received_at)
+        if digest is not None:
+            _digest_handled(digest, handled)
+        new = handled.new_state
+        if new is None:
+            states.pop(record.key, None)
+        elif new is not UNCHANGED:
+            states[record.key] = new
+    events_s = time.process_time() - started
+    advanced = 0
+    started = time.process_time()
+    for later in LATER:
+        moment = received_at + later
+        for key in list(states):
+            handled = pipeline.handle_due(key.decode(), states[key], moment, moment)
+            advanced += 1
+            if digest is not None:
+                _digest_handled(digest, handled)
+            if handled.new_state is None:
+                del states[key]
+            elif handled.new_state is not UNCHANGED:
+                states[key] = handled.new_state
+    advance_s = time.process_time() - started
+    if digest is not None:
+        for key in sorted(states):
+            digest.update(key + b"=" + states[key].to_bytes())
+    return {"events_s": events_s, "advance_s": advance_s, "advanced": advanced, "customers": len(states)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--customers", type=int, default=4_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--digest", action="store_true", help="fixed clock; print the hash of every output")
+    args = parser.parse_args()
+    events = traffic(args.events, args.customers, fixed_clock=args.digest)
+    catalog = load_catalog(run.CATALOG)
+    records = [SourceRecord(run.EVENTS_TOPIC, owner_partition(key, catalog.partitions) if key else 0, offset,
+                            key or None, value) for offset, (key, value) in enumerate(events)]
+    received_at = (FIXED_NOW if args.digest else datetime.now(timezone.utc)) + timedelta(minutes=1)
+    passes = []
+    for _ in range(args.repeat):
+        digest = hashlib.sha256() if args.digest else None
+        passes.append(one_pass(records, received_at, digest))
+        if digest is not None:
+            passes[-1]["digest"] = digest.hexdigest()
+    n = len(records)
+    for i, p in enumerate(passes, 1):
+        print(f"pass {i}: {1e6 * p['events_s'] / n:6.1f} µs/event, "
+              f"{1e6 * p['advance_s'] / p['advanced']:6.1f} µs/advance ({p['advanced']:,} advances)"
+              + (f", digest {p['digest'][:16]}" if "digest" in p else ""))
+    per_event = statistics.median(1e6 * p["events_s"] / n for p in passes)
+    per_advance = statistics.median(1e6 * p["advance_s"] / p["advanced"] for p in passes)
+    print(f"{n:,} events, {args.customers:,} customers, median of {len(passes)}: "
+          f"{per_event:.1f} µs/event ({1e6 / per_event:,.0f} events/s), "
+          f"{per_advance:.1f} µs/advance ({1e6 / per_advance:,.0f} advances/s)")
+    if args.digest:
+        digests = {p["digest"] for p in passes}
+        assert len(digests) == 1, f"passes differ: {digests}"
+        print(f"digest {digests.pop()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -75,13 +75,17 @@ class TransactionalSink:
         covers exactly the records handled before it, with every state they changed (shell.delivery
         takes it; exactly-once holds it to the end of the commit)."""
         self.commit_lock = asyncio.Lock()
-        self.exclusive_commit = exactly_once
         self.changelog_topic = changelog_topic
         self.topic_names = topic_names
         self.exactly_once = exactly_once
         self._uncommitted: dict[TP, int] = {}  # processed since the last commit of our own (see below)
         self._send_sensors: SendSensors | None = None
         self._table_sensors: TableSensors | None = None
+
+    @property
+    def exclusive_commit(self) -> bool:
+        """Hold handling off to the end of a commit (shell.delivery): exactly-once only."""
+        return self.exactly_once
 
     def processed(self, tp: TP, offset: int) -> None:
         self._uncommitted[tp] = offset

@@ -92,8 +92,11 @@ class RecordHandler:
         return handled
 
     async def _carry_out(self, handled: Handled, key: bytes | None, message: Any, started: float) -> None:
-        if handled.new_state is not UNCHANGED and key is not None:
+        changed = handled.new_state is not UNCHANGED and key is not None
+        if changed:
             self.states.put(message.partition, key, handled.new_state)  # changelog and RocksDB at commit
+        if changed or handled.records:
+            self.sink.open_commit_path(message)
         for out in handled.records:
             await self.sink.send(out, message)
         if handled.customer_id is not None and handled.outcome != "duplicate":

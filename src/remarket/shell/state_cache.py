@@ -67,9 +67,14 @@ class StateCache:
     def take(self, partition: int) -> list[tuple[bytes, bytes | None]]:
         """The partition's changed customers, encoded, for its changelog; they stay readable here
         until `committed` (or `discard`) says what became of them."""
+        return encoded(self.take_states(partition))
+
+    def take_states(self, partition: int) -> list[tuple[bytes, CustomerState | None]]:
+        """`take`, left to encode: a state is never changed once here (the core changes a
+        working copy), so it may be encoded later while records are handled."""
         dirty = self._dirty.get(partition) or {}
         self._taken[partition] = dict(dirty)
-        return [(key, state.to_bytes() if state is not None else None) for key, state in dirty.items()]
+        return list(dirty.items())
 
     def committed(self, partition: int, records: list[tuple[bytes, bytes | None]], changelog_offset: int | None) -> None:
         """The transaction holding `records` committed: write them, and the offset, to the store.
@@ -98,3 +103,8 @@ class StateCache:
             self._dirty.pop(partition, None)
             self._taken.pop(partition, None)
             self._clean.pop(partition, None)
+
+
+def encoded(states: Iterable[tuple[bytes, CustomerState | None]]) -> list[tuple[bytes, bytes | None]]:
+    """Changelog records: each state's bytes (None: erased, a tombstone)."""
+    return [(key, state.to_bytes() if state is not None else None) for key, state in states]

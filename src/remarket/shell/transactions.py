@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import faust
+from aiokafka.producer.transaction_manager import TransactionManager
+from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 from remarket.shell.faust_metrics import SendSensors, TableSensors, table_sensors
 from remarket.shell.pipeline import OutRecord
-from remarket.shell.state_cache import StateCache
+from remarket.shell.state_cache import StateCache, encoded
 
 log = logging.getLogger("remarket.worker")
 
@@ -49,13 +51,46 @@ def commit_transactions_concurrently(producer: Any) -> None:
     producer.commit_transactions = commit_transactions
 
 
+class _CommitPathOpened(TransactionManager):
+    """aiokafka's transaction state, which may add the consumer group before the offsets come.
+
+    aiokafka sends AddOffsetsToTxn only once offsets are handed to it, at the commit, and
+    AddPartitionsToTxn for the changelog partition only when the commit produces its first
+    changelog record: two more sequential broker round trips on a commit path that holds record
+    handling off under exactly-once. Both can be done as soon as the transaction has work.
+    """
+
+    offsets_group: str | None = None
+
+    def consumer_group_to_add(self) -> str | None:
+        group = super().consumer_group_to_add()
+        if group is None and self.offsets_group is not None and self._txn_consumer_group is None \
+                and self.is_in_transaction():
+            return self.offsets_group
+        return group
+
+    def complete_transaction(self) -> None:
+        super().complete_transaction()
+        self.offsets_group = None
+
+    def error_transaction(self, exc: BaseException) -> None:
+        super().error_transaction(exc)
+        self.offsets_group = None
+
+
+ENCODE_SLICE = 64
+"""At-least-once: states encoded between two looks at the event loop (~40 µs each), so a commit
+of thousands of changed customers does not hold records up for the whole encoding."""
+
+
 @dataclass(frozen=True)
 class Flushed:
     """The changelog records of one partition's changed customers, sent in its transaction."""
 
     partition: int
-    records: list[tuple[bytes, bytes | None]]
+    records: list[tuple[bytes, bytes | None]]  # at-least-once: filled in `while_handling`
     sent: list[tuple[Any, int]]  # (future of a batch or a record, records in it)
+    states: list[tuple[bytes, Any]] = field(default_factory=list)  # at-least-once: what to encode
 
     def changelog_offset(self) -> int | None:
         """The offset of the last record written (a batch's future gives its first offset)."""
@@ -81,6 +116,7 @@ class TransactionalSink:
         self._uncommitted: dict[TP, int] = {}  # processed since the last commit of our own (see below)
         self._send_sensors: SendSensors | None = None
         self._table_sensors: TableSensors | None = None
+        self._transactional_ids: dict[tuple[str, int], str] = {}
 
     @property
     def exclusive_commit(self) -> bool:
@@ -89,6 +125,22 @@ class TransactionalSink:
 
     def processed(self, tp: TP, offset: int) -> None:
         self._uncommitted[tp] = offset
+
+    def open_commit_path(self, source: Any) -> None:
+        """Exactly-once: the source's transaction has work (a changed state, an output), so add
+        its changelog partition and its consumer group to it now, while records are handled,
+        not on the commit path (`_CommitPathOpened`): the commit is left with the offsets, the
+        changelog records and EndTxn. An action is visible only once that commit ends."""
+        if not self.exactly_once:
+            return
+        txn = self.app.producer._transaction_producers.get(self._transactional_id_of(source.topic, source.partition))
+        manager = getattr(txn, "_txn_manager", None)
+        if manager is None or getattr(manager, "offsets_group", None) is not None or not manager.is_in_transaction():
+            return
+        if type(manager) is TransactionManager:
+            manager.__class__ = _CommitPathOpened
+        manager.maybe_add_partition_to_txn(TopicPartition(self.changelog_topic, source.partition))
+        manager.offsets_group = self.app.conf.id
 
     # -- the state cache's commits (shell.state_cache) ------------------------------------
     async def before_commit(self, offsets: Mapping[TP, int]) -> list[Flushed]:
@@ -101,17 +153,24 @@ class TransactionalSink:
                 sources.setdefault(tp.partition, tp)
         flushed = []
         for partition, source in sources.items():
-            records = self.states.take(partition)
-            if records:
-                sent = await self._produce_changelog(partition, source, records) if self.exactly_once else []
-                flushed.append(Flushed(partition, records, sent))
+            if self.exactly_once:  # handling is held to the end of the commit anyway
+                records = self.states.take(partition)
+                if records:
+                    flushed.append(Flushed(partition, records, await self._produce_changelog(partition, source, records)))
+            elif states := self.states.take_states(partition):
+                flushed.append(Flushed(partition, [], [], states))
         return flushed
 
     async def while_handling(self, flushed: list[Flushed]) -> None:
-        """At-least-once, records handled again meanwhile: the taken states go to the changelog
-        only once everything the committed records sent is written. A changelog record that says
-        an event was handled, written before that event's action, would make the action lost
-        after a crash: the event is read again, found handled, and sends nothing."""
+        """At-least-once, records handled again meanwhile: the taken states are encoded a slice
+        at a time, and go to the changelog only once everything the committed records sent is
+        written. A changelog record that says an event was handled, written before that event's
+        action, would make the action lost after a crash: the event is read again, found
+        handled, and sends nothing."""
+        for batch in flushed:
+            for start in range(0, len(batch.states), ENCODE_SLICE):
+                batch.records.extend(encoded(batch.states[start:start + ENCODE_SLICE]))
+                await asyncio.sleep(0)
         await self.app.producer.flush()
         for batch in flushed:
             batch.sent.extend(await self._produce_changelog(
@@ -160,7 +219,11 @@ class TransactionalSink:
         return self._transactional_id_of(source.topic, source.partition)
 
     def _transactional_id_of(self, topic: str, partition: int) -> str:
-        return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(topic)}-{partition}"
+        tid = self._transactional_ids.get((topic, partition))
+        if tid is None:  # faust's naming (its TransactionManager.commit)
+            tid = self._transactional_ids[(topic, partition)] = \
+                f"{self.app.conf.id}-{self.app.assignor.group_for_topic(topic)}-{partition}"
+        return tid
 
     async def commit_before_revoke(self, sender: Any, revoked: set[TP], **_: Any) -> None:
         """Commit every open transaction, with the offsets it covers, before partitions move.

@@ -28,6 +28,7 @@ T = {spec.role: spec.name for spec in CATALOG}
 class Sink:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, int]] = []
+        self.opened: list[int] = []  # offsets of the records whose transaction got work
         self.lock = asyncio.Lock()
 
     async def send(self, out, source) -> None:
@@ -35,6 +36,9 @@ class Sink:
 
     def processed(self, tp, offset) -> None:
         pass
+
+    def open_commit_path(self, source) -> None:
+        self.opened.append(source.offset)
 
 
 def handler() -> tuple[RecordHandler, Sink, StateCache]:

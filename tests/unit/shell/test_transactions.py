@@ -5,13 +5,16 @@ import asyncio
 from collections import Counter
 from types import SimpleNamespace
 
-from remarket.shell.pipeline import OutRecord
+from aiokafka.producer.transaction_manager import TransactionManager
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.types import TP
+
+from remarket.shell.pipeline import OutRecord
 
 from remarket.domain.state import CustomerState, new_state
 from remarket.shell.state_cache import StateCache
 from remarket.shell.store import FaustMemoryStore
-from remarket.shell.transactions import TransactionalSink, commit_transactions_concurrently
+from remarket.shell.transactions import ENCODE_SLICE, TransactionalSink, commit_transactions_concurrently
 
 
 class Sensors:
@@ -218,5 +221,72 @@ def test_at_least_once_a_customer_changed_while_the_commit_runs_stays_for_the_ne
     s.after_commit(flushed, True)
     assert store == {b"c-1": taken.to_bytes(), b"c-2": state("c-2").to_bytes()}  # what committed
     assert s.states.get(3, b"c-1") is newer and s.states.dirty_partitions() == {3}
-    s.after_commit(asyncio.run(s.before_commit({TP("remarket.orders", 3): 43})), True)
+    flushed = asyncio.run(s.before_commit({TP("remarket.orders", 3): 43}))
+    asyncio.run(s.while_handling(flushed))  # as the consumer's commit runs them (shell.delivery)
+    s.after_commit(flushed, True)
     assert store[b"c-1"] == newer.to_bytes() and s.states.dirty_partitions() == set()
+
+
+def test_a_transaction_with_work_adds_its_changelog_partition_and_consumer_group_before_the_commit():
+    async def scenario() -> None:  # aiokafka's transaction state needs a running loop
+        s, producer, _ = sink()
+        manager = TransactionManager("shop-0-3", 60_000)
+        manager.set_pid_and_epoch(7, 0)
+        manager.begin_transaction()
+        producer._transaction_producers["shop-0-3"]._txn_manager = manager
+        changelog = TopicPartition("shop-customers-changelog", 3)
+
+        s.open_commit_path(SOURCE)
+        assert manager.partitions_to_add() == {changelog}  # with the first output's, not at the commit
+        assert manager.consumer_group_to_add() == "shop"  # AddOffsetsToTxn now, no offsets yet
+        manager.partition_added(changelog)
+        manager.consumer_group_added("shop")
+        s.open_commit_path(SOURCE)  # once per transaction
+        assert manager.partitions_to_add() == set() and manager.consumer_group_to_add() is None
+
+        offsets = {TopicPartition("remarket.orders", 3): OffsetAndMetadata(42, "")}
+        manager.add_offsets_to_txn(offsets, "shop")  # the commit: only the offsets are left to send
+        assert manager.consumer_group_to_add() is None and manager.offsets_to_commit() == (offsets, "shop")
+        manager.offset_committed(TopicPartition("remarket.orders", 3), 42, "shop")
+        manager.committing_transaction()
+        manager.complete_transaction()
+        manager.begin_transaction()
+        assert manager.consumer_group_to_add() is None  # the next transaction adds it once it has work
+        s.open_commit_path(SOURCE)
+        assert manager.consumer_group_to_add() == "shop"
+
+
+    asyncio.run(scenario())
+
+def test_at_least_once_has_no_transaction_to_open():
+    s, producer, _ = sink(exactly_once=False)
+    s.open_commit_path(SOURCE)  # no transactional producer is looked at
+    assert producer.sent == []
+
+
+def test_at_least_once_encodes_a_large_commit_a_slice_at_a_time_with_records_handled_in_between():
+    s, producer, store = sink(exactly_once=False)
+    keys = [f"c-{i}".encode() for i in range(3 * ENCODE_SLICE)]
+    for key in keys:
+        s.states.put(3, key, state(key.decode()))
+
+    async def scenario() -> int:
+        flushed = await s.before_commit({TP("remarket.orders", 3): 42})
+        turns = 0
+
+        async def records_meanwhile() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.create_task(records_meanwhile())
+        await asyncio.sleep(0)
+        started = turns
+        await s.while_handling(flushed)
+        other.cancel()
+        s.after_commit(flushed, True)
+        return turns - started
+
+    assert asyncio.run(scenario()) >= 3  # one turn of the loop per slice at least
+    assert store == {key: state(key.decode()).to_bytes() for key in keys}

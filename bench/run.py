@@ -10,7 +10,8 @@ Contenders, each one process consuming the same pre-produced topic (4 partitions
   (b) remarket worker, full pipeline (validation, dedup, state in RocksDB + changelog, actions),
       exactly-once on and off
   (c) Quix Streams running remarket's same per-record pipeline in its stateful apply
-Then: event->action latency at half of (b)'s rate, restore time of N customers' state from the
+Then: event->action latency at half the rate the worker sustains on the latency workload (a new
+customer's first paid order, answered at once: ~4x the cost of an average event), restore time of N customers' state from the
 changelog, bytes of state per customer, peak RSS.
 """
 from __future__ import annotations
@@ -111,23 +112,28 @@ def run_worker_throughput(bootstrap: str, workdir: Path, n: int, guarantee: str)
     worker = WorkerRun(bootstrap, app_id, workdir, REMARKET_PROCESSING_GUARANTEE=guarantee)
     try:
         worker.wait_ready()
-        marks: list[tuple[float, int, float]] = []
-        deadline = time.perf_counter() + 1800
-        while time.perf_counter() < deadline:
-            done = events_done(worker)
-            marks.append((time.perf_counter(), done, worker.cpu_seconds()))
-            if done >= n:
-                break
-            time.sleep(0.25)
-        lo = next(m for m in marks if m[1] >= 0.05 * n)
-        hi = next(m for m in marks if m[1] >= 0.95 * n)
-        events = hi[1] - lo[1]
-        advanced = int(metric_sum(worker.metrics(), "remarket_ticks_total", phase="handled"))
-        return {"events": marks[-1][1], "rate": events / (hi[0] - lo[0]),
-                "cpu_rate": events / max(1e-9, hi[2] - lo[2]), "peak_rss_mb": worker.peak_rss_mb(),
-                "customers_advanced": advanced}
+        return drain_rate(worker, n)
     finally:
         worker.stop()
+
+
+def drain_rate(worker: WorkerProcess, n: int) -> dict:
+    """Events/s (wall and per CPU-second) between 5 % and 95 % of `n` events handled."""
+    marks: list[tuple[float, int, float]] = []
+    deadline = time.perf_counter() + 1800
+    while time.perf_counter() < deadline:
+        done = events_done(worker)
+        marks.append((time.perf_counter(), done, worker.cpu_seconds()))
+        if done >= n:
+            break
+        time.sleep(0.25)
+    lo = next(m for m in marks if m[1] >= 0.05 * n)
+    hi = next(m for m in marks if m[1] >= 0.95 * n)
+    events = hi[1] - lo[1]
+    advanced = int(metric_sum(worker.metrics(), "remarket_ticks_total", phase="handled"))
+    return {"events": marks[-1][1], "rate": events / (hi[0] - lo[0]),
+            "cpu_rate": events / max(1e-9, hi[2] - lo[2]), "peak_rss_mb": worker.peak_rss_mb(),
+            "customers_advanced": advanced}
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -166,13 +172,46 @@ LATENCY_RUNS = (("exactly_once", 2.8), ("exactly_once", 0.1), ("exactly_once", 0
 action is visible when its transaction commits, so the interval bounds latency from below; under
 at-least-once it is visible once sent, and a commit only pauses handling while it runs."""
 
+def latency_event(tag: str, i: int) -> tuple[str, bytes]:
+    """One event of the latency workload: a new customer's first paid order, answered at once by
+    the new-customer campaign (bench/policy.latency.toml)."""
+    customer = f"lat-{tag}-{i}"
+    doc = {"event_id": f"{customer}-paid", "event_type": "order.paid", "customer_id": customer,
+           "occurred_at": datetime.now(timezone.utc).isoformat(), "schema_version": 1,
+           "order_id": f"o-{i}", "total": 20.0}
+    return customer, orjson.dumps(doc)
+
+
+def latency_topics(tag: str) -> dict[str, str]:
+    return {"visits": f"bench.lat-{tag}.events", "actions": f"bench.lat-{tag}.actions",
+            "holdout": f"bench.lat-{tag}.holdout", "profiles": f"bench.lat-{tag}.profiles",
+            "ticks": f"bench.lat-{tag}.ticks", "rerouted": f"bench.lat-{tag}.rerouted",
+            "dead_letter": f"bench.lat-{tag}.dlq"}
+
+
+def latency_workload_rate(bootstrap: str, workdir: Path, n: int, guarantee: str) -> dict:
+    """The rate the worker sustains on the latency workload itself: `n` of its events, produced
+    beforehand, drained (every event costs ~4x an average event of the throughput traffic: a new
+    state, a campaign decision and an action). Half of it is where latency is measured."""
+    tag = uuid.uuid4().hex[:6]
+    topics = latency_topics(tag)
+    env = {f"REMARKET_TOPIC_{role.upper()}": name for role, name in topics.items()}
+    apply_topics(bootstrap, f"bench-latrate-{tag}", **env)
+    asyncio.run(produce_all(bootstrap, topics["visits"],
+                            [(customer.encode(), value) for customer, value in (latency_event(tag, i) for i in range(n))]))
+    worker = WorkerRun(bootstrap, f"bench-latrate-{tag}", workdir, REMARKET_PROCESSING_GUARANTEE=guarantee,
+                       REMARKET_POLICY_FILE=str(ROOT / "bench" / "policy.latency.toml"), **env)
+    try:
+        worker.wait_ready()
+        return {"workload": "latency", "guarantee": guarantee, **drain_rate(worker, n)}
+    finally:
+        worker.stop()
+
+
 async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: float,
                           guarantee: str, commit_interval: float) -> dict:
     tag = uuid.uuid4().hex[:6]
-    topics = {"visits": f"bench.lat-{tag}.events", "actions": f"bench.lat-{tag}.actions",
-              "holdout": f"bench.lat-{tag}.holdout", "profiles": f"bench.lat-{tag}.profiles",
-              "ticks": f"bench.lat-{tag}.ticks", "rerouted": f"bench.lat-{tag}.rerouted",
-              "dead_letter": f"bench.lat-{tag}.dlq"}
+    topics = latency_topics(tag)
     env = {f"REMARKET_TOPIC_{role.upper()}": name for role, name in topics.items()}
     apply_topics(bootstrap, f"bench-lat-{tag}", **env)  # the worker refuses to start without its inputs
     worker = WorkerRun(bootstrap, f"bench-lat-{tag}", workdir, REMARKET_PROCESSING_GUARANTEE=guarantee,
@@ -206,12 +245,9 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
             target = started + i / rate
             if (delay := target - time.perf_counter()) > 0:
                 await asyncio.sleep(delay)
-            customer = f"lat-{tag}-{i}"
-            doc = {"event_id": f"{customer}-paid", "event_type": "order.paid", "customer_id": customer,
-                   "occurred_at": datetime.now(timezone.utc).isoformat(), "schema_version": 1,
-                   "order_id": f"o-{i}", "total": 20.0}
+            customer, value = latency_event(tag, i)
             sent[customer] = time.perf_counter()
-            await producer.send(topics["visits"], orjson.dumps(doc), key=customer.encode())
+            await producer.send(topics["visits"], value, key=customer.encode())
         await reader
         await producer.stop()
         await consumer.stop()
@@ -315,6 +351,9 @@ def measure_restore(bootstrap: str, workdir: Path, states: list[CustomerState], 
 # -- report -------------------------------------------------------------------------------
 def markdown(results: dict, command: str) -> str:
     t = results["throughput"]
+    if not t:
+        t = {key: {"rate": float("nan"), "cpu_rate": float("nan"), "peak_rss_mb": float("nan")}
+             for key in ("a_raw_aiokafka", "b_remarket_eos", "b_remarket_alo", "c_quix_eos", "c_quix_alo")}
     a, b_eos, b_alo = t["a_raw_aiokafka"]["rate"], t["b_remarket_eos"]["rate"], t["b_remarket_alo"]["rate"]
     c_eos, c_alo = t["c_quix_eos"]["rate"], t["c_quix_alo"]["rate"]
     cpu = lambda key: t[key]["cpu_rate"]  # noqa: E731
@@ -339,6 +378,9 @@ def markdown(results: dict, command: str) -> str:
         "", "| event → action latency | rate ev/s | p50 ms | p95 ms | p99 ms | missing |",
         "|---|---:|---:|---:|---:|---:|",
     ]
+    if (sustained := results.get("latency_sustained")) is not None:
+        rows[-2:-2] = ["", f"Latency workload sustained (exactly-once, drained): {sustained['rate']:,.0f} events/s "
+                           f"({sustained['cpu_rate']:,.0f} per CPU-second); measured at half of it.", ""]
     for lat in results["latency"]:
         rows.append(f"| {lat['guarantee']}, commit every {lat['commit_interval_s']} s | {lat['rate']:.0f} | "
                     f"{lat['p50_ms']:.1f} | {lat['p95_ms']:.1f} | {lat['p99_ms']:.1f} | {lat['missing']} |")
@@ -373,11 +415,15 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--skip", default="", help="comma list: throughput,quix,latency,restore")
     parser.add_argument("--latency-rate", type=float, default=None,
-                        help="events/s for the latency runs (default: half of (b) exactly-once's rate)")
+                        help="events/s for the latency runs (default: half the rate the worker sustains on the "
+                             "latency workload, exactly-once, measured first)")
+    parser.add_argument("--latency-sustained-events", type=int, default=20_000,
+                        help="latency-workload events drained to measure its sustained rate")
     args = parser.parse_args()
     if args.quick:
         args.events = min(args.events, 20_000)
         args.customers, args.restore_customers, args.latency_seconds = 2_000, 20_000, 8
+        args.latency_sustained_events = min(args.latency_sustained_events, 4_000)
     skip = set(filter(None, args.skip.split(",")))
     workdir = Path(tempfile.mkdtemp(prefix="remarket-bench-"))
     # always a private broker: the topics must hold exactly this run's data
@@ -398,7 +444,6 @@ def main() -> None:
         t: dict = {}
         if "throughput" in skip:
             skip.add("quix")
-            t["b_remarket_eos"] = {"rate": 2 * (args.latency_rate or 200)}
         else:
             runs: dict[str, list[dict]] = {}
             contenders = [("a_raw_aiokafka", lambda: run_contender("raw", bootstrap, args.events)),
@@ -418,7 +463,13 @@ def main() -> None:
 
         results["latency"] = []
         if "latency" not in skip:
-            half = args.latency_rate or t["b_remarket_eos"]["rate"] / 2
+            if args.latency_rate:
+                half = args.latency_rate
+            else:  # half of what the worker sustains on the latency workload itself, exactly-once
+                sustained = latency_workload_rate(bootstrap, workdir, args.latency_sustained_events, "exactly_once")
+                results["latency_sustained"] = sustained
+                log(json.dumps(sustained))
+                half = sustained["rate"] / 2
             for guarantee, commit in LATENCY_RUNS:
                 log(f"latency at {half:.0f} ev/s, {guarantee}, commit every {commit} s")
                 results["latency"].append(asyncio.run(measure_latency(

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/profile.py --events 40000 --seconds 30 --out /tmp/profile-eos
     .venv/bin/python bench/profile.py --guarantee at_least_once ...
+    .venv/bin/python bench/profile.py --workload latency ...   # each event a new customer's first paid order
 
 Writes `<out>.txt` (py-spy raw: one folded stack per line, with its sample count) and prints
 the top functions by own and by total samples, so two commits can be compared (A/B figures
@@ -22,7 +23,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from run import CATALOG, EVENTS_TOPIC, PY, ROOT, generate_events, log, produce_all  # bench/run.py
+from run import CATALOG, EVENTS_TOPIC, PY, ROOT, generate_events, latency_event, log, produce_all  # bench/run.py
 
 from remarket.devkit.broker import LocalBroker, free_port
 from remarket.devkit.metrics import metric_sum
@@ -59,6 +60,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=4_000)
     parser.add_argument("--seconds", type=float, default=30, help="how long py-spy samples")
     parser.add_argument("--guarantee", default="exactly_once", choices=("exactly_once", "at_least_once"))
+    parser.add_argument("--workload", default="throughput", choices=("throughput", "latency"),
+                        help="bench/run.py's traffic, or its latency workload (policy.latency.toml)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/remarket-profile"))
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
@@ -77,8 +80,14 @@ def main() -> None:
                     "REMARKET_PROCESSING_GUARANTEE": args.guarantee})
         subprocess.run([PY, "-m", "remarket.cli", "topics", "apply"], env=env, cwd=ROOT, check=True,
                        capture_output=True)
-        log(f"producing {args.events:,} events")
-        asyncio.run(produce_all(bootstrap, EVENTS_TOPIC, generate_events(args.events, args.customers)))
+        log(f"producing {args.events:,} events ({args.workload} workload)")
+        if args.workload == "latency":
+            env["REMARKET_POLICY_FILE"] = str(ROOT / "bench" / "policy.latency.toml")
+            events = [(customer.encode(), value) for customer, value in
+                      (latency_event("profile", i) for i in range(args.events))]
+        else:
+            events = generate_events(args.events, args.customers)
+        asyncio.run(produce_all(bootstrap, EVENTS_TOPIC, events))
         raw = args.out.with_suffix(".txt")
         with open(workdir / "worker.log", "wb") as out:
             worker = subprocess.Popen([SPY, "record", "-r", "100", "-f", "raw", "-o", str(raw),

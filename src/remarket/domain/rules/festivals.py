@@ -13,7 +13,7 @@ inside festival windows elsewhere (contact.coupon_for).
 from __future__ import annotations
 
 from bisect import bisect_right
-from datetime import date, time
+from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -53,10 +53,11 @@ def occasion_moments(month_days: tuple[str, ...], at: time, tz: ZoneInfo, year: 
 def next_occasion(after: int, tz: ZoneInfo, policy: Policy) -> int | None:
     """The first notice or greeting moment strictly after `after` (epoch s), in the zone `tz`.
     A later local day is a later moment, so the first year with one after `after` has the answer."""
-    month_days = tuple(month_day for _, _, month_day in _occasions(policy))
+    festivals = policy.festivals  # the MM-DDs of `_occasions`, in its order
+    month_days = (*(w.start for w in festivals.windows if w.notice), *(g.date for g in festivals.greetings))
     if not month_days:
         return None
-    year = from_ts(after).astimezone(tz).year
+    year = datetime.fromtimestamp(after, tz).year  # local year: one conversion, as from_ts(after).astimezone(tz)
     for candidate_year in (year, year + 1, year + 2):
         moments = occasion_moments(month_days, policy.festivals.notice_time, tz, candidate_year)
         if (index := bisect_right(moments, after)) < len(moments):

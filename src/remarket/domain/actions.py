@@ -132,7 +132,7 @@ def action_id_for(customer_id: str, kind: ActionKind | str, trigger_ref: str) ->
     `str(uuid.uuid5(_ACTION_NAMESPACE, name))` at a third of its cost (no UUID object built in
     between): SHA-1 of namespace and name, version 5 and the RFC 4122 variant set in place."""
     name = f"{customer_id}\x1f{kind}\x1f{trigger_ref}".encode()
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # variant RFC 4122
     h = digest.hex()

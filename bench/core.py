@@ -3,6 +3,7 @@
     PYTHONPATH=src .venv/bin/python bench/core.py                       # 40,000 events, 4,000 customers
     PYTHONPATH=src .venv/bin/python bench/core.py --events 200000 --customers 20000
     PYTHONPATH=src .venv/bin/python bench/core.py --digest              # also: hash of every output
+    PYTHONPATH=src .venv/bin/python bench/core.py --workload latency    # the action path, 10,000 events
 
 No broker, no Faust: the traffic of bench/run.py (`generate_events`, same seed) is folded through
 the exact `Pipeline` the worker runs, states kept decoded between records as the worker's write
@@ -15,6 +16,11 @@ no state; the median of `--repeat` passes is printed. Times are the process's CP
 compared: the SHA-256 of every record `handle` returns (role, key, value, headers but the
 dead-letter's wall-clock time), of what else the shell reads from `Handled`, and of every final
 state. Same digest, same behaviour on this traffic.
+
+`--workload latency` is the traffic of bench/run.py's `measure_latency` instead: each event is a
+fresh customer's first paid order (`lat-<i>`, order.paid, total 20.0), folded under
+bench/policy.latency.toml, so each one makes the customer "new" and decides the new-customer
+campaign action at once (the event-to-action path). No due work is advanced after it.
 """
 from __future__ import annotations
 
@@ -28,10 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/run.py, imported as a module
 
+import orjson  # noqa: E402
 import run  # noqa: E402  (bench/run.py)
 
 from remarket.catalog import load_catalog  # noqa: E402
-from remarket.domain.policy import Policy  # noqa: E402
+from remarket.domain.policy import Policy, load_policy  # noqa: E402
 from remarket.domain.state import CustomerState  # noqa: E402
 from remarket.shell.pipeline import UNCHANGED, Handled, Pipeline, SourceRecord, owner_partition  # noqa: E402
 
@@ -39,6 +46,7 @@ FIXED_NOW = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
 LATER = (timedelta(hours=1), timedelta(days=2), timedelta(days=40), timedelta(days=200))
 """Where the due work is measured: past the reminders, the coupons, a campaign, churn."""
 WALL_CLOCK_HEADERS = {"remarket-dlq-failed-at"}
+LATENCY_POLICY = Path(__file__).resolve().parent / "policy.latency.toml"
 
 
 class _FrozenClock(datetime):
@@ -59,6 +67,18 @@ def traffic(events: int, customers: int, fixed_clock: bool) -> list[tuple[bytes,
         run.datetime = real
 
 
+def latency_traffic(events: int, fixed_clock: bool) -> list[tuple[bytes, bytes]]:
+    """bench/run.py's `measure_latency` events: one first paid order per fresh customer."""
+    traffic = []
+    for i in range(events):
+        customer = f"lat-{i}"
+        occurred_at = FIXED_NOW if fixed_clock else datetime.now(timezone.utc)
+        doc = {"event_id": f"{customer}-paid", "event_type": "order.paid", "customer_id": customer,
+               "occurred_at": occurred_at.isoformat(), "schema_version": 1, "order_id": f"o-{i}", "total": 20.0}
+        traffic.append((customer.encode(), orjson.dumps(doc)))
+    return traffic
+
+
 def _digest_handled(digest, handled: Handled) -> None:
     for record in handled.records:
         headers = [(k, v) for k, v in record.headers if k not in WALL_CLOCK_HEADERS]
@@ -71,9 +91,10 @@ def _digest_handled(digest, handled: Handled) -> None:
                                                    core.deferred, core.expired))).encode())
 
 
-def one_pass(records: list[SourceRecord], received_at: datetime, digest=None) -> dict:
-    """Fold every record, then advance every customer at each LATER moment; seconds spent in each."""
-    pipeline = Pipeline(load_catalog(run.CATALOG), Policy())
+def one_pass(records: list[SourceRecord], received_at: datetime, digest=None, policy: Policy | None = None,
+             later: tuple[timedelta, ...] = LATER) -> dict:
+    """Fold every record, then advance every customer at each `later` moment; seconds spent in each."""
+    pipeline = Pipeline(load_catalog(run.CATALOG), policy if policy is not None else Policy())
     states: dict[bytes, CustomerState] = {}
     started = time.process_time()
     for record in records:
@@ -88,8 +109,8 @@ def one_pass(records: list[SourceRecord], received_at: datetime, digest=None) ->
     events_s = time.process_time() - started
     advanced = 0
     started = time.process_time()
-    for later in LATER:
-        moment = received_at + later
+    for delta in later:
+        moment = received_at + delta
         for key in list(states):
             handled = pipeline.handle_due(key.decode(), states[key], moment, moment)
             advanced += 1
@@ -108,12 +129,23 @@ def one_pass(records: list[SourceRecord], received_at: datetime, digest=None) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=40_000)
-    parser.add_argument("--customers", type=int, default=4_000)
+    parser.add_argument("--workload", choices=("default", "latency"), default="default",
+                        help="default: bench/run.py's traffic; latency: its measure_latency events")
+    parser.add_argument("--events", type=int, default=None, help="default 40,000 (latency: 10,000)")
+    parser.add_argument("--customers", type=int, default=4_000, help="default workload only")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--digest", action="store_true", help="fixed clock; print the hash of every output")
     args = parser.parse_args()
-    events = traffic(args.events, args.customers, fixed_clock=args.digest)
+    latency = args.workload == "latency"
+    if latency:
+        args.events = 10_000 if args.events is None else args.events
+        args.customers = args.events
+        events = latency_traffic(args.events, fixed_clock=args.digest)
+        policy, later = load_policy(LATENCY_POLICY), ()
+    else:
+        args.events = 40_000 if args.events is None else args.events
+        events = traffic(args.events, args.customers, fixed_clock=args.digest)
+        policy, later = Policy(), LATER
     catalog = load_catalog(run.CATALOG)
     records = [SourceRecord(run.EVENTS_TOPIC, owner_partition(key, catalog.partitions) if key else 0, offset,
                             key or None, value) for offset, (key, value) in enumerate(events)]
@@ -121,19 +153,23 @@ def main() -> None:
     passes = []
     for _ in range(args.repeat):
         digest = hashlib.sha256() if args.digest else None
-        passes.append(one_pass(records, received_at, digest))
+        passes.append(one_pass(records, received_at, digest, policy, later))
         if digest is not None:
             passes[-1]["digest"] = digest.hexdigest()
     n = len(records)
     for i, p in enumerate(passes, 1):
-        print(f"pass {i}: {1e6 * p['events_s'] / n:6.1f} µs/event, "
-              f"{1e6 * p['advance_s'] / p['advanced']:6.1f} µs/advance ({p['advanced']:,} advances)"
+        print(f"pass {i}: {1e6 * p['events_s'] / n:6.1f} µs/event"
+              + (f", {1e6 * p['advance_s'] / p['advanced']:6.1f} µs/advance ({p['advanced']:,} advances)"
+                 if p["advanced"] else "")
               + (f", digest {p['digest'][:16]}" if "digest" in p else ""))
     per_event = statistics.median(1e6 * p["events_s"] / n for p in passes)
-    per_advance = statistics.median(1e6 * p["advance_s"] / p["advanced"] for p in passes)
-    print(f"{n:,} events, {args.customers:,} customers, median of {len(passes)}: "
-          f"{per_event:.1f} µs/event ({1e6 / per_event:,.0f} events/s), "
-          f"{per_advance:.1f} µs/advance ({1e6 / per_advance:,.0f} advances/s)")
+    summary = ("latency workload: " if latency else "") + (
+        f"{n:,} events, {args.customers:,} customers, median of {len(passes)}: "
+        f"{per_event:.1f} µs/event ({1e6 / per_event:,.0f} events/s)")
+    if not latency:
+        per_advance = statistics.median(1e6 * p["advance_s"] / p["advanced"] for p in passes)
+        summary += f", {per_advance:.1f} µs/advance ({1e6 / per_advance:,.0f} advances/s)"
+    print(summary)
     if args.digest:
         digests = {p["digest"] for p in passes}
         assert len(digests) == 1, f"passes differ: {digests}"

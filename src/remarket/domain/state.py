@@ -235,4 +235,14 @@ _CONTAINER_FIELDS = tuple(
 
 
 def new_state(customer_id: str, policy_version: str) -> CustomerState:
+    """Once per new customer: a working copy of a validated blank state (fresh containers) with the
+    two fields set, rather than validating every default again; the same two fields are marked set.
+    Anything but two plain strings is validated as before (coerced or refused)."""
+    if type(customer_id) is str and type(policy_version) is str:
+        fresh = _BLANK.working_copy()
+        fresh.__dict__["customer_id"], fresh.__dict__["policy_version"] = customer_id, policy_version
+        return fresh
     return CustomerState(customer_id=customer_id, policy_version=policy_version)
+
+
+_BLANK = CustomerState(customer_id="-", policy_version="-")

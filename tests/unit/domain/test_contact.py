@@ -153,3 +153,27 @@ def test_an_email_inactive_customer_inactive_on_the_site_gets_sms_where_consente
         d.run_until(T0 + days(62))
     assert [a.channel for a in sms.actions] == ["sms"]
     assert [a.channel for a in no_sms.actions] == ["email"]
+
+
+def test_the_caps_with_a_grade_bonus_count_as_the_general_cap_raised_by_it():
+    from remarket.domain.caps import capped
+    from remarket.domain.state import new_state
+
+    def reference(state, send_at, policy, bonus):  # the general cap copied with max + bonus, then each cap
+        general = policy.contact.cap
+        caps = [general.model_copy(update={"max": general.max + bonus}) if bonus else general]
+        if (stage_cap := policy.contact.stage_caps.get(state.stage)) is not None:
+            caps.append(stage_cap)
+        return any(sum(abs(send_at - sent) < int(cap.window.total_seconds()) for sent in state.contacts) >= cap.max
+                   for cap in caps)
+
+    policy = policy_with(contact={"cap": {"max": 2, "window": "1d"}})
+    hour = 3_600
+    for stage in ("new", "declining", "churned"):
+        state = new_state("c1", policy.version)
+        state.stage = stage
+        for contacts in ([], [0], [0, 5 * hour], [0, 5 * hour, 30 * hour], [-8 * 24 * hour, 0, 2 * hour, 3 * hour]):
+            state.contacts = contacts
+            for send_at in range(-2 * 24 * hour, 9 * 24 * hour, 7_919):
+                for bonus in (0, 1, 2):
+                    assert capped(state, send_at, policy, bonus) == reference(state, send_at, policy, bonus)

@@ -121,3 +121,65 @@ def test_the_top_value_group_gets_the_members_offer_where_the_policy_gives_it_on
     [notice] = _of(driver.run_until(datetime(2025, 11, 12, tzinfo=UTC)), "festival_notice")
     assert notice.reason.tier == "bronze" and notice.reason.top_value and notice.coupon is not None
     assert "top value" in notice.reason.detail
+
+
+# ---------------------------------------------------------------- the cached occasion moments
+
+def _next_occasion_uncached(after, tz, policy):
+    """The search `next_occasion` did before its moments were cached: every day converted each time."""
+    from remarket.domain.calendar import local_moment
+    from remarket.domain.rules.festivals import _day, _occasions
+    from remarket.domain.state import from_ts, to_ts
+
+    year, best = from_ts(after).astimezone(tz).year, None
+    for candidate_year in (year, year + 1, year + 2):
+        for _, _, month_day in _occasions(policy):
+            if (day := _day(candidate_year, month_day)) is None:
+                continue
+            moment = to_ts(local_moment(day, policy.festivals.notice_time, tz))
+            if moment > after and (best is None or moment < best):
+                best = moment
+        if best is not None:
+            return best
+    return best
+
+
+ZONES = ("UTC", "Europe/Berlin", "America/New_York", "America/Sao_Paulo", "Australia/Lord_Howe",
+         "Asia/Kathmandu", "Pacific/Kiritimati", "Pacific/Pago_Pago")
+
+
+def test_cached_occasion_moments_match_the_day_by_day_search_across_zones_and_dst_changes():
+    from zoneinfo import ZoneInfo
+
+    from remarket.domain.rules.festivals import next_occasion
+    from remarket.domain.state import to_ts
+
+    # 02:30 on the last Sunday of March 2025 and 2026 is skipped in Berlin; 01:30 on 2 and 1 Nov in New York
+    # happens twice; 02-29 exists one year in four; 12-31 and 01-01 test the turn of the year.
+    greetings = [{"name": n, "date": d} for n, d in (("Gap", "03-30"), ("Gap 2026", "03-29"), ("Fold", "11-02"),
+                                                      ("Fold 2026", "11-01"), ("Leap", "02-29"),
+                                                      ("Eve", "12-31"), ("New Year", "01-01"))]
+    policies = [policy_with(), policy_with(festivals={"greetings": greetings, "notice_time": "02:30"}),
+                policy_with(festivals={"greetings": greetings, "notice_time": "01:30"}),
+                policy_with(festivals={"windows": [], "greetings": [{"name": "Leap", "date": "02-29"}]})]
+    start = to_ts(datetime(2023, 12, 30, tzinfo=UTC))
+    checked = 0
+    for policy in policies:
+        for name in ZONES:
+            tz = ZoneInfo(name)
+            for after in range(start, start + 3 * 366 * 86_400, 61 * 3_600 + 1_234):
+                expected = _next_occasion_uncached(after, tz, policy)
+                assert next_occasion(after, tz, policy) == expected, (name, after)
+                if expected is not None:  # exactly at a moment: the next one, strictly after
+                    assert next_occasion(expected, tz, policy) == _next_occasion_uncached(expected, tz, policy)
+                checked += 1
+    assert checked > 5_000
+
+
+def test_no_occasions_no_moment():
+    from zoneinfo import ZoneInfo
+
+    from remarket.domain.rules.festivals import next_occasion
+
+    policy = policy_with(festivals={"windows": [], "greetings": []})
+    assert next_occasion(0, ZoneInfo("UTC"), policy) is None

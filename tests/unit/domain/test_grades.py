@@ -88,3 +88,16 @@ def test_no_early_win_back_for_grades_without_it_or_after_a_new_order():
     again = _slow_gold_buyer().run_until(T + days(100))
     again.feed(paid(T + days(101), "o3", total=50.0)).run_until(T + days(110))
     assert [a for a in again.actions if a.kind == "win_back_early"] == []  # bought again before the risk
+
+
+def test_the_cached_merge_of_a_grade_with_the_top_value_group_is_the_merge_itself():
+    from remarket.domain.policy import NO_CONCESSIONS, GradePolicy
+    from remarket.domain.rules.grades import merged
+
+    policy = policy_with(top_value={"coupon_factor": 1.3, "cap_bonus": 2, "early_win_back_below": 0.2})
+    for grade in [NO_CONCESSIONS, *policy.grades.values(), GradePolicy(early_win_back_below=0.4, cap_bonus=3)]:
+        assert merged(grade, policy.top_value) == grade.merged(policy.top_value)
+        assert merged(grade, policy.top_value) is merged(grade, policy.top_value)  # built once
+    other = policy_with(top_value={"coupon_factor": 2.0})  # another policy: its own merge
+    assert merged(NO_CONCESSIONS, other.top_value).coupon_factor == 2.0
+    assert merged(NO_CONCESSIONS, policy.top_value).coupon_factor == 1.3

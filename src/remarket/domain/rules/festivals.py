@@ -12,7 +12,9 @@ inside festival windows elsewhere (contact.coupon_for).
 """
 from __future__ import annotations
 
-from datetime import date
+from bisect import bisect_right
+from datetime import date, datetime, time
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from remarket.domain.actions import ActionKind
@@ -40,23 +42,27 @@ def _day(year: int, month_day: str) -> date | None:
         return None
 
 
+@lru_cache(maxsize=1024)  # zones x years x policies in use: a handful each
+def occasion_moments(month_days: tuple[str, ...], at: time, tz: ZoneInfo, year: int) -> tuple[int, ...]:
+    """The moments (epoch s, ascending) of `at` local time on each MM-DD of `month_days` in `year`,
+    in the zone `tz` (a day missing that year, 02-29, has none). Depends on nothing else: cached."""
+    return tuple(sorted(to_ts(local_moment(day, at, tz))
+                        for month_day in month_days if (day := _day(year, month_day)) is not None))
+
+
 def next_occasion(after: int, tz: ZoneInfo, policy: Policy) -> int | None:
-    """The first notice or greeting moment strictly after `after` (epoch s), in the zone `tz`."""
-    occasions = _occasions(policy)
-    if not occasions:
+    """The first notice or greeting moment strictly after `after` (epoch s), in the zone `tz`.
+    A later local day is a later moment, so the first year with one after `after` has the answer."""
+    festivals = policy.festivals  # the MM-DDs of `_occasions`, in its order
+    month_days = (*(w.start for w in festivals.windows if w.notice), *(g.date for g in festivals.greetings))
+    if not month_days:
         return None
-    year = from_ts(after).astimezone(tz).year
-    best = None
+    year = datetime.fromtimestamp(after, tz).year  # local year: one conversion, as from_ts(after).astimezone(tz)
     for candidate_year in (year, year + 1, year + 2):
-        for _, _, month_day in occasions:
-            if (day := _day(candidate_year, month_day)) is None:
-                continue
-            moment = to_ts(local_moment(day, policy.festivals.notice_time, tz))
-            if moment > after and (best is None or moment < best):
-                best = moment
-        if best is not None:
-            return best
-    return best
+        moments = occasion_moments(month_days, policy.festivals.notice_time, tz, candidate_year)
+        if (index := bisect_right(moments, after)) < len(moments):
+            return moments[index]
+    return None
 
 
 def schedule(state: CustomerState, t: int, policy: Policy) -> None:

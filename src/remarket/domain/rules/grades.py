@@ -8,6 +8,8 @@ generous of its grade's concessions and the group's.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from remarket.domain.lifecycle import tier_of
 from remarket.domain.policy import NO_CONCESSIONS, GradePolicy, Policy
 from remarket.domain.state import CustomerState
@@ -17,5 +19,11 @@ from remarket.domain.store import UNKNOWN, StoreView
 def concessions(state: CustomerState, policy: Policy, store: StoreView = UNKNOWN) -> GradePolicy:
     grade = policy.grades.get(tier_of(state, policy), NO_CONCESSIONS)
     if store.in_top_value(state):
-        return grade.merged(policy.top_value)
+        return merged(grade, policy.top_value)
     return grade
+
+
+@lru_cache(maxsize=256)  # grades x policies in use; both frozen, hashed and compared by value
+def merged(grade: GradePolicy, group: GradePolicy) -> GradePolicy:
+    """`grade.merged(group)`, built once per pair (asked for every message to the top-value group)."""
+    return grade.merged(group)

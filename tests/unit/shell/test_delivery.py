@@ -13,6 +13,8 @@ from remarket.settings import Settings
 from remarket.shell.app import Worker
 from remarket.shell.delivery import FETCH_MAX_WAIT_MS, TURN_AFTER_SECONDS, BatchDeliveryConsumer
 
+from .loop_turns import turns_while
+
 
 def test_the_worker_consumer_bounds_how_long_the_broker_holds_an_empty_fetch(tmp_path):
     async def build() -> tuple[object, int]:
@@ -49,22 +51,6 @@ def test_a_long_batch_gives_the_event_loop_turns_while_it_is_handled():
         app=SimpleNamespace(consumer_generation_id=1, topics=SimpleNamespace(acks_enabled_for=lambda topic: True)))
     batch = [Record(offset) for offset in range(30)]
 
-    async def scenario() -> int:
-        turns = 0
-
-        async def meanwhile() -> None:
-            nonlocal turns
-            while True:
-                turns += 1
-                await asyncio.sleep(0)
-
-        other = asyncio.create_task(meanwhile())
-        await asyncio.sleep(0)
-        before = turns
-        await BatchDeliveryConsumer._handle_batch(consumer, tp, batch, 1)
-        other.cancel()
-        return turns - before
-
-    turns = asyncio.run(scenario())
+    _, turns = asyncio.run(turns_while(BatchDeliveryConsumer._handle_batch(consumer, tp, batch, 1)))
     assert handled == list(range(30)) and consumer._read_offset[tp] == 29
     assert turns >= 30 * 0.001 / TURN_AFTER_SECONDS / 2  # ~one per TURN_AFTER_SECONDS of handling

@@ -16,6 +16,8 @@ from remarket.shell.state_cache import StateCache
 from remarket.shell.store import FaustMemoryStore
 from remarket.shell.transactions import ENCODE_SLICE, TransactionalSink, commit_transactions_concurrently
 
+from .loop_turns import turns_while
+
 
 class Sensors:
     def __getattr__(self, name):
@@ -272,21 +274,9 @@ def test_at_least_once_encodes_a_large_commit_a_slice_at_a_time_with_records_han
 
     async def scenario() -> int:
         flushed = await s.before_commit({TP("remarket.orders", 3): 42})
-        turns = 0
-
-        async def records_meanwhile() -> None:
-            nonlocal turns
-            while True:
-                turns += 1
-                await asyncio.sleep(0)
-
-        other = asyncio.create_task(records_meanwhile())
-        await asyncio.sleep(0)
-        started = turns
-        await s.while_handling(flushed)
-        other.cancel()
+        _, turns = await turns_while(s.while_handling(flushed))  # records handled meanwhile
         s.after_commit(flushed, True)
-        return turns - started
+        return turns
 
     assert asyncio.run(scenario()) >= 3  # one turn of the loop per slice at least
     assert store == {key: state(key.decode()).to_bytes() for key in keys}

@@ -117,13 +117,14 @@ class Worker:
         ready = self.readiness.is_ready()
         self.metrics.ready.set(1 if ready else 0)
         if ready and not self.startup_heap_frozen:
-            self.startup_heap_frozen = freeze_startup_heap()
+            freeze_startup_heap()
+            self.startup_heap_frozen = True
         if ready:
             await self.due_work.fire()
             self.observer.update_lag(self.app.consumer)
 
 
-def freeze_startup_heap() -> bool:
+def freeze_startup_heap() -> None:
     """Leave the objects built at startup (modules, faust, pydantic's schemas: most of the heap)
     out of every later collection. A full collection walks every tracked object, and with them
     in it took ~90 ms on this 2-core machine: a pause for every record arriving meanwhile
@@ -131,4 +132,3 @@ def freeze_startup_heap() -> bool:
     gc.collect()
     gc.freeze()
     log.info("startup heap frozen: %d objects left out of garbage collection", gc.get_freeze_count())
-    return True

@@ -240,7 +240,7 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
                             latencies.append(now - sent.pop(customer))
 
         reader = asyncio.create_task(read_actions(time.perf_counter() + seconds + 60))
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), worker.cpu_seconds()
         for i in range(total):
             target = started + i / rate
             if (delay := target - time.perf_counter()) > 0:
@@ -248,6 +248,7 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
             customer, value = latency_event(tag, i)
             sent[customer] = time.perf_counter()
             await producer.send(topics["visits"], value, key=customer.encode())
+        sending, worker_cpu = time.perf_counter() - started, worker.cpu_seconds() - cpu_started
         await reader
         await producer.stop()
         await consumer.stop()
@@ -257,14 +258,16 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
     q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000  # noqa: E731
     return {"rate": rate, "events": total, "actions_seen": len(latencies), "missing": len(sent),
             "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99), "guarantee": guarantee,
-            "commit_interval_s": commit_interval}
+            "commit_interval_s": commit_interval,
+            # while events arrive: how busy the worker was, and its CPU per event (against the drain's)
+            "worker_cores": worker_cpu / sending, "worker_cpu_ms_per_event": 1000 * worker_cpu / total}
 
 
 def median_latency(runs: list[dict]) -> dict:
     """Each percentile's median over the runs (single runs on 2 shared cores move p99 by ±50 %),
     and every run's p99."""
     middle = dict(runs[0])
-    for key in ("p50_ms", "p95_ms", "p99_ms"):
+    for key in ("p50_ms", "p95_ms", "p99_ms", "worker_cores", "worker_cpu_ms_per_event"):
         middle[key] = statistics.median(r[key] for r in runs)
     middle["missing"] = sum(r["missing"] for r in runs)
     middle["runs_p99_ms"] = [round(r["p99_ms"]) for r in runs]
@@ -386,16 +389,19 @@ def markdown(results: dict, command: str) -> str:
         f"| b/c (at-least-once vs at-least-once) | {b_alo / c_alo:.2f} | ≥ 1.5 |",
         f"| b/c per CPU-second (exactly-once) | {cpu('b_remarket_eos') / cpu('c_quix_eos'):.2f} | ≥ 1.5 |",
         f"| b/c per CPU-second (at-least-once) | {cpu('b_remarket_alo') / cpu('c_quix_alo'):.2f} | ≥ 1.5 |",
-        "", "| event → action latency (median of runs) | rate ev/s | p50 ms | p95 ms | p99 ms | each run's p99 | missing |",
-        "|---|---:|---:|---:|---:|---|---:|",
+        "", "| event → action latency (median of runs) | rate ev/s | p50 ms | p95 ms | p99 ms | each run's p99 | missing "
+            "| worker CPU, cores | worker CPU ms per event |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     if (sustained := results.get("latency_sustained")) is not None:
         rows[-2:-2] = ["", f"Latency workload sustained (exactly-once, drained): {sustained['rate']:,.0f} events/s "
-                           f"({sustained['cpu_rate']:,.0f} per CPU-second); measured at half of it.", ""]
+                           f"({sustained['cpu_rate']:,.0f} per CPU-second, {1000 / sustained['cpu_rate']:.2f} ms "
+                           f"per event); measured at half of it.", ""]
     for lat in results["latency"]:
         rows.append(f"| {lat['guarantee']}, commit every {lat['commit_interval_s']} s | {lat['rate']:.0f} | "
                     f"{lat['p50_ms']:.1f} | {lat['p95_ms']:.1f} | {lat['p99_ms']:.1f} | "
-                    f"{', '.join(map(str, lat.get('runs_p99_ms', [])))} | {lat['missing']} |")
+                    f"{', '.join(map(str, lat.get('runs_p99_ms', [])))} | {lat['missing']} | "
+                    f"{lat['worker_cores']:.2f} | {lat['worker_cpu_ms_per_event']:.2f} |")
     r, s = results.get("restore"), results["state"]
     rows += ["", "| state | value | target |", "|---|---:|---:|"]
     if r is not None:

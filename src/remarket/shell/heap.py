@@ -2,7 +2,7 @@
 
 A full collection walks every object the collector tracks. The worker's heap is mostly long-lived:
 what startup built (modules, faust, pydantic's schemas) and the customer states in the write
-cache, which grow with every new customer. Walking them took 50-190 ms per full collection at
+cache, which grow with every new customer. Walking them took 50-130 ms per full collection at
 ~570 events/s of new customers (docs/benchmarks.md), a pause for every record arriving meanwhile.
 Yet those collections found no garbage among long-lived objects: 0 objects collected in every
 full collection after startup.

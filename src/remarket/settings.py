@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(
         2.8, gt=0, le=60, description="How often offsets (and, exactly-once, transactions) commit: "
         "actions become visible to read_committed consumers at most this late.")
+    fetch_sessions: bool = Field(
+        True, description="Fetch within incremental fetch sessions (KIP-227): each fetch names only the "
+        "partitions whose position moved. Off: every fetch names every assigned partition, as aiokafka does.")
     tick_interval_seconds: float = Field(
         5.0, gt=0, le=60, description="How often due work is checked; stages move at most this late.")
     web_host: str = "127.0.0.1"

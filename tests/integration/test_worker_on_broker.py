@@ -42,6 +42,7 @@ def test_events_of_every_input_topic_reach_the_customer_state(deployment):
                            message="state committed to the changelog")
     assert orjson.loads(inspected.stdout)["state"]["events_by_family"] == state["events_by_family"]
     assert view["profile"]["orders"] == 1 and view["profile"]["stage"] == "new"
+    assert "fetch session" in worker.log_path.read_text(errors="replace"), "the worker fetches within a session"
 
 
 def test_malformed_events_land_in_the_dead_letter_topic_with_reasons(deployment):

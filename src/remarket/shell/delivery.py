@@ -19,7 +19,7 @@ Private API of faust-streaming 0.15 (`Consumer._drain_messages`, `_wait_next_rec
 `_read_offset`, `_unacked_messages`, `_add_gap`, `_n_acked`, `_new_consumer_thread`) and
 aiokafka 0.14 (`AIOKafkaConsumer._fetch_max_wait_ms`): faust is pinned, and the crash,
 scale-out and rebalance tests fail if this breaks. It is one of the two modules that reach into
-faust's internals (the other is `transactions`).
+faust's internals (the other is `transactions`); `fetch_sessions` reaches into aiokafka's fetcher.
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 from faust.types import TP
+
+from remarket.shell.fetch_sessions import fetch_in_sessions
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -70,23 +72,27 @@ class CommitHooks(Protocol):
     def after_commit(self, prepared: Any, committed: bool) -> None: ...
 
 
-def consumer_class(handler: Handler, topics: Iterable[str], hooks: CommitHooks) -> type[FaustAIOKafkaConsumer]:
+def consumer_class(handler: Handler, topics: Iterable[str], hooks: CommitHooks,
+                   fetch_sessions: bool = True) -> type[FaustAIOKafkaConsumer]:
     """faust's aiokafka consumer, delivering records of `topics` to `handler` in batches."""
     return type("BatchDeliveryConsumer", (BatchDeliveryConsumer,),
-                {"handler": staticmethod(handler), "handled_topics": frozenset(topics), "hooks": hooks})
+                {"handler": staticmethod(handler), "handled_topics": frozenset(topics), "hooks": hooks,
+                 "fetch_sessions": fetch_sessions})
 
 
-def install(app: Any, handler: Handler, topics: Iterable[str], hooks: CommitHooks) -> None:
+def install(app: Any, handler: Handler, topics: Iterable[str], hooks: CommitHooks, fetch_sessions: bool = True) -> None:
     """Make `app` create its consumer as a batch-delivery consumer (before it creates one)."""
     if app._consumer is not None:
         raise RuntimeError("the app's consumer exists already: install batch delivery before it starts")
-    app.transport.Consumer = consumer_class(handler, topics, hooks)
+    app.transport.Consumer = consumer_class(handler, topics, hooks, fetch_sessions)
 
 
 class _ConsumerThread(AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when it starts its fetcher
+        if self.consumer.fetch_sessions:
+            fetch_in_sessions(consumer)
         return consumer
 
 
@@ -94,6 +100,7 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
     handler: Handler
     handled_topics: frozenset[str] = frozenset()
     hooks: CommitHooks
+    fetch_sessions: bool = True
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)

@@ -1,0 +1,85 @@
+"""A/B of worker settings on the latency harness of bench/run.py: the sides alternate, one run each
+per round, and each run prints one JSON line with the latency, the worker's CPU and the broker's.
+
+    python bench/ab_latency.py --bootstrap HOST:PORT --rate 569 --rounds 3 \\
+        --setting at_least_once:0.1 --setting exactly_once:0.05 \\
+        off REMARKET_FETCH_SESSIONS=false  on REMARKET_FETCH_SESSIONS=true
+
+A side is a name followed by the REMARKET_* settings that make it. The broker's CPU is read from
+/proc for the local broker's java process (deploy/kafka/local_broker.py), over the whole run.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import run  # noqa: E402  (bench/run.py: measure_latency, WorkerRun)
+
+
+def parse_sides(words: list[str]) -> list[tuple[str, dict[str, str]]]:
+    sides: list[tuple[str, dict[str, str]]] = []
+    for word in words:
+        if "=" in word:
+            if not sides:
+                raise SystemExit(f"{word}: a setting before any side's name")
+            key, value = word.split("=", 1)
+            if not key.startswith("REMARKET_"):
+                raise SystemExit(f"{key}: only REMARKET_* settings reach the worker")
+            sides[-1][1][key] = value
+        else:
+            sides.append((word, {}))
+    if len(sides) < 2:
+        raise SystemExit("give at least two sides")
+    return sides
+
+
+def broker_cpu_reader():
+    pids = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True).stdout.split()
+    if not pids:
+        return lambda: float("nan")
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        fields = Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+    return read
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--rate", type=float, required=True, help="events per second")
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--setting", action="append", required=True, help="GUARANTEE:COMMIT_SECONDS")
+    parser.add_argument("sides", nargs="+")
+    args = parser.parse_args()
+    sides = parse_sides(args.sides)
+    broker_cpu = broker_cpu_reader()
+    current: dict[str, str] = {}
+    worker_run = run.WorkerRun
+    run.WorkerRun = lambda *a, **env: worker_run(*a, **{**env, **current})
+    for _ in range(args.rounds):
+        for setting in args.setting:
+            guarantee, commit = setting.split(":")
+            for name, env in sides:
+                current.clear()
+                current.update(env)
+                workdir = Path(tempfile.mkdtemp(prefix="ab-latency-"))
+                cpu, started = broker_cpu(), time.time()
+                result = asyncio.run(run.measure_latency(args.bootstrap, workdir, args.rate, args.seconds,
+                                                         guarantee, float(commit)))
+                result.update(side=name, settings=env, broker_cores=(broker_cpu() - cpu) / (time.time() - started))
+                print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

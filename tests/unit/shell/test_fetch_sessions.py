@@ -1,0 +1,159 @@
+"""Fetch sessions, client side: what each request names, and when a session starts over.
+The broker's side is tested in tests/integration/test_fetch_sessions.py."""
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import FetchSessionIdNotFound, InvalidFetchSessionEpoch, ClusterAuthorizationFailedError
+from aiokafka.protocol.fetch import FetchRequest, FetchRequest_v4, FetchRequest_v7, FetchRequest_v11
+from aiokafka.structs import TopicPartition
+
+from remarket.catalog import load_catalog
+from remarket.domain.policy import Policy
+from remarket.settings import Settings
+from remarket.shell.app import Worker
+from remarket.shell.fetch_sessions import (
+    LAST_EPOCH,
+    FetchSession,
+    SessionClient,
+    SessionFetchingConsumer,
+    SessionFetchRequest,
+    fetch_in_sessions,
+)
+
+A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
+MAX = 1_048_576
+
+
+def request(positions: dict[TopicPartition, int]) -> FetchRequest:
+    topics: dict[str, list[tuple[int, int, int]]] = {}
+    for tp, offset in positions.items():
+        topics.setdefault(tp.topic, []).append((tp.partition, offset, MAX))
+    return FetchRequest(100, 1, 50_000_000, 1, list(topics.items()), rack_id="")
+
+
+def wanted(positions: dict[TopicPartition, int]) -> dict[TopicPartition, tuple[int, int]]:
+    return {tp: (offset, MAX) for tp, offset in positions.items()}
+
+
+def test_the_first_request_opens_a_session_with_every_partition():
+    plan = FetchSession().next_request(wanted({A0: 5, A1: 0, B0: 7}))
+    assert (plan.session_id, plan.epoch) == (0, 0)
+    assert plan.send == wanted({A0: 5, A1: 0, B0: 7}) and plan.forget == []
+
+
+def test_then_a_request_names_only_what_moved_and_what_to_forget():
+    session = FetchSession()
+    session.answered(session.next_request(wanted({A0: 5, A1: 0, B0: 7})), session_id=42)
+    plan = session.next_request(wanted({A0: 9, A1: 0}))  # A0 handled up to 9; B0's records wait
+    assert (plan.session_id, plan.epoch) == (42, 1)
+    assert plan.send == wanted({A0: 9}) and plan.forget == [B0]
+    session.answered(plan, session_id=42)
+    plan = session.next_request(wanted({A0: 9, A1: 0, B0: 11}))
+    assert (plan.epoch, plan.send, plan.forget) == (2, wanted({B0: 11}), [])
+    session.answered(plan, session_id=42)
+    plan = session.next_request(wanted({A0: 9, A1: 0, B0: 11}))
+    assert (plan.epoch, plan.send, plan.forget) == (3, {}, [])  # nothing moved: a request naming nothing
+
+
+def test_a_session_the_broker_declines_is_asked_for_again():
+    session = FetchSession()
+    session.answered(session.next_request(wanted({A0: 1})), session_id=0)
+    plan = session.next_request(wanted({A0: 1}))
+    assert (plan.session_id, plan.epoch, plan.send) == (0, 0, wanted({A0: 1}))
+    assert session.opened == 0
+
+
+def test_the_epoch_wraps_to_one_not_to_the_opening_epoch():
+    session = FetchSession(session_id=3, epoch=LAST_EPOCH, partitions=wanted({A0: 1}))
+    session.answered(session.next_request(wanted({A0: 1})), session_id=3)
+    assert session.epoch == 1
+
+
+def test_the_wire_request_carries_the_session_and_only_the_moved_partitions():
+    session = FetchSession(session_id=42, epoch=6, partitions=wanted({A0: 5, A1: 0, B0: 7}))
+    sent = SessionFetchRequest(request({A0: 5, A1: 3}), session)
+    wire = sent.build(FetchRequest_v11)
+    assert (wire.session_id, wire.session_epoch) == (42, 6)
+    assert wire.topics == [("a", [(1, -1, 3, -1, MAX)])]  # partition, leader epoch, offset, log start, max bytes
+    assert wire.forgotten_topics_data == [("b", [0])]
+    assert sent.topics == request({A0: 5, A1: 3}).topics  # every partition of the fetch, for aiokafka's handling
+    wire7 = sent.build(FetchRequest_v7)
+    assert wire7.topics == [("a", [(1, 3, -1, MAX)])]
+    assert sent.build(FetchRequest_v4).topics == request({A0: 5, A1: 3}).build(FetchRequest_v4).topics  # no sessions
+
+
+class FakeClient:
+    """Answers fetches with the error codes given, in turn; records the epochs it was sent."""
+
+    def __init__(self, *errors: int, fail: BaseException | None = None) -> None:
+        self.errors, self.fail, self.sent = list(errors), fail, []
+        self.cluster = "the cluster"
+
+    async def send(self, node_id, request, **kwargs):
+        self.sent.append((request.plan.session_id, request.plan.epoch, dict(request.plan.send)))
+        if self.fail is not None:
+            raise self.fail
+        return SimpleNamespace(API_VERSION=11, error_code=self.errors.pop(0), session_id=42, topics=[])
+
+
+class FakeFetcher:
+    def confirm_unchanged(self, plan, response) -> None:
+        pass
+
+
+def send(client: FakeClient, session: FetchSession, positions: dict[TopicPartition, int]):
+    return asyncio.run(SessionClient(client, FakeFetcher()).send(1, SessionFetchRequest(request(positions), session)))
+
+
+@pytest.mark.parametrize("error", [FetchSessionIdNotFound.errno, InvalidFetchSessionEpoch.errno])
+def test_a_lost_session_is_reopened_at_once_with_every_partition(error):
+    session = FetchSession(session_id=7, epoch=3, partitions=wanted({A0: 5, B0: 7}))
+    client = FakeClient(error, 0)
+    send(client, session, {A0: 9, B0: 7})
+    assert client.sent == [(7, 3, wanted({A0: 9})), (0, 0, wanted({A0: 9, B0: 7}))]
+    assert (session.session_id, session.epoch, session.partitions) == (42, 1, wanted({A0: 9, B0: 7}))
+
+
+def test_a_request_whose_answer_was_not_read_ends_the_session():
+    session = FetchSession(session_id=7, epoch=3, partitions=wanted({A0: 5}))
+    with pytest.raises(asyncio.CancelledError):
+        send(FakeClient(fail=asyncio.CancelledError()), session, {A0: 9})
+    assert (session.session_id, session.epoch, session.partitions) == (0, 0, {})
+
+
+def test_any_other_error_of_the_whole_fetch_is_raised_as_aiokafka_raises_it_and_ends_the_session():
+    session = FetchSession(session_id=7, epoch=3, partitions=wanted({A0: 5}))
+    with pytest.raises(ClusterAuthorizationFailedError):
+        send(FakeClient(ClusterAuthorizationFailedError.errno), session, {A0: 9})
+    assert session.epoch == 0
+
+
+def test_other_requests_pass_through_and_other_attributes_are_the_clients():
+    client = FakeClient()
+    proxy = SessionClient(client, FakeFetcher())
+    assert proxy.cluster == "the cluster"
+
+
+def test_the_worker_consumer_fetches_in_sessions_unless_turned_off(tmp_path):
+    async def build(**settings) -> type:
+        worker = Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path, **settings), Policy(), load_catalog())
+        consumer = worker.app.consumer
+        return type(consumer._new_consumer_thread()._create_worker_consumer(worker.app.transport))
+
+    assert asyncio.run(build()) is SessionFetchingConsumer
+    assert asyncio.run(build(fetch_sessions=False)) is AIOKafkaConsumer
+
+
+def test_only_aiokafkas_own_consumer_is_switched():
+    class Other(AIOKafkaConsumer):
+        pass
+
+    async def make() -> AIOKafkaConsumer:
+        return Other(bootstrap_servers="127.0.0.1:9")
+
+    with pytest.raises(TypeError):
+        fetch_in_sessions(asyncio.run(make()))

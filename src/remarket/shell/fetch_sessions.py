@@ -3,10 +3,11 @@
 aiokafka sends one fetch at a time to a broker, and live traffic makes the broker answer each as
 soon as one record is there: ~145 fetches a second at 150 events/s. Without a session every fetch
 names every assigned partition (29 for one worker of the production catalog: the input topics,
-ticks, rerouted, the changelog, faust's assignor topic) and every answer lists them all, built and
-parsed in pure Python: ~1.2 ms of CPU per fetch, more than handling the record (docs/benchmarks.md).
-With a session, a request names only the partitions whose fetch position changed (and those to
-drop), and an answer only the partitions with records, an error or a changed high watermark.
+ticks, rerouted, the changelog, faust's assignor topic) and every answer lists them all. With a
+session, a request names only the partitions whose fetch position changed (and those to drop), and
+an answer only the partitions with records, an error or a changed high watermark. Measured
+(docs/benchmarks.md, "Incremental fetch sessions"): the worker's and the broker's CPU are
+unchanged, and p99 latency was lower in 7 of 8 alternating pairs, most under exactly-once.
 
 What the session must keep true, as Kafka's own Java consumer (`FetchSessionHandler`) does:
 - the broker's copy of each partition's fetch offset is the one last sent: a partition whose

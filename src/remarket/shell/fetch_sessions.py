@@ -57,6 +57,7 @@ class FetchSession:
     partitions: dict[TopicPartition, Position] = field(default_factory=dict)
     opened: int = 0  # sessions opened, for tests and logs
     incremental_requests: int = 0
+    ends: dict[TopicPartition, tuple[int, int | None]] = field(default_factory=dict)  # last heard (highwater, lso)
 
     def next_request(self, wanted: dict[TopicPartition, Position]) -> "SessionPlan":
         """What to send to fetch `wanted` (every partition this fetch is for, with its position):
@@ -86,6 +87,7 @@ class FetchSession:
         self.session_id = NO_SESSION
         self.epoch = OPEN_EPOCH
         self.partitions = {}
+        self.ends = {}
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ class SessionClient:
             if plan.epoch == OPEN_EPOCH and session.session_id != NO_SESSION:
                 log.info("fetch session %d opened with broker %s for %d partitions",
                          session.session_id, node_id, len(plan.positions))
-            self._fetcher.confirm_unchanged(plan, response)
+            self._fetcher.confirm_unchanged(session, plan, response)
         return response
 
     async def _send_in_session(self, node_id: int, request: SessionFetchRequest, **kwargs: Any) -> Any:
@@ -187,10 +189,20 @@ class SessionFetcher(Fetcher):
         session = self._fetch_sessions.setdefault(node_id, FetchSession())
         return await super()._proc_fetch_request(assignment, node_id, SessionFetchRequest(request, session))
 
-    def confirm_unchanged(self, plan: SessionPlan, response: Any) -> None:
+    def confirm_unchanged(self, session: FetchSession, plan: SessionPlan, response: Any) -> None:
         """An incremental answer leaves out the partitions whose high watermark and stable offset
-        did not change: they are as current as the ones it lists. faust's event-path check reads
-        this time per partition and would log an idle partition as never fetched."""
+        did not change: they are as current as the ones it lists, with the ends the session last
+        heard. faust's event-path check reads the poll time per partition and would log an idle
+        partition as never fetched; and a partition assigned anew by a rebalance that kept it
+        starts with no ends in aiokafka, which an idle one would never get back (due work waits
+        for its input to be read up to its end: seen waiting for ever after a broker restart)."""
+        listed = set()
+        for topic, partitions in response.topics:
+            for partition, error_code, highwater, *part_data in partitions:
+                tp = TopicPartition(topic, partition)
+                listed.add(tp)
+                if error_code == 0:
+                    session.ends[tp] = (highwater, part_data[0] if part_data else None)
         if plan.epoch == OPEN_EPOCH:
             return  # a full answer lists every partition; aiokafka stamps them
         subscription = self._subscriptions.subscription
@@ -198,15 +210,16 @@ class SessionFetcher(Fetcher):
         if assignment is None or not assignment.active:
             return
         now_ms = int(1000 * time.time())
-        listed = {(topic, p[0]) for topic, partitions in response.topics for p in partitions}
         for tp in plan.positions:
-            if (tp.topic, tp.partition) not in listed:
+            if tp not in listed:
                 try:
                     state = assignment.state_value(tp)
                 except KeyError:
                     continue
                 if state is not None:
                     state.timestamp = now_ms
+                    if state.highwater is None and (ends := session.ends.get(tp)) is not None:
+                        state.highwater, state.lso = ends
 
     def sessions(self) -> dict[int, FetchSession]:
         return self._fetch_sessions

@@ -9,6 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import FetchSessionIdNotFound, InvalidFetchSessionEpoch, ClusterAuthorizationFailedError
 from aiokafka.protocol.fetch import FetchRequest, FetchRequest_v4, FetchRequest_v7, FetchRequest_v11
+from aiokafka.consumer.subscription_state import SubscriptionState
 from aiokafka.structs import TopicPartition
 
 from remarket.catalog import load_catalog
@@ -20,6 +21,7 @@ from remarket.shell.fetch_sessions import (
     FetchSession,
     SessionClient,
     SessionFetchingConsumer,
+    SessionFetcher,
     SessionFetchRequest,
     fetch_in_sessions,
 )
@@ -101,7 +103,7 @@ class FakeClient:
 
 
 class FakeFetcher:
-    def confirm_unchanged(self, plan, response) -> None:
+    def confirm_unchanged(self, session, plan, response) -> None:
         pass
 
 
@@ -157,3 +159,30 @@ def test_only_aiokafkas_own_consumer_is_switched():
 
     with pytest.raises(TypeError):
         fetch_in_sessions(asyncio.run(make()))
+
+
+def test_a_partition_an_answer_leaves_out_keeps_the_ends_the_session_last_heard():
+    """A rebalance that keeps a partition gives it a fresh state in aiokafka, with no high
+    watermark; an idle partition is never listed again in the same session, so without this its
+    end stayed unknown for ever (and due work waited on it: shell.due_work)."""
+    async def scenario() -> tuple:
+        subscription = SubscriptionState()
+        subscription.assign_from_user({A0, B0})
+        fetcher = SessionFetcher.__new__(SessionFetcher)
+        fetcher._subscriptions = subscription
+        session = FetchSession()
+        full = SimpleNamespace(API_VERSION=11, topics=[("a", [(0, 0, 40, 39, 0, [], -1, b"")]),
+                                                       ("b", [(0, 0, 7, 7, 0, [], -1, b"")])])
+        opening = session.next_request(wanted({A0: 40, B0: 7}))
+        fetcher.confirm_unchanged(session, opening, full)
+        session.answered(opening, 42)
+        subscription.assign_from_user({A0, B0})  # as a rebalance does: fresh states, ends unknown
+        incremental = session.next_request(wanted({A0: 40, B0: 7}))
+        only_a = SimpleNamespace(API_VERSION=11, topics=[("a", [(0, 0, 41, 41, 0, [], -1, b"")])])
+        fetcher.confirm_unchanged(session, incremental, only_a)
+        state = subscription.subscription.assignment.state_value
+        return (state(B0).highwater, state(B0).lso), state(A0).highwater, state(B0).timestamp
+
+    b_ends, a_highwater, b_stamped = asyncio.run(scenario())
+    assert b_ends == (7, 7) and b_stamped is not None
+    assert a_highwater is None  # listed: aiokafka itself sets it from the answer

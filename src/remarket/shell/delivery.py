@@ -93,6 +93,7 @@ class _ConsumerThread(AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when it starts its fetcher
         if self.consumer.fetch_sessions:
             fetch_in_sessions(consumer)
+        self.consumer.kafka = consumer  # read by input_progress (plain attribute reads, as faust's highwater)
         return consumer
 
 
@@ -101,6 +102,28 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
     handled_topics: frozenset[str] = frozenset()
     hooks: CommitHooks
     fetch_sessions: bool = True
+    kafka: Any = None  # the aiokafka consumer in faust's consumer thread
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unhandled: dict[TP, int] = {}  # the fetch being delivered: each partition's first record not handled
+
+    def input_progress(self, tp: TP) -> tuple[int | None, int | None]:
+        """(where `tp`'s log ended at the last fetch, how far it is read with every record
+        handled), None where not known. The end is the last stable offset under exactly-once (what
+        a read_committed consumer can reach); the read position is aiokafka's, which steps over
+        transaction markers, or the record being handled while a fetch is delivered."""
+        kafka = self.kafka
+        subscription = kafka._subscription.subscription if kafka is not None else None
+        assignment = subscription.assignment if subscription is not None else None
+        state = assignment.state_value(tp) if assignment is not None else None
+        if state is None:  # not assigned (any more)
+            return None, None
+        end = state.lso if self.in_transaction else state.highwater
+        read = self._unhandled.get(tp)
+        if read is None and state.has_valid_position:
+            read = state.position
+        return end, read
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -171,22 +194,29 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
     async def _deliver(self, records: dict[TP, list[Any]], active: set[TP] | None) -> None:
         generation = self.app.consumer_generation_id
         monitor = self.app.monitor
-        for tp, batch in records.items():
-            if not self.flow_active or self.app.consumer_generation_id != generation:
-                return
-            if active is not None and tp not in active and tp not in self._buffered_partitions:
-                continue
-            monitor.track_tp_end_offset(tp, self.highwater(tp))
-            if tp.topic in self.handled_topics:
-                handled, last = await self._handle_batch(tp, batch, generation)
-                if handled:
-                    count_received(monitor, tp, handled, last)
-            else:
-                await self._faust_path(tp, batch)
+        unhandled = self._unhandled  # aiokafka's position is past the whole fetch already
+        unhandled.update((tp, batch[0].offset) for tp, batch in records.items()
+                         if batch and tp.topic in self.handled_topics)
+        try:
+            for tp, batch in records.items():
+                if not self.flow_active or self.app.consumer_generation_id != generation:
+                    return
+                if active is not None and tp not in active and tp not in self._buffered_partitions:
+                    continue
+                monitor.track_tp_end_offset(tp, self.highwater(tp))
+                if tp.topic in self.handled_topics:
+                    handled, last = await self._handle_batch(tp, batch, generation)
+                    if handled:
+                        count_received(monitor, tp, handled, last)
+                    unhandled.pop(tp, None)
+                else:
+                    await self._faust_path(tp, batch)
+        finally:
+            unhandled.clear()
 
     async def _handle_batch(self, tp: TP, batch: list[Any], generation: int) -> tuple[int, int]:
         handler, to_message, unacked = self.handler, self._to_message, self._unacked_messages
-        read_offset = self._read_offset
+        read_offset, unhandled = self._read_offset, self._unhandled
         acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
         commit_every = self._commit_every
         handled = last = 0
@@ -208,6 +238,7 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
                 await self.commit()
             message = to_message(tp, record)
             unacked.add(message)  # what wait_empty waits for before a rebalance goes on
+            unhandled[tp] = offset
             await handler(message)
             self.ack(message)
             read_offset[tp] = last = offset

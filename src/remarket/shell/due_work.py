@@ -6,13 +6,21 @@ partition) is rebuilt from the table after every assignment change, so a restart
 makes due work late, never lost. A customer leaves the index only when the tick of its partition
 is handled (in the transaction that commits the tick), so a lost or aborted tick loses nothing:
 the next round ticks the partition again.
+
+Due work never runs ahead of its partition's input. A tick is read at once, but the events
+written before it may still wait in a backlog (after an outage, a rebalance, a slow stretch),
+and one of them can make a due action moot (seen: a payment reminder for an order paid in the
+backlog). So a tick that is read waits until every input of its partition is read up to where
+that input ended at that moment; then its due work runs in the transaction of the record that
+got it there (any record of the partition shares that transaction).
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 from faust.types import TP
@@ -28,6 +36,14 @@ from remarket.shell.ticks import tick_value
 log = logging.getLogger("remarket.worker")
 
 
+WAITING_LOG_SECONDS = 30.0
+
+
+class WaitingTick(NamedTuple):
+    now: datetime
+    ends: dict[TP, int | None]  # where each input of the partition ended when the tick was read
+    since: float  # monotonic, when read
+
 
 class DueWork:
     def __init__(self, app: faust.App, table: Any, states: StateCache, pipeline: Pipeline, metrics: Metrics,
@@ -38,6 +54,10 @@ class DueWork:
         self.index: dict[int, DueIndex] = {}
         self._in_flight: dict[int, int] = {}  # partition -> offset of its tick not handled yet
         self._indexed_assignment: frozenset | None = None
+        catalog = pipeline.catalog
+        self._input_topics = (*(spec.name for spec in catalog.inputs), catalog["rerouted"].name)
+        self.waiting: dict[int, WaitingTick] = {}  # partition -> its tick read ahead of its input
+        self._waits_logged = 0.0
 
     def schedule(self, customer_id: str, due_at: datetime | None) -> None:
         partition = owner_partition(customer_id.encode(), self.partitions)
@@ -52,6 +72,39 @@ class DueWork:
         self._in_flight.pop(partition, None)
         index = self.index.get(partition)
         return index.pop_due(now) if index is not None else []
+
+    def tick_read(self, partition: int, now: datetime) -> None:
+        """A tick of `partition` was read: its due work waits for the partition's input to be read
+        up to where it ends now. An older tick still waiting goes first (a later one would move the
+        mark on with every event, and a busy partition would never get its due work)."""
+        self._in_flight.pop(partition, None)
+        if partition not in self.waiting:
+            progress = self.app.consumer.input_progress
+            self.waiting[partition] = WaitingTick(
+                now, {tp: progress(tp)[0] for tp in (TP(topic, partition) for topic in self._input_topics)},
+                time.monotonic())
+
+    def take_ready(self, partition: int, handled: tuple[Any, int] | None = None
+                   ) -> tuple[datetime, list[tuple[str, datetime]]] | None:
+        """The tick of `partition` and its due customers, once its input is read up; else None.
+        `handled`: (tp, offset) of the record being handled now, which counts as read."""
+        waiting = self.waiting.get(partition)
+        if waiting is None or not self._read_up(waiting, handled):
+            return None
+        del self.waiting[partition]
+        return waiting.now, self.take_due(partition, waiting.now)
+
+    def _read_up(self, waiting: WaitingTick, handled: tuple[Any, int] | None = None) -> bool:
+        progress = self.app.consumer.input_progress
+        for tp, end in waiting.ends.items():
+            now_end, read = progress(tp)
+            if end is None:  # no fetch had answered for it yet when the tick was read: the first that does
+                end = waiting.ends[tp] = now_end
+            if handled is not None and handled[0] == tp:
+                read = handled[1] + 1 if read is None else max(read, handled[1] + 1)
+            if end is None or read is None or read < end:
+                return False
+        return True
 
     def __len__(self) -> int:
         return sum(len(index) for index in self.index.values())
@@ -76,7 +129,21 @@ class DueWork:
             except Exception as exc:  # not written: the next round ticks the partition again
                 log.warning("tick for partition %d not sent (%s): again next round", partition, exc)
         self.metrics.ticks.labels("sent").inc(len(pending))
+        self._log_long_waits()
         self.metrics.pending_customers.set(len(self))
+
+    def _log_long_waits(self) -> None:
+        """Due work held back by a backlog is expected; held back for long, on-call should see why."""
+        now = time.monotonic()
+        if now - self._waits_logged < WAITING_LOG_SECONDS:
+            return
+        progress = self.app.consumer.input_progress
+        for partition, waiting in self.waiting.items():
+            if now - waiting.since >= WAITING_LOG_SECONDS:
+                self._waits_logged = now
+                log.warning("due work of partition %d has waited %.0f s for its input to be read up: %s", partition,
+                            now - waiting.since, ", ".join(f"{tp.topic} read {progress(tp)[1]} of {end}"
+                                                           for tp, end in waiting.ends.items()))
 
     def _on_its_way(self, partition: int) -> bool:
         """A tick of the partition was written and the worker has not read that far on the ticks
@@ -84,10 +151,14 @@ class DueWork:
         takes its time, and a fresh tick read before the backlog's events would make those
         events late (seen: a reminder for an order paid in the backlog, reorder tolerance 0 s)."""
         offset = self._in_flight.get(partition)
-        if offset is None:
-            return False
-        read = self.observer.processed_offsets.get(TP(self.ticks_topic, partition))
-        return read is None or read < offset
+        if offset is not None:
+            read = self.observer.processed_offsets.get(TP(self.ticks_topic, partition))
+            if read is None or read < offset:
+                return True
+        # a tick waiting for its input: none behind it, unless the input is read up and no record
+        # of the partition came since to run it (the next tick does)
+        waiting = self.waiting.get(partition)
+        return waiting is not None and not self._read_up(waiting)
 
     def rebuild(self) -> None:
         """Scan this worker's table partitions once per assignment change (never per tick): the due
@@ -120,6 +191,7 @@ class DueWork:
             self.index[partition] = DueIndex()
             self.index[partition].rebuild(held)
         self._in_flight.clear()
+        self.waiting.clear()
         self.observer.reset_segments(segments)
         self.metrics.index_rebuilds.inc()
         log.info("due-work index rebuilt: %d customers scheduled of %d", len(self), len(entries))

@@ -69,27 +69,40 @@ class RecordHandler:
                 state = self.states.get(message.partition, key)
             handled = self.pipeline.handle(record, state, datetime.now(timezone.utc))
             await self._carry_out(handled, key, message, started)
+            if message.partition in self.due_work.waiting:  # this record may be the one it waits for
+                await self._advance_due(message, (message.tp, message.offset))
         self.observer.processed_offsets[message.tp] = message.offset  # lag, and whether a tick was read
         self.sink.processed(message.tp, message.offset)  # what commit_before_revoke commits
         return handled
 
     async def _handle_partition_tick(self, record: SourceRecord, message: Any, started: float) -> Handled:
-        """Advance every customer of the partition due by the tick's time, in its transaction."""
+        """Advance every customer of the partition due by the tick's time, in its transaction,
+        once the partition's input is read up to where it ends now (shell.due_work says why)."""
         now = self.pipeline.partition_tick(record)
         if isinstance(now, Handled):  # not a valid tick: dead-lettered
             await self._carry_out(now, None, message, started)
-            handled = now
-        else:
-            handled = Handled("tick")
-            received_at = datetime.now(timezone.utc)
-            for customer_id, due_at in self.due_work.take_due(message.partition, now):
-                key = customer_id.encode()
-                self.metrics.tick_lateness.observe(max(0.0, (received_at - due_at).total_seconds()))
-                customer = self.pipeline.handle_due(customer_id, self.states.get(message.partition, key), now,
-                                                    received_at)
-                await self._carry_out(customer, key, message, started)
-                started = time.perf_counter()
-        return handled
+            return now
+        self.due_work.tick_read(message.partition, now)
+        if not await self._advance_due(message):
+            self.metrics.ticks.labels("waited_for_input").inc()
+        return Handled("tick")
+
+    async def _advance_due(self, message: Any, handled: tuple[Any, int] | None = None) -> bool:
+        """Run the due work of the partition's waiting tick if its input is read up, in this
+        record's transaction; whether it ran."""
+        ready = self.due_work.take_ready(message.partition, handled)
+        if ready is None:
+            return False
+        now, due = ready
+        received_at = datetime.now(timezone.utc)
+        for customer_id, due_at in due:
+            started = time.perf_counter()
+            key = customer_id.encode()
+            self.metrics.tick_lateness.observe(max(0.0, (received_at - due_at).total_seconds()))
+            customer = self.pipeline.handle_due(customer_id, self.states.get(message.partition, key), now,
+                                                received_at)
+            await self._carry_out(customer, key, message, started)
+        return True
 
     async def _carry_out(self, handled: Handled, key: bytes | None, message: Any, started: float) -> None:
         changed = handled.new_state is not UNCHANGED and key is not None

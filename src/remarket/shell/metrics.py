@@ -50,7 +50,8 @@ class Metrics:
             "remarket_erasures_total", "Customers whose state was erased on request.", registry=registry)
         self.ticks = Counter(
             "remarket_ticks_total", "Due-work ticks: sent (one per partition with customers due), "
-            "handled (one per customer advanced).", ["phase"], registry=registry)
+            "handled (one per customer advanced), waited_for_input (read ahead of its partition's input: "
+            "its due work runs once that is read up).", ["phase"], registry=registry)
         self.pending_customers = Gauge(
             "remarket_due_customers", "Customers on this worker with due work scheduled.", registry=registry)
         self.tick_lateness = Histogram(

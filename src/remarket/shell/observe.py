@@ -30,7 +30,7 @@ class Observer:
     def record(self, handled: Handled, message: Any, started: float) -> None:
         m = self.metrics
         role = self.role_by_topic.get(message.topic, "unknown")
-        if role == "ticks":
+        if role == "ticks" or handled.outcome == "tick":  # due work runs in a tick's or an input record's transaction
             self._count(m.ticks, "handled")
         else:  # a forwarded record counts twice: "rerouted" on its input, then its outcome on "rerouted"
             self._count(m.events, role, "dead_lettered" if handled.dead_letter_reason else handled.outcome)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import defaultdict
 from types import SimpleNamespace
 
+from aiokafka.consumer.subscription_state import SubscriptionState
 from faust.types import TP
 
 from remarket.catalog import load_catalog
@@ -47,10 +49,69 @@ def test_a_long_batch_gives_the_event_loop_turns_while_it_is_handled():
     tp = TP("remarket.orders", 0)
     consumer = SimpleNamespace(
         handler=handler, _to_message=lambda tp, record: record, _unacked_messages=set(),
-        _read_offset={tp: None}, _commit_every=None, _n_acked=0, flow_active=True, ack=lambda message: None,
+        _read_offset={tp: None}, _unhandled={}, _commit_every=None, _n_acked=0, flow_active=True,
+        ack=lambda message: None,
         app=SimpleNamespace(consumer_generation_id=1, topics=SimpleNamespace(acks_enabled_for=lambda topic: True)))
     batch = [Record(offset) for offset in range(30)]
 
     _, turns = asyncio.run(turns_while(BatchDeliveryConsumer._handle_batch(consumer, tp, batch, 1)))
     assert handled == list(range(30)) and consumer._read_offset[tp] == 29
     assert turns >= 30 * 0.001 / TURN_AFTER_SECONDS / 2  # ~one per TURN_AFTER_SECONDS of handling
+
+
+def delivering_consumer(handler, handled_topics: set[str], in_transaction: bool = False) -> SimpleNamespace:
+    """The parts of a BatchDeliveryConsumer that `_deliver` and `input_progress` use, over aiokafka's
+    own subscription state (its private shape is what input_progress reads)."""
+    subscription = SubscriptionState()
+    monitor = SimpleNamespace(track_tp_end_offset=lambda tp, offset: None, messages_received_total=0,
+                              messages_received_by_topic={t: 0 for t in handled_topics}, tp_read_offsets={},
+                              stream_inbound_time={})
+    consumer = SimpleNamespace(
+        handler=handler, handled_topics=frozenset(handled_topics), _to_message=lambda tp, record: record,
+        _unacked_messages=set(), _unhandled={}, _commit_every=None, _n_acked=0, flow_active=True,
+        _buffered_partitions=set(), ack=lambda message: None, highwater=lambda tp: None,
+        in_transaction=in_transaction, kafka=SimpleNamespace(_subscription=subscription),
+        app=SimpleNamespace(consumer_generation_id=1, monitor=monitor,
+                            topics=SimpleNamespace(acks_enabled_for=lambda topic: True)))
+    consumer._handle_batch = lambda tp, batch, generation: BatchDeliveryConsumer._handle_batch(
+        consumer, tp, batch, generation)
+    consumer.input_progress = lambda tp: BatchDeliveryConsumer.input_progress(consumer, tp)
+    consumer._read_offset = defaultdict(lambda: None)  # as faust's
+    return consumer
+
+
+class Fetched:
+    def __init__(self, tp: TP, offset: int) -> None:
+        self.tp, self.offset = tp, offset
+
+
+def test_input_progress_counts_a_fetched_record_as_read_only_once_it_is_handled():
+    """Due work waits for its partition's input (shell.due_work): aiokafka's position is past a
+    whole fetch as soon as it is handed over, so while a fetch is delivered the read mark is the
+    first record of each partition not handled yet."""
+    asyncio.run(_input_progress_through_a_fetch())
+
+
+async def _input_progress_through_a_fetch() -> None:
+    orders, visits, elsewhere = TP("remarket.orders", 0), TP("remarket.visits", 0), TP("remarket.orders", 1)
+    seen: list[tuple[int, tuple, tuple]] = []
+
+    async def handler(message) -> None:
+        seen.append((message.offset, consumer.input_progress(orders), consumer.input_progress(visits)))
+
+    consumer = delivering_consumer(handler, {"remarket.orders", "remarket.visits"})
+    consumer.kafka._subscription.assign_from_user({orders, visits})
+    assert consumer.input_progress(elsewhere) == (None, None)  # not assigned here
+    assert consumer.input_progress(orders) == (None, None)  # no fetch has answered yet
+    for tp, end in ((orders, 13), (visits, 4)):
+        state = consumer.kafka._subscription.subscription.assignment.state_value(tp)
+        state.highwater, state.lso = end, end - 1
+        state.seek(end)  # aiokafka's position: past what getmany handed over
+
+    records = {orders: [Fetched(orders, offset) for offset in (10, 11, 12)], visits: [Fetched(visits, 3)]}
+    await BatchDeliveryConsumer._deliver(consumer, records, None)
+    assert seen == [(10, (13, 10), (4, 3)), (11, (13, 11), (4, 3)), (12, (13, 12), (4, 3)),
+                    (3, (13, 13), (4, 3))]  # orders done, visits' record being handled
+    assert consumer.input_progress(orders) == (13, 13) and consumer.input_progress(visits) == (4, 4)
+    consumer.in_transaction = True  # exactly-once reads committed records: its end is the last stable offset
+    assert consumer.input_progress(orders) == (12, 13)

@@ -35,9 +35,21 @@ class Producer:
         return future
 
 
+class InputProgress:
+    """What the consumer reports of each input partition: (where it ends, how far it is read and
+    handled); caught up unless a test says otherwise."""
+
+    def __init__(self) -> None:
+        self.of: dict[TP, tuple[int | None, int | None]] = {}
+
+    def input_progress(self, tp: TP) -> tuple[int | None, int | None]:
+        return self.of.get(tp, (7, 7))
+
+
 def due_work(table: dict, states: StateCache | None = None) -> tuple[DueWork, Producer]:
     producer = Producer()
-    app = SimpleNamespace(producer=producer, assignor=SimpleNamespace(assigned_actives=lambda: {("t", 0)}))
+    app = SimpleNamespace(producer=producer, assignor=SimpleNamespace(assigned_actives=lambda: {("t", 0)}),
+                          consumer=InputProgress())
     metrics = Metrics(CollectorRegistry())
     states = states or StateCache(FaustMemoryStore(SimpleNamespace(data=table)))
     work = DueWork(app, SimpleNamespace(items=lambda: table.items()), states, Pipeline(load_catalog(), Policy()),
@@ -142,3 +154,88 @@ def test_the_rebuilt_index_holds_customers_handled_since_the_last_commit():
     work, producer = due_work(table, states)
     asyncio.run(work.fire())
     assert handed_over(work, producer) == ["committed", "handled"]
+
+
+
+ORDERS, VISITS = "remarket.orders", "remarket.visits"
+
+
+def waiting_tick(work: DueWork, producer: Producer, customer: str = "c-1") -> tuple[int, datetime]:
+    """`customer` due, its partition's tick sent and read: (partition, the tick's time)."""
+    asyncio.run(work.fire())
+    work.schedule(customer, datetime.now(timezone.utc) - timedelta(seconds=1))
+    asyncio.run(work.fire())
+    (_, _, value, partition), = producer.sent
+    now = Tick.model_validate_json(value).now
+    work.tick_read(partition, now)
+    return partition, now
+
+
+def test_a_tick_read_ahead_of_its_partitions_input_waits_until_that_is_read_up():
+    """An order paid in a backlog must be folded before the reminder it makes moot is decided."""
+    work, producer = due_work({})
+    partition = owner_partition(b"c-1", work.partitions)
+    orders = TP(ORDERS, partition)
+    work.app.consumer.of[orders] = (500, 100)  # a backlog: 400 records ahead of the tick
+    partition, tick_now = waiting_tick(work, producer)
+    assert work.take_ready(partition) is None  # nothing handed over: the customer stays due
+    asyncio.run(work.fire())
+    assert len(producer.sent) == 1  # and no second tick behind the waiting one
+
+    work.app.consumer.of[orders] = (900, 499)  # more arrived since: the mark stays where the input ended
+    assert work.take_ready(partition) is None
+    work.app.consumer.of[orders] = (900, 500)
+    now, due = work.take_ready(partition)
+    assert now == tick_now and [customer for customer, _ in due] == ["c-1"]
+    assert partition not in work.waiting and work.take_ready(partition) is None
+
+
+def test_the_record_being_handled_counts_as_read():
+    work, producer = due_work({})
+    partition = owner_partition(b"c-1", work.partitions)
+    visits = TP(VISITS, partition)
+    work.app.consumer.of[visits] = (40, 39)  # the last record is being handled: not yet counted
+    partition, _ = waiting_tick(work, producer)
+    assert work.take_ready(partition, handled=(TP(ORDERS, partition), 39)) is None  # another input
+    assert [c for c, _ in work.take_ready(partition, handled=(visits, 39))[1]] == ["c-1"]
+
+
+def test_an_input_no_fetch_had_answered_for_is_waited_for_from_its_first_answer():
+    """Right after an assignment the input's end is not known yet: the tick must not pass it."""
+    work, producer = due_work({})
+    partition = owner_partition(b"c-1", work.partitions)
+    orders = TP(ORDERS, partition)
+    work.app.consumer.of[orders] = (None, None)
+    partition, _ = waiting_tick(work, producer)
+    assert work.take_ready(partition) is None
+    work.app.consumer.of[orders] = (300, 0)  # the first fetch: a backlog of 300
+    assert work.take_ready(partition) is None
+    work.app.consumer.of[orders] = (350, 300)
+    assert [c for c, _ in work.take_ready(partition)[1]] == ["c-1"]
+
+
+def test_a_waiting_tick_read_up_with_no_record_to_run_it_gets_a_new_tick():
+    """The input can be read up with no record of the partition handled after (the last ones were
+    transaction markers): the next round ticks again, and that tick runs the waiting one."""
+    work, producer = due_work({})
+    partition = owner_partition(b"c-1", work.partitions)
+    work.app.consumer.of[TP(ORDERS, partition)] = (10, 8)
+    partition, first = waiting_tick(work, producer)
+    work.observer.processed_offsets[TP("remarket.ticks", partition)] = 0  # the tick was read
+    asyncio.run(work.fire())
+    assert len(producer.sent) == 1
+    work.app.consumer.of[TP(ORDERS, partition)] = (10, 10)  # position past the markers
+    asyncio.run(work.fire())
+    assert len(producer.sent) == 2
+    work.tick_read(partition, datetime.now(timezone.utc))  # the new tick: the older one goes first
+    now, due = work.take_ready(partition)
+    assert now == first and [c for c, _ in due] == ["c-1"]
+
+
+def test_an_assignment_change_forgets_the_waiting_ticks():
+    work, producer = due_work({})
+    partition = owner_partition(b"c-1", work.partitions)
+    work.app.consumer.of[TP(ORDERS, partition)] = (10, 2)
+    partition, _ = waiting_tick(work, producer)
+    work.rebuild()  # positions were reset; the index comes from state, the next round ticks afresh
+    assert work.waiting == {}

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import orjson
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from remarket.catalog import load_catalog
@@ -51,7 +52,10 @@ def handler() -> tuple[RecordHandler, Sink, StateCache]:
     pipeline = Pipeline(CATALOG, Policy())
     states = StateCache(FaustMemoryStore(SimpleNamespace(data={})))
     sink = Sink()
-    due = DueWork(SimpleNamespace(), SimpleNamespace(items=lambda: []), states, pipeline, metrics, observer, T["ticks"])
+    progress = SimpleNamespace(of={})  # each input partition's (end, read): caught up unless a test says
+    progress.input_progress = lambda tp: progress.of.get(tp, (0, 0))
+    due = DueWork(SimpleNamespace(consumer=progress), SimpleNamespace(items=lambda: []), states, pipeline, metrics,
+                  observer, T["ticks"])
     return RecordHandler(app, None, pipeline, states, sink, due, observer, metrics, T["ticks"]), sink, states
 
 
@@ -96,3 +100,29 @@ def test_a_tick_for_another_partition_is_dead_lettered():
     h, sink, _ = handler()
     asyncio.run(h.handle(message("ticks", 1, 5, None, tick_value(datetime.now(timezone.utc), 2))))
     assert sink.sent == [("dead_letter", None, 5)]
+
+
+def test_a_tick_read_ahead_of_the_input_runs_its_due_work_with_the_record_that_reads_it_up():
+    """After an outage the payment of an overdue order can still be in the backlog: the tick's
+    due work waits for the partition's input, then runs in that record's transaction."""
+    h, sink, states = handler()
+    then = datetime.now(timezone.utc) - timedelta(hours=2)
+    p = owner_partition(b"c-0", CATALOG.partitions)
+    asyncio.run(h.handle(message("orders", p, 0, b"c-0", paid_order_placed("c-0", then))))
+    orders = TP(T["orders"], p)
+    h.due_work.app.consumer.of[orders] = (3, 1)  # two records of the backlog not handled yet
+    sink.sent.clear()
+    asyncio.run(h.handle(message("ticks", p, 99, None, tick_value(datetime.now(timezone.utc), p))))
+    assert sink.sent == [] and p in h.due_work.waiting
+    assert h.metrics.ticks.labels("waited_for_input")._value.get() == 1
+
+    paid = orjson.dumps({"event_id": "c-0-paid", "event_type": "order.paid", "customer_id": "c-0",
+                         "order_id": "c-0-o1", "total": 30.0, "occurred_at": (then + timedelta(minutes=1)).isoformat(),
+                         "schema_version": 1})
+    asyncio.run(h.handle(message("orders", p, 1, b"c-0", paid)))  # one record still ahead
+    assert p in h.due_work.waiting
+    h.due_work.app.consumer.of[orders] = (3, 2)
+    asyncio.run(h.handle(message("orders", p, 2, b"c-1", paid_order_placed("c-1", datetime.now(timezone.utc)))))
+    assert p not in h.due_work.waiting  # run with the record that read the input up
+    assert "actions" not in {role for role, key, offset in sink.sent if key == b"c-0"}  # paid: no reminder
+    assert h.due_work.take_due(p, datetime.now(timezone.utc)) == []

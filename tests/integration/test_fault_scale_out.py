@@ -51,23 +51,25 @@ def test_state_follows_partitions_from_two_to_three_to_two_workers_with_standbys
     steps, expected = workload(random.Random(20261124))
     customers = sorted({customer for _, customer, _ in steps})
     third = len(steps) // 3  # split by steps: a payer's placed and paid stay together
-    first, second, rest = (step_records(d, part) for part in
+    # each part's events are made when it is produced: made at the start, a payer's order was
+    # overdue the moment it was handled, and a tick between its two records was a late payment
+    first, second, rest = (lambda part=part: step_records(d, part) for part in
                            (steps[:third], steps[third:2 * third], steps[2 * third:]))
 
     w1, w2 = d.start_worker("w1"), d.start_worker("w2")
     wait_for(lambda: group_settled([w1, w2]), 90, "w1 and w2 both owning partitions", [w1, w2])
-    run(produce(d.bootstrap, first))
+    run(produce(d.bootstrap, first()))
 
     w3 = d.start_worker("w3")  # scale out: the group rebalances 2 → 3
     wait_for(lambda: group_settled([w1, w2, w3]), 90, "w1, w2 and w3 all owning partitions", [w1, w2, w3])
-    run(produce(d.bootstrap, second))
+    run(produce(d.bootstrap, second()))
 
     w1.stop()  # scale back in with SIGTERM: clean leave, 3 → 2, its partitions move to w2 and w3
     assert w1.proc.returncode == 0, f"w1 did not stop cleanly ({w1.proc.returncode})\n{log_tails([w1])}"
     remaining = [w2, w3]
     wait_for(lambda: group_settled(remaining), 90, "w2 and w3 owning all partitions after w1 left",
              remaining + [w1])
-    run(produce(d.bootstrap, rest))
+    run(produce(d.bootstrap, rest()))
 
     actions = assert_every_action_exactly_once(d, expected, [w1, w2, w3])
     assert {a["customer_id"] for a in actions} == {c for c, _ in expected}

@@ -147,9 +147,8 @@ class DueWork:
 
     def _on_its_way(self, partition: int) -> bool:
         """A tick of the partition was written and the worker has not read that far on the ticks
-        topic yet: it will be handled, so no second one. Not a timer: after an outage a backlog
-        takes its time, and a fresh tick read before the backlog's events would make those
-        events late (seen: a reminder for an order paid in the backlog, reorder tolerance 0 s)."""
+        topic yet, or one was read and waits for the partition's input: no second one behind it.
+        Not a timer: after an outage a backlog takes its time."""
         offset = self._in_flight.get(partition)
         if offset is not None:
             read = self.observer.processed_offsets.get(TP(self.ticks_topic, partition))

@@ -9,6 +9,9 @@ from remarket.shell.metrics import Metrics
 from remarket.shell.pipeline import Handled
 
 
+DUE_WORK_OUTCOMES = frozenset({"tick", "tick_for_unknown_customer"})
+
+
 class Observer:
     def __init__(self, metrics: Metrics, role_by_topic: dict[str, str]) -> None:
         self.metrics = metrics
@@ -30,7 +33,7 @@ class Observer:
     def record(self, handled: Handled, message: Any, started: float) -> None:
         m = self.metrics
         role = self.role_by_topic.get(message.topic, "unknown")
-        if role == "ticks" or handled.outcome == "tick":  # due work runs in a tick's or an input record's transaction
+        if role == "ticks" or handled.outcome in DUE_WORK_OUTCOMES:  # due work runs in a tick's or an input record's transaction
             self._count(m.ticks, "handled")
         else:  # a forwarded record counts twice: "rerouted" on its input, then its outcome on "rerouted"
             self._count(m.events, role, "dead_lettered" if handled.dead_letter_reason else handled.outcome)

@@ -84,3 +84,14 @@ def test_withdrawals_deferrals_and_expiries_are_counted_by_kind_and_reason():
     assert metric_sum(text, "remarket_withdrawals_total", kind="payment_reminder", reason="order_paid") == 1
     assert metric_sum(text, "remarket_deferrals_total", kind="lifecycle_churned", reason="daily_cap") == 1
     assert metric_sum(text, "remarket_expiries_total", kind="targeted_coupon", reason="window_passed") == 1
+
+
+def test_due_work_run_with_an_input_record_counts_as_ticks_handled_not_as_events():
+    """A tick that waited for its partition's input runs its due work with the input record that
+    read it up (shell.due_work): those customers are ticks handled, not orders."""
+    obs, registry = observer()
+    obs.record(Handled("tick"), message("remarket.orders"), 0.0)
+    obs.record(Handled("tick_for_unknown_customer"), message("remarket.orders"), 0.0)
+    text = exposition(registry)
+    assert metric_sum(text, "remarket_ticks_total", phase="handled") == 2
+    assert metric_sum(text, "remarket_events_total") == 0

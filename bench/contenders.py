@@ -73,12 +73,15 @@ def quix(args) -> dict:
     produce for it (actions, withdrawals, holdout, profiles, dead letters) produced to a topic,
     and the worker's due work: every `--tick-seconds` each partition's customers due are advanced
     (`Pipeline.handle_due`, as the worker's partition tick does) inside the processing of that
-    partition's next record, through Quix's transaction for the partition: Quix has no timers,
+    partition's first record that reads its input up to where it ended when the round began (the
+    worker's due work never runs ahead of its input), through Quix's transaction for the
+    partition: Quix has no timers,
     and this needs no tick record at all (the worker writes and reads one per partition and
     round). States are stored as the pipeline's JSON, not zstd-compressed as the worker stores
     them: the cheaper path, since Quix writes a state per record where the worker encodes once
     per commit. Not done here: the worker's metrics."""
-    from quixstreams import Application
+    from confluent_kafka import TopicPartition
+    from quixstreams import Application, message_context
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from remarket.catalog import load_catalog
@@ -97,6 +100,7 @@ def quix(args) -> dict:
     progress = {"count": 0, "first": None, "last": None, "cpu0": 0.0, "cpu1": 0.0, "advanced": 0}
     due: dict[int, DueIndex] = {}
     next_round: dict[int, float] = {}
+    rounds: dict[int, tuple[datetime, int]] = {}  # partition -> (its round's time, the input end it waits for)
 
     def store(state, handled) -> None:
         if handled.new_state is None:
@@ -109,11 +113,20 @@ def quix(args) -> dict:
             due.setdefault(partition, DueIndex()).set(handled.customer_id, handled.due_at)
 
     def due_work(partition: int, state) -> list[bytes]:
-        """What the worker's partition tick does, once per round, in this partition's transaction."""
-        if time.monotonic() < next_round.get(partition, 0.0):
+        """What the worker's partition tick does, once per round, in this partition's transaction,
+        once its input is read up to where it ended when the round began."""
+        context = message_context()
+        waiting = rounds.get(partition)
+        if waiting is None:
+            if time.monotonic() < next_round.get(partition, 0.0):
+                return []
+            next_round[partition] = time.monotonic() + args.tick_seconds
+            _, end = app._consumer.get_watermark_offsets(TopicPartition(args.topic, context.partition), cached=True)
+            waiting = rounds[partition] = (datetime.now(timezone.utc), end)
+        now, end = waiting
+        if context.offset + 1 < end:
             return []
-        next_round[partition] = time.monotonic() + args.tick_seconds
-        now = datetime.now(timezone.utc)
+        del rounds[partition]
         outputs: list[bytes] = []
         for customer_id, _ in due.get(partition, DueIndex()).pop_due(now):
             customer = state._transaction.as_state(prefix=customer_id.encode())

@@ -107,9 +107,9 @@ def events_done(worker: WorkerProcess) -> int:
     return int(metric_sum(worker.metrics(), "remarket_events_total"))
 
 
-def run_worker_throughput(bootstrap: str, workdir: Path, n: int, guarantee: str) -> dict:
+def run_worker_throughput(bootstrap: str, workdir: Path, n: int, guarantee: str, **env: str) -> dict:
     app_id = f"bench-{guarantee.replace('_', '')}-{uuid.uuid4().hex[:6]}"
-    worker = WorkerRun(bootstrap, app_id, workdir, REMARKET_PROCESSING_GUARANTEE=guarantee)
+    worker = WorkerRun(bootstrap, app_id, workdir, REMARKET_PROCESSING_GUARANTEE=guarantee, **env)
     try:
         worker.wait_ready()
         return drain_rate(worker, n)
@@ -432,6 +432,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--skip", default="", help="comma list: throughput,quix,latency,restore")
+    parser.add_argument("--throughput-baseline", default=None,
+                        help="a git revision whose worker (exactly-once) runs in turn with the throughput contenders")
     parser.add_argument("--latency-rate", type=float, default=None,
                         help="events/s for the latency runs (default: half the rate the worker sustains on the "
                              "latency workload, exactly-once, measured first)")
@@ -470,6 +472,13 @@ def main() -> None:
             contenders = [("a_raw_aiokafka", lambda: run_contender("raw", bootstrap, args.events)),
                           ("b_remarket_eos", lambda: run_worker_throughput(bootstrap, workdir, args.events, "exactly_once")),
                           ("b_remarket_alo", lambda: run_worker_throughput(bootstrap, workdir, args.events, "at_least_once"))]
+            if args.throughput_baseline:  # the worker of another revision, exactly-once, in turn with the rest
+                checkout = workdir / f"baseline-{args.throughput_baseline}"
+                subprocess.run(["git", "worktree", "add", "--detach", str(checkout), args.throughput_baseline],
+                               cwd=ROOT, check=True, capture_output=True)
+                baseline_env = {"PYTHONPATH": str(checkout / "src")}
+                contenders.append((f"b_remarket_eos@{args.throughput_baseline}", lambda: run_worker_throughput(
+                    bootstrap, workdir, args.events, "exactly_once", **baseline_env)))
             if "quix" not in skip:
                 contenders += [("c_quix_eos", lambda: run_contender("quix", bootstrap, args.events, "--exactly-once")),
                                ("c_quix_alo", lambda: run_contender("quix", bootstrap, args.events))]
@@ -512,6 +521,9 @@ def main() -> None:
     finally:
         if broker:
             broker.stop()
+        if args.throughput_baseline:
+            subprocess.run(["git", "worktree", "remove", "--force", str(workdir / f"baseline-{args.throughput_baseline}")],
+                           cwd=ROOT, capture_output=True)
     command = " ".join(["python bench/run.py", *(a for a in sys.argv[1:] if a != "--write-docs")])
     print(json.dumps(results, indent=2, default=str))
     if not skip - {"restore"}:

@@ -43,6 +43,7 @@ class WaitingTick(NamedTuple):
     now: datetime
     ends: dict[TP, int | None]  # where each input of the partition ended when the tick was read
     since: float  # monotonic, when read
+    behind: set[TP]  # the inputs not known to be read up yet
 
 
 class DueWork:
@@ -80,31 +81,43 @@ class DueWork:
         self._in_flight.pop(partition, None)
         if partition not in self.waiting:
             progress = self.app.consumer.input_progress
-            self.waiting[partition] = WaitingTick(
-                now, {tp: progress(tp)[0] for tp in (TP(topic, partition) for topic in self._input_topics)},
-                time.monotonic())
+            tps = [TP(topic, partition) for topic in self._input_topics]
+            waiting = self.waiting[partition] = WaitingTick(now, {tp: progress(tp)[0] for tp in tps},
+                                                            time.monotonic(), set(tps))
+            self._read_up(waiting)  # what is read up already (idle inputs) is not waited for
 
     def take_ready(self, partition: int, handled: tuple[Any, int] | None = None
                    ) -> tuple[datetime, list[tuple[str, datetime]]] | None:
         """The tick of `partition` and its due customers, once its input is read up; else None.
-        `handled`: (tp, offset) of the record being handled now, which counts as read."""
+        `handled`: (tp, offset) of the record being handled now, which counts as read. With it only
+        that input is looked at (a backlog's every record asks: it must cost next to nothing); an
+        input read up without a record (transaction markers) is found by the next round's check."""
         waiting = self.waiting.get(partition)
-        if waiting is None or not self._read_up(waiting, handled):
+        if waiting is None:
             return None
+        if handled is None:
+            if not self._read_up(waiting):
+                return None
+        else:
+            tp, offset = handled
+            behind = waiting.behind
+            if tp in behind and (end := waiting.ends[tp]) is not None and offset + 1 >= end:
+                behind.discard(tp)
+            if behind:
+                return None
         del self.waiting[partition]
         return waiting.now, self.take_due(partition, waiting.now)
 
-    def _read_up(self, waiting: WaitingTick, handled: tuple[Any, int] | None = None) -> bool:
+    def _read_up(self, waiting: WaitingTick) -> bool:
+        """Every input of the tick's partition read up to where it ended when the tick was read."""
         progress = self.app.consumer.input_progress
-        for tp, end in waiting.ends.items():
-            now_end, read = progress(tp)
+        for tp in list(waiting.behind):
+            end, (now_end, read) = waiting.ends[tp], progress(tp)
             if end is None:  # no fetch had answered for it yet when the tick was read: the first that does
                 end = waiting.ends[tp] = now_end
-            if handled is not None and handled[0] == tp:
-                read = handled[1] + 1 if read is None else max(read, handled[1] + 1)
-            if end is None or read is None or read < end:
-                return False
-        return True
+            if end is not None and read is not None and read >= end:
+                waiting.behind.discard(tp)
+        return not waiting.behind
 
     def __len__(self) -> int:
         return sum(len(index) for index in self.index.values())

@@ -239,3 +239,19 @@ def test_an_assignment_change_forgets_the_waiting_ticks():
     partition, _ = waiting_tick(work, producer)
     work.rebuild()  # positions were reset; the index comes from state, the next round ticks afresh
     assert work.waiting == {}
+
+
+def test_a_backlog_record_asks_nothing_of_the_consumer():
+    """Every record of a partition whose tick waits asks whether it was the last one it waited
+    for: that answer comes from the record itself, not from six lookups in the consumer."""
+    work, producer = due_work({})
+    partition = owner_partition(b"c-1", work.partitions)
+    orders = TP(ORDERS, partition)
+    work.app.consumer.of[orders] = (500, 100)
+    partition, _ = waiting_tick(work, producer)
+    asked: list[TP] = []
+    progress = work.app.consumer.input_progress
+    work.app.consumer.input_progress = lambda tp: asked.append(tp) or progress(tp)
+    assert all(work.take_ready(partition, handled=(orders, offset)) is None for offset in range(100, 499))
+    assert asked == []
+    assert [c for c, _ in work.take_ready(partition, handled=(orders, 499))[1]] == ["c-1"]

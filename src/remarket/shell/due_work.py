@@ -68,9 +68,8 @@ class DueWork:
         index.set(customer_id, due_at)
 
     def take_due(self, partition: int, now: datetime) -> list[tuple[str, datetime]]:
-        """The customers of `partition` due by `now`, for the tick being handled (they are
-        scheduled again from their new state)."""
-        self._in_flight.pop(partition, None)
+        """The customers of `partition` due by `now`, for the tick being run (they are
+        scheduled again from their new state). The tick in flight is settled by `tick_read`."""
         index = self.index.get(partition)
         return index.pop_due(now) if index is not None else []
 

@@ -81,6 +81,9 @@ class CustomerContext(BaseModel):
 
 
 class _EventBase(BaseModel):
+    # A slot, not a field nor a private attribute: invisible to validation, serialisation, equality
+    # and copies. Holds the event's stored JSON once encoded (see `stored_json`).
+    __slots__ = ("_stored_json",)
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: Identifier = Field(description="Unique per event; a repeated id is ignored (dedup).")
@@ -170,6 +173,18 @@ EVENT_MODELS: dict[str, type[_EventBase]] = {
     "consent": ConsentEvent,
 }
 """Event families (the prefix of `event_type`) and their model; a topic accepts one or more."""
+
+
+def stored_json(event: InboundEvent) -> bytes:
+    """The event as a customer state stores it (aliases, defaults left out), encoded once per event:
+    an event held for reordering stays in its customer's state for the reorder tolerance, and that
+    state is encoded at every commit that changed it. Events are frozen, so the bytes stay right."""
+    try:
+        return event._stored_json
+    except AttributeError:
+        encoded = event.model_dump_json(exclude_defaults=True, by_alias=True).encode()
+        object.__setattr__(event, "_stored_json", encoded)
+        return encoded
 
 
 def parse_event(raw: bytes | str) -> InboundEvent:

@@ -191,3 +191,21 @@ def test_the_core_never_changes_the_state_it_was_given_even_its_empty_containers
     outcome = apply(given, view(T0, "p1"), policy)
     assert "p1" in outcome.state.products
     assert given.products == {} and given.to_bytes() == before
+
+
+def test_state_compressed_by_the_one_shot_zstd_of_earlier_releases_still_loads(driver):
+    import cramjam  # what wrote format 1 before 2026-12-02 (and still a dependency: aiokafka's codecs)
+
+    driver.feed(placed(T0), view(T0 + minutes(1)))
+    earlier = b"\x01" + bytes(cramjam.zstd.compress(driver.state.to_json(), level=1))
+    assert CustomerState.from_bytes(earlier) == driver.state
+    assert bytes(cramjam.zstd.decompress(driver.state.to_bytes()[1:])) == driver.state.to_json()
+
+
+def test_an_events_cached_json_leaves_its_equality_and_copies_alone(driver):
+    from remarket.domain.events import stored_json
+
+    first, second = view(T0, event_id="same"), view(T0, event_id="same")
+    assert stored_json(first) == first.model_dump_json(exclude_defaults=True, by_alias=True).encode()
+    assert first == second and hash(first) == hash(second) and first.model_copy() == first
+    assert stored_json(first) is stored_json(first)  # made once

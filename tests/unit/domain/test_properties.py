@@ -184,3 +184,21 @@ def test_score_is_higher_for_more_recent_buyers(params, x, age, f1, f2):
 def test_score_is_higher_with_more_purchases_at_the_same_recency_and_age(params, x, more, age, f):
     t_x = f * age
     assert repurchase_probability(x + more, t_x, age, 90, params) >= repurchase_probability(x, t_x, age, 90, params)
+
+
+@_fast
+@given(histories())
+def test_a_state_encodes_to_pydantics_own_json_document_and_back(events):
+    """`to_json` splices each held event's JSON in (made once per event); the document must be the one
+    pydantic writes for the whole state, and the stored bytes must load back to an equal state."""
+    import orjson
+
+    state = None
+    for e in events:  # applied without ticks: every event within the tolerance stays held
+        state = apply(state, e, POLICY).state
+        if state is None:
+            continue
+        whole = state.model_dump_json(exclude_defaults=True, by_alias=True)
+        assert orjson.loads(state.to_json()) == orjson.loads(whole)
+        assert orjson.loads(state.to_json()) == orjson.loads(whole)  # again, from the events' cached JSON
+        assert CustomerState.from_bytes(state.to_bytes()) == state

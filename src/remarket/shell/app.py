@@ -31,6 +31,7 @@ from remarket.shell.readiness import BrokerWatch, Readiness
 from remarket.shell.restore import restore_changelog
 from remarket.shell.state_cache import StateCache
 from remarket.shell.store import partitioned
+from remarket.shell.tallies import TallyingRegistry
 from remarket.shell.transactions import TransactionalSink, commit_transactions_concurrently
 
 log = logging.getLogger("remarket.worker")
@@ -50,7 +51,7 @@ class Worker:
         self.settings = settings
         self.catalog = catalog
         self.pipeline = Pipeline(catalog, policy)
-        self.registry = registry or CollectorRegistry()
+        self.registry = registry or TallyingRegistry()
         self.metrics = Metrics(self.registry)
         self.broker_watch = BrokerWatch(client_config(settings))
         self.app = faust_app(settings, catalog)

@@ -14,6 +14,8 @@ from aiohttp.web import Response
 from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 
+from remarket.shell.tallies import Immediate, tallies_of
+
 SECONDS_BUCKETS = tuple(ms / 1000 for ms in MS_LATENCY_BUCKETS)
 
 # FaustMetrics field -> (exported name after the prefix, help)
@@ -61,6 +63,7 @@ def create(registry: CollectorRegistry, prefix: str = "faust") -> FaustMetrics:
 def setup(app: Any, registry: CollectorRegistry, pattern: str = "/metrics", prefix: str = "faust") -> None:
     """In place of faust's `setup_prometheus_sensors`: the monitor and the /metrics page."""
     app.monitor = PrometheusMonitor(metrics=create(registry, prefix))
+    app.monitor.tallies = tallies_of(registry)  # SendSensors and TableSensors count through it
 
     @app.page(pattern)
     async def metrics_page(view: Any, request: Any) -> Response:
@@ -76,6 +79,7 @@ class SendSensors:
         self.monitor = monitor
         self._metrics = getattr(monitor, "_metrics", None)
         self._sent_by_topic: dict[str, Any] = {}
+        self._tallies = getattr(monitor, "tallies", None) or Immediate()
 
     def initiated(self, topic: str) -> float:
         monitor = self.monitor
@@ -85,7 +89,7 @@ class SendSensors:
             child = self._sent_by_topic.get(topic)
             if child is None:
                 child = self._sent_by_topic[topic] = self._metrics.topic_messages_sent.labels(topic=f"topic.{topic}")
-            child.inc()
+            self._tallies.count(child)
         return monitor.time()
 
     def completed(self, producer: Any, state: float, metadata: Any) -> None:
@@ -105,6 +109,7 @@ class TableSensors:
         self.monitor, self.table = monitor, table
         self._others = [sensor for sensor in sensors if sensor is not monitor]
         self._counts = monitor._table_or_create(table)  # faust's TableState: keys_retrieved, ...
+        self._tallies = getattr(monitor, "tallies", None) or Immediate()
         metrics = getattr(monitor, "_metrics", None)
         self._children = {operation: metrics.table_operations.labels(table=f"table.{table.name}", operation=operation)
                           for operation in ("keys_retrieved", "keys_updated", "keys_deleted")} if metrics else {}
@@ -130,7 +135,7 @@ class TableSensors:
     def _count(self, operation: str) -> None:
         child = self._children.get(operation)
         if child is not None:
-            child.inc()
+            self._tallies.count(child)
 
 
 def table_sensors(app: Any, table: Any, current: TableSensors | None) -> TableSensors:

@@ -118,18 +118,19 @@ class Worker:
         ready = self.readiness.is_ready()
         self.metrics.ready.set(1 if ready else 0)
         if ready and not self.startup_heap_frozen:
-            freeze_startup_heap()
+            freeze_startup_heap(self.settings.gc_thresholds)
             self.startup_heap_frozen = True
         if ready:
             await self.due_work.fire()
             self.observer.update_lag(self.app.consumer)
 
 
-def freeze_startup_heap() -> None:
+def freeze_startup_heap(thresholds: tuple[int, int, int]) -> None:
     """Leave the objects built at startup (modules, faust, pydantic's schemas: most of the heap)
     out of every later collection. A full collection walks every tracked object, and with them
     in it took ~90 ms on this 2-core machine: a pause for every record arriving meanwhile
     (docs/benchmarks.md, latency). What is frozen is never collected, so only at first ready."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*thresholds)
     log.info("startup heap frozen: %d objects left out of garbage collection", gc.get_freeze_count())

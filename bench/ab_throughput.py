@@ -80,7 +80,7 @@ def main() -> None:
         for name, runs in results.items():
             print(f"{name}: median {statistics.median(r['rate'] for r in runs):,.0f} events/s wall, "
                   f"{statistics.median(r['cpu_rate'] for r in runs):,.0f} per CPU-second "
-                  f"(runs {', '.join(f'{r['rate']:,.0f}' for r in runs)})", flush=True)
+                  f"(runs {', '.join(format(r['rate'], ',.0f') for r in runs)})", flush=True)
     finally:
         broker.stop()
         for checkout in worktrees:

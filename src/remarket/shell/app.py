@@ -132,5 +132,5 @@ def freeze_startup_heap(thresholds: tuple[int, int, int]) -> None:
     (docs/benchmarks.md, latency). What is frozen is never collected, so only at first ready."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*thresholds)
+    gc.set_threshold(*thresholds)  # settings.gc_thresholds says why
     log.info("startup heap frozen: %d objects left out of garbage collection", gc.get_freeze_count())

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp.web import Response
+from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 
-from remarket.shell.tallies import Immediate, tallies_of
+from remarket.shell.tallies import Immediate, Tallies, tallies_of
 
 SECONDS_BUCKETS = tuple(ms / 1000 for ms in MS_LATENCY_BUCKETS)
 
@@ -34,13 +35,14 @@ LATENCIES = {
 
 
 class MillisecondsToSeconds:
-    """What faust's monitor calls on a histogram (`observe` in ms), recorded in seconds."""
+    """What faust's monitor calls on a histogram (`observe` in ms), recorded in seconds (tallied:
+    the send latency is observed once per record produced)."""
 
-    def __init__(self, histogram: Histogram) -> None:
-        self.histogram = histogram
+    def __init__(self, histogram: Histogram, tallies: Tallies | Immediate) -> None:
+        self.histogram, self.tallies = histogram, tallies
 
     def observe(self, milliseconds: float) -> None:
-        self.histogram.observe(milliseconds / 1000)
+        self.tallies.observe(self.histogram, milliseconds / 1000)
 
 
 def create(registry: CollectorRegistry, prefix: str = "faust") -> FaustMetrics:
@@ -52,7 +54,7 @@ def create(registry: CollectorRegistry, prefix: str = "faust") -> FaustMetrics:
         if field in LATENCIES:
             name, documentation = LATENCIES[field]
             replaced[field] = MillisecondsToSeconds(Histogram(
-                f"{prefix}_{name}", documentation, registry=registry, buckets=SECONDS_BUCKETS))
+                f"{prefix}_{name}", documentation, registry=registry, buckets=SECONDS_BUCKETS), tallies_of(registry))
         else:
             registry.register(collector)
     missing = set(LATENCIES) - set(replaced)
@@ -93,7 +95,14 @@ class SendSensors:
         return monitor.time()
 
     def completed(self, producer: Any, state: float, metadata: Any) -> None:
-        self.monitor.on_send_completed(producer, state, metadata)
+        monitor = self.monitor
+        if self._metrics is None or type(monitor).on_send_completed is not PrometheusMonitor.on_send_completed:
+            monitor.on_send_completed(producer, state, metadata)
+            return
+        # PrometheusMonitor.on_send_completed, its counter tallied (once per record produced)
+        Monitor.on_send_completed(monitor, producer, state, metadata)
+        self._tallies.count(self._metrics.total_sent_messages)
+        self._metrics.producer_send_latency.observe(monitor.ms_since(state))
 
     def error(self, producer: Any, exc: BaseException, state: float) -> None:
         self.monitor.on_send_error(producer, exc, state)

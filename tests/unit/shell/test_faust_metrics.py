@@ -51,3 +51,27 @@ def test_table_sensors_follow_the_monitor_the_app_has_now():
     assert table_sensors(app, table, sensors) is sensors
     app.monitor = app.sensors[0] = monitor()[0]  # faust chose its monitor after wiring
     assert table_sensors(app, table, sensors).monitor is app.monitor
+
+
+def test_send_sensors_tallied_count_what_faust_counts_once_the_registry_is_collected():
+    from remarket.shell.faust_metrics import SendSensors
+    from remarket.shell.tallies import TallyingRegistry, tallies_of
+
+    theirs, their_registry = monitor()
+    our_registry = TallyingRegistry()
+    ours = PrometheusMonitor(metrics=create(our_registry))
+    ours.tallies = tallies_of(our_registry)  # as faust_metrics.setup does
+    sensors = SendSensors(ours)
+    for topic in ("actions", "profiles", "actions"):
+        theirs.on_send_completed(None, theirs.on_send_initiated(None, topic, None, 10, 10), None)
+        sensors.completed(None, sensors.initiated(topic), None)
+
+    def sent(registry) -> dict:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value for metric in registry.collect()
+                for s in metric.samples if s.name in ("faust_total_sent_messages_total", "faust_topic_messages_sent_total",
+                                                      "faust_producer_send_latency_seconds_count")}
+
+    assert ours.tallies._counts  # not added yet: tallied
+    assert sent(our_registry) == sent(their_registry)
+    assert sent(our_registry)[("faust_total_sent_messages_total", ())] == 3
+    assert len(ours.send_latency) == len(theirs.send_latency) == 3

@@ -22,7 +22,7 @@ from remarket.domain.vocabulary import Stage
 # Stored state formats, told apart by the first byte. Format 0 (plain JSON, always starting with "{")
 # was written before 2026-11-23 and still loads. Format 1 is that JSON zstd-compressed: the field
 # names and event fields that repeat within one state make it ~2.6x smaller (the benchmark's dense
-# workload: p95 2,549 -> 961 B) for ~20 us per encode and ~15 us per decode.
+# workload: p95 2,549 -> 961 B) for ~5 us per encode and ~2 us per decode (a reused context).
 _FORMAT_JSON = b"{"
 _FORMAT_ZSTD_JSON = b"\x01"
 _ZSTD_LEVEL = 1  # levels up to 3 save no more than 1 % here and cost more CPU

@@ -81,7 +81,7 @@ class SendSensors:
         self.monitor = monitor
         self._metrics = getattr(monitor, "_metrics", None)
         self._sent_by_topic: dict[str, Any] = {}
-        self._tallies = getattr(monitor, "tallies", None) or Immediate()
+        self._tallies = tallies_of(monitor)
 
     def initiated(self, topic: str) -> float:
         monitor = self.monitor
@@ -118,7 +118,7 @@ class TableSensors:
         self.monitor, self.table = monitor, table
         self._others = [sensor for sensor in sensors if sensor is not monitor]
         self._counts = monitor._table_or_create(table)  # faust's TableState: keys_retrieved, ...
-        self._tallies = getattr(monitor, "tallies", None) or Immediate()
+        self._tallies = tallies_of(monitor)
         metrics = getattr(monitor, "_metrics", None)
         self._children = {operation: metrics.table_operations.labels(table=f"table.{table.name}", operation=operation)
                           for operation in ("keys_retrieved", "keys_updated", "keys_deleted")} if metrics else {}

@@ -15,7 +15,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import Histogram
-from prometheus_client.registry import Collector
 
 
 class Tallies:
@@ -92,6 +91,7 @@ class TallyingRegistry(CollectorRegistry):
         return super().collect()
 
 
-def tallies_of(registry: CollectorRegistry | Collector | None) -> Tallies | Immediate:
-    tallies = getattr(registry, "tallies", None)
+def tallies_of(owner: object) -> Tallies | Immediate:
+    """The tallies a registry (or faust monitor) carries; counts go straight through without one."""
+    tallies = getattr(owner, "tallies", None)
     return tallies if tallies is not None else Immediate()

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_policy_check_accepts_the_shipped_policies(capsys):
     for name in ("policy.example.toml", "policy.demo.toml"):
         assert main(["policy", "check", str(ROOT / "deploy" / name)]) == 0
+    for name in ("policy.latency.toml", "policy.soak.toml"):  # the benchmarks' own
+        assert main(["policy", "check", str(ROOT / "bench" / name)]) == 0
     assert "ok" in capsys.readouterr().out
 
 

@@ -22,8 +22,8 @@ from remarket.shell.store import PartitionedStore
 
 _ABSENT = object()
 CLEAN_PER_PARTITION = 20_000
-"""Decoded committed states kept per partition (about 7 KiB each in memory on bench/soak.py's
-traffic, 11x their stored bytes); beyond it the oldest are dropped and decoded again when next
+"""Decoded committed states kept per partition (about 12x their stored bytes in memory: 11-15 KiB
+each on bench/soak.py's traffic); beyond it the oldest are dropped and decoded again when next
 needed."""
 
 

@@ -73,7 +73,7 @@ class Worker:
             options=rocksdb_options(self.settings) if self.settings.store.startswith("rocksdb") else None,
         )
         self.store = partitioned(self.table.data)  # the RocksDB (or memory) store behind the table
-        self.states = StateCache(self.store)
+        self.states = StateCache(self.store, self.settings.state_cache_mb)
         self._changelog_topic = self.table.changelog_topic.get_topic_name()
         self.sink = TransactionalSink(app, self.table, self.states, self._changelog_topic,
                                       {spec.role: spec.name for spec in self.catalog}, self.exactly_once)

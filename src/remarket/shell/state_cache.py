@@ -7,7 +7,8 @@ ten times in a commit interval costs one changelog record, not ten); once the tr
 committed, the changed states and the changelog offset they reach go to RocksDB in one write
 batch. So the local store never holds uncommitted data: after a SIGKILL it is still a correct
 prefix of the changelog, and the restart reads only what came after it (nothing is wiped).
-States read from RocksDB stay decoded in a bounded cache, so a hot customer is decoded once.
+States read from RocksDB stay decoded in a cache bounded by a memory budget, so a hot customer is
+decoded once.
 
 The caller holds record handling off while a commit takes the changed states (shell.delivery):
 what is taken is exactly what the committed records changed. Under at-least-once records are
@@ -21,41 +22,57 @@ from remarket.domain.state import CustomerState
 from remarket.shell.store import PartitionedStore
 
 _ABSENT = object()
-CLEAN_PER_PARTITION = 20_000
-"""Decoded committed states kept per partition (about 12x their stored bytes in memory: 11-15 KiB
-each on bench/soak.py's traffic); beyond it the oldest are dropped and decoded again when next
-needed."""
+MEMORY_PER_STORED_BYTE = 12
+"""A decoded state's memory per byte of its stored form: measured 11-15 KiB for 0.75-1.2 KB
+stored on bench/soak.py's traffic (pydantic models, a fields-set per record, held events)."""
 
 
 class StateCache:
-    def __init__(self, store: PartitionedStore, clean_per_partition: int = CLEAN_PER_PARTITION) -> None:
+    def __init__(self, store: PartitionedStore, budget_mb: float = 256) -> None:
+        """`budget_mb`: memory for decoded committed states, all partitions together (estimated
+        from their stored size); beyond it the oldest are dropped and decoded again when next
+        needed. Changed states are never dropped: they stay until their commit."""
         self.store = store
-        self.clean_per_partition = clean_per_partition
+        self.budget_bytes = int(budget_mb * 2**20)
         self._dirty: dict[int, dict[bytes, CustomerState | None]] = {}  # None: erased
         self._taken: dict[int, dict[bytes, CustomerState | None]] = {}  # by the commit under way
-        self._clean: dict[int, dict[bytes, CustomerState]] = {}
+        self._clean: dict[int, dict[bytes, tuple[CustomerState, int]]] = {}  # state, its estimated memory
+        self.clean_bytes = 0
 
     def get(self, partition: int, key: bytes) -> CustomerState | None:
         dirty = self._dirty.get(partition)
         if dirty is not None and key in dirty:
             return dirty[key]
         clean = self._clean.setdefault(partition, {})
-        state = clean.get(key)
-        if state is None:
-            raw = self.store.get(partition, key)
-            if raw is None:
-                return None
-            state = CustomerState.from_bytes(raw)
-            if len(clean) >= self.clean_per_partition:
-                del clean[next(iter(clean))]  # the oldest read
-            clean[key] = state
+        kept = clean.get(key)
+        if kept is not None:
+            return kept[0]
+        raw = self.store.get(partition, key)
+        if raw is None:
+            return None
+        state = CustomerState.from_bytes(raw)
+        self._keep(clean, key, state, len(raw))
         return state
+
+    def _keep(self, clean: dict[bytes, tuple[CustomerState, int]], key: bytes, state: CustomerState,
+              stored_bytes: int) -> None:
+        memory = stored_bytes * MEMORY_PER_STORED_BYTE
+        clean[key] = (state, memory)
+        self.clean_bytes += memory
+        while self.clean_bytes > self.budget_bytes:
+            # the oldest kept of this partition first, then of any other
+            source = clean if clean else next((other for other in self._clean.values() if other), None)
+            if source is None:
+                break
+            self.clean_bytes -= source.pop(next(iter(source)))[1]
+
+    def _drop(self, clean: dict[bytes, tuple[CustomerState, int]] | None, key: bytes) -> None:
+        if clean is not None and (kept := clean.pop(key, None)) is not None:
+            self.clean_bytes -= kept[1]
 
     def put(self, partition: int, key: bytes, state: CustomerState | None) -> None:
         self._dirty.setdefault(partition, {})[key] = state
-        clean = self._clean.get(partition)
-        if clean is not None:
-            clean.pop(key, None)
+        self._drop(self._clean.get(partition), key)
 
     def uncommitted(self) -> Iterator[tuple[bytes, CustomerState | None]]:
         """Every changed customer not yet committed (None: erased)."""
@@ -94,16 +111,19 @@ class StateCache:
             for key, value in records:
                 self.store.put(partition, key, value)
         clean = self._clean.setdefault(partition, {})
+        stored = dict(records)
         for key, state in done.items():
-            if state is not None and len(clean) < self.clean_per_partition:
-                clean[key] = state
+            if state is not None:
+                self._drop(clean, key)
+                self._keep(clean, key, state, len(stored.get(key) or b""))
 
     def discard(self, partitions: Iterable[int]) -> None:
         """Partitions that moved away or whose transaction aborted: forget all we held of them."""
         for partition in partitions:
             self._dirty.pop(partition, None)
             self._taken.pop(partition, None)
-            self._clean.pop(partition, None)
+            for _, memory in self._clean.pop(partition, {}).values():
+                self.clean_bytes -= memory
 
 
 def encoded(states: Iterable[tuple[bytes, CustomerState | None]]) -> list[tuple[bytes, bytes | None]]:

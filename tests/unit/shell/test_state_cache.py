@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from remarket.domain.state import new_state
-from remarket.shell.state_cache import StateCache
+from remarket.shell.state_cache import MEMORY_PER_STORED_BYTE, StateCache
 
 
 class CountingStore:
@@ -70,14 +70,43 @@ def test_discarded_partitions_are_read_from_the_store_again():
     assert cache.get(1, b"c-1") is None and cache.dirty_partitions() == set()
 
 
-def test_the_decoded_states_kept_per_partition_are_bounded():
+def test_the_decoded_states_kept_are_bounded_by_a_memory_budget():
     store = CountingStore()
     for i in range(10):
         store.data[(0, f"c-{i}".encode())] = new_state(f"c-{i}", "1").to_bytes()
-    cache = StateCache(store, clean_per_partition=3)
+    one = len(store.data[(0, b"c-0")]) * MEMORY_PER_STORED_BYTE
+    cache = StateCache(store, budget_mb=3.5 * one / 2**20)  # room for three
     for i in range(10):
         cache.get(0, f"c-{i}".encode())
+    assert cache.clean_bytes == 3 * one
     reads = store.reads
     cache.get(0, b"c-9")  # among the last three: from memory
     cache.get(0, b"c-0")  # the oldest: dropped, read again
     assert store.reads == reads + 1
+
+
+def test_the_budget_is_shared_by_all_partitions_and_a_change_is_never_dropped():
+    store = CountingStore()
+    for p in range(2):
+        store.data[(p, b"c-1")] = new_state("c-1", "1").to_bytes()
+    one = len(store.data[(0, b"c-1")]) * MEMORY_PER_STORED_BYTE
+    cache = StateCache(store, budget_mb=1.5 * one / 2**20)  # room for one
+    cache.get(0, b"c-1")
+    cache.get(1, b"c-1")  # partition 0's has to go: partition 1 holds nothing else
+    assert cache.clean_bytes == one
+    for i in range(5):  # changes are held whatever the budget
+        cache.put(0, f"d-{i}".encode(), new_state(f"d-{i}", "1"))
+    assert all(cache.get(0, f"d-{i}".encode()) is not None for i in range(5)) and store.reads == 2
+    records = cache.take(0)
+    cache.committed(0, records, 5)  # committed: kept decoded within the budget, the rest in the store
+    assert cache.clean_bytes <= 1.5 * one and len(store.data) == 7
+    assert all(cache.get(0, f"d-{i}".encode()) == new_state(f"d-{i}", "1") for i in range(5))
+    cache.discard({0, 1})
+    assert cache.clean_bytes == 0
+
+
+def test_a_zero_budget_keeps_nothing_decoded():
+    store = CountingStore()
+    store.data[(0, b"c-1")] = new_state("c-1", "1").to_bytes()
+    cache = StateCache(store, budget_mb=0)
+    assert cache.get(0, b"c-1") == cache.get(0, b"c-1") and store.reads == 2 and cache.clean_bytes == 0

@@ -16,6 +16,7 @@ handled again before that commit ends; a customer they change stays dirty for th
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Iterable, Iterator
 
 from remarket.domain.state import CustomerState
@@ -36,14 +37,18 @@ class StateCache:
         self.budget_bytes = int(budget_mb * 2**20)
         self._dirty: dict[int, dict[bytes, CustomerState | None]] = {}  # None: erased
         self._taken: dict[int, dict[bytes, CustomerState | None]] = {}  # by the commit under way
-        self._clean: dict[int, dict[bytes, tuple[CustomerState, int]]] = {}  # state, its estimated memory
+        # state and its estimated memory, oldest first (OrderedDict: dropping the oldest of a plain
+        # dict costs a scan over the slots its earlier drops left empty, ~10 us at 20,000 states)
+        self._clean: dict[int, OrderedDict[bytes, tuple[CustomerState, int]]] = {}
         self.clean_bytes = 0
 
     def get(self, partition: int, key: bytes) -> CustomerState | None:
         dirty = self._dirty.get(partition)
         if dirty is not None and key in dirty:
             return dirty[key]
-        clean = self._clean.setdefault(partition, {})
+        clean = self._clean.get(partition)
+        if clean is None:
+            clean = self._clean[partition] = OrderedDict()
         kept = clean.get(key)
         if kept is not None:
             return kept[0]
@@ -54,7 +59,7 @@ class StateCache:
         self._keep(clean, key, state, len(raw))
         return state
 
-    def _keep(self, clean: dict[bytes, tuple[CustomerState, int]], key: bytes, state: CustomerState,
+    def _keep(self, clean: OrderedDict[bytes, tuple[CustomerState, int]], key: bytes, state: CustomerState,
               stored_bytes: int) -> None:
         memory = stored_bytes * MEMORY_PER_STORED_BYTE
         clean[key] = (state, memory)
@@ -64,9 +69,9 @@ class StateCache:
             source = clean if clean else next((other for other in self._clean.values() if other), None)
             if source is None:
                 break
-            self.clean_bytes -= source.pop(next(iter(source)))[1]
+            self.clean_bytes -= source.popitem(last=False)[1][1]
 
-    def _drop(self, clean: dict[bytes, tuple[CustomerState, int]] | None, key: bytes) -> None:
+    def _drop(self, clean: OrderedDict[bytes, tuple[CustomerState, int]] | None, key: bytes) -> None:
         if clean is not None and (kept := clean.pop(key, None)) is not None:
             self.clean_bytes -= kept[1]
 
@@ -110,7 +115,9 @@ class StateCache:
         else:
             for key, value in records:
                 self.store.put(partition, key, value)
-        clean = self._clean.setdefault(partition, {})
+        clean = self._clean.get(partition)
+        if clean is None:
+            clean = self._clean[partition] = OrderedDict()
         stored = dict(records)
         for key, state in done.items():
             if state is not None:

@@ -46,9 +46,7 @@ class StateCache:
         dirty = self._dirty.get(partition)
         if dirty is not None and key in dirty:
             return dirty[key]
-        clean = self._clean.get(partition)
-        if clean is None:
-            clean = self._clean[partition] = OrderedDict()
+        clean = self._clean_of(partition)
         kept = clean.get(key)
         if kept is not None:
             return kept[0]
@@ -58,6 +56,12 @@ class StateCache:
         state = CustomerState.from_bytes(raw)
         self._keep(clean, key, state, len(raw))
         return state
+
+    def _clean_of(self, partition: int) -> OrderedDict[bytes, tuple[CustomerState, int]]:
+        clean = self._clean.get(partition)
+        if clean is None:
+            clean = self._clean[partition] = OrderedDict()
+        return clean
 
     def _keep(self, clean: OrderedDict[bytes, tuple[CustomerState, int]], key: bytes, state: CustomerState,
               stored_bytes: int) -> None:
@@ -115,9 +119,7 @@ class StateCache:
         else:
             for key, value in records:
                 self.store.put(partition, key, value)
-        clean = self._clean.get(partition)
-        if clean is None:
-            clean = self._clean[partition] = OrderedDict()
+        clean = self._clean_of(partition)
         stored = dict(records)
         for key, state in done.items():
             if state is not None:

@@ -5,7 +5,9 @@ per round, and each run prints one JSON line with the latency, the worker's CPU 
         --setting at_least_once:0.1 --setting exactly_once:0.05 \\
         off REMARKET_FETCH_SESSIONS=false  on REMARKET_FETCH_SESSIONS=true
 
-A side is a name followed by the REMARKET_* settings that make it. The broker's CPU is read from
+A side is a name followed by the REMARKET_* settings and/or `@REV` (the worker of that revision,
+as in bench/ab_throughput.py) that make it. The median p99 per side and setting is printed last.
+The broker's CPU is read from
 /proc for the local broker's java process (deploy/kafka/local_broker.py), over the whole run.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,23 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import run  # noqa: E402  (bench/run.py: measure_latency, WorkerRun)
-
-
-def parse_sides(words: list[str]) -> list[tuple[str, dict[str, str]]]:
-    sides: list[tuple[str, dict[str, str]]] = []
-    for word in words:
-        if "=" in word:
-            if not sides:
-                raise SystemExit(f"{word}: a setting before any side's name")
-            key, value = word.split("=", 1)
-            if not key.startswith("REMARKET_"):
-                raise SystemExit(f"{key}: only REMARKET_* settings reach the worker")
-            sides[-1][1][key] = value
-        else:
-            sides.append((word, {}))
-    if len(sides) < 2:
-        raise SystemExit("give at least two sides")
-    return sides
+from ab_throughput import parse_sides, revisions_checked_out  # noqa: E402
 
 
 def broker_cpu_reader():
@@ -67,18 +54,25 @@ def main() -> None:
     current: dict[str, str] = {}
     worker_run = run.WorkerRun
     run.WorkerRun = lambda *a, **env: worker_run(*a, **{**env, **current})
-    for _ in range(args.rounds):
-        for setting in args.setting:
-            guarantee, commit = setting.split(":")
-            for name, env in sides:
-                current.clear()
-                current.update(env)
-                workdir = Path(tempfile.mkdtemp(prefix="ab-latency-"))
-                cpu, started = broker_cpu(), time.time()
-                result = asyncio.run(run.measure_latency(args.bootstrap, workdir, args.rate, args.seconds,
-                                                         guarantee, float(commit)))
-                result.update(side=name, settings=env, broker_cores=(broker_cpu() - cpu) / (time.time() - started))
-                print(json.dumps(result), flush=True)
+    p99s: dict[tuple[str, str], list[float]] = {}
+    with revisions_checked_out(sides, Path(tempfile.mkdtemp(prefix="ab-latency-revs-"))):
+        for _ in range(args.rounds):
+            for setting in args.setting:
+                guarantee, commit = setting.split(":")
+                for name, env, rev in sides:
+                    current.clear()
+                    current.update(env)
+                    workdir = Path(tempfile.mkdtemp(prefix="ab-latency-"))
+                    cpu, started = broker_cpu(), time.time()
+                    result = asyncio.run(run.measure_latency(args.bootstrap, workdir, args.rate, args.seconds,
+                                                             guarantee, float(commit)))
+                    result.update(side=name, rev=rev, settings={k: v for k, v in env.items() if k != "PYTHONPATH"},
+                                  broker_cores=(broker_cpu() - cpu) / (time.time() - started))
+                    p99s.setdefault((setting, name), []).append(result["p99_ms"])
+                    print(json.dumps(result), flush=True)
+    for (setting, name), values in p99s.items():
+        print(f"{setting} {name}: p99 median {statistics.median(values):,.0f} ms "
+              f"(runs {', '.join(format(v, ',.0f') for v in values)})", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -47,6 +49,24 @@ def parse_sides(words: list[str]) -> list[tuple[str, dict[str, str], str | None]
     return sides
 
 
+@contextlib.contextmanager
+def revisions_checked_out(sides: list[tuple[str, dict[str, str], str | None]], workdir: Path):
+    """Each `@REV` side's worker runs from a git worktree of that revision (PYTHONPATH), removed after."""
+    worktrees: list[Path] = []
+    try:
+        for i, (_, env, rev) in enumerate(sides):
+            if rev is not None:
+                checkout = workdir / f"rev-{i}"
+                subprocess.run(["git", "worktree", "add", "--detach", str(checkout), rev], cwd=run.ROOT, check=True,
+                               capture_output=True)
+                worktrees.append(checkout)
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(checkout / "src"), os.environ.get("PYTHONPATH")]))
+        yield
+    finally:
+        for checkout in worktrees:
+            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=run.ROOT, capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=60_000)
@@ -57,34 +77,25 @@ def main() -> None:
     args = parser.parse_args()
     sides = parse_sides(args.sides)
     workdir = Path(tempfile.mkdtemp(prefix="ab-throughput-"))
-    worktrees: list[Path] = []
     broker = LocalBroker(workdir / "kafka")
     bootstrap = broker.start()
     try:
-        for i, (name, env, rev) in enumerate(sides):
-            if rev is not None:
-                checkout = workdir / f"rev-{i}"
-                subprocess.run(["git", "worktree", "add", "--detach", str(checkout), rev], cwd=run.ROOT, check=True,
-                               capture_output=True)
-                worktrees.append(checkout)
-                env["PYTHONPATH"] = str(checkout / "src")
-        run.apply_topics(bootstrap, f"ab-setup-{uuid.uuid4().hex[:6]}")
-        asyncio.run(run.produce_all(bootstrap, run.EVENTS_TOPIC, run.generate_events(args.events, args.customers)))
-        results: dict[str, list[dict]] = {name: [] for name, _, _ in sides}
-        for round_ in range(1, args.rounds + 1):
-            for name, env, rev in sides:
-                result = run.run_worker_throughput(bootstrap, workdir, args.events, args.guarantee, **env)
-                result.update(side=name, round=round_, rev=rev, settings={k: v for k, v in env.items() if k != "PYTHONPATH"})
-                results[name].append(result)
-                print(json.dumps(result), flush=True)
-        for name, runs in results.items():
-            print(f"{name}: median {statistics.median(r['rate'] for r in runs):,.0f} events/s wall, "
-                  f"{statistics.median(r['cpu_rate'] for r in runs):,.0f} per CPU-second "
-                  f"(runs {', '.join(format(r['rate'], ',.0f') for r in runs)})", flush=True)
+        with revisions_checked_out(sides, workdir):
+            run.apply_topics(bootstrap, f"ab-setup-{uuid.uuid4().hex[:6]}")
+            asyncio.run(run.produce_all(bootstrap, run.EVENTS_TOPIC, run.generate_events(args.events, args.customers)))
+            results: dict[str, list[dict]] = {name: [] for name, _, _ in sides}
+            for round_ in range(1, args.rounds + 1):
+                for name, env, rev in sides:
+                    result = run.run_worker_throughput(bootstrap, workdir, args.events, args.guarantee, **env)
+                    result.update(side=name, round=round_, rev=rev, settings={k: v for k, v in env.items() if k != "PYTHONPATH"})
+                    results[name].append(result)
+                    print(json.dumps(result), flush=True)
+            for name, runs in results.items():
+                print(f"{name}: median {statistics.median(r['rate'] for r in runs):,.0f} events/s wall, "
+                      f"{statistics.median(r['cpu_rate'] for r in runs):,.0f} per CPU-second "
+                      f"(runs {', '.join(format(r['rate'], ',.0f') for r in runs)})", flush=True)
     finally:
         broker.stop()
-        for checkout in worktrees:
-            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=run.ROOT, capture_output=True)
 
 
 if __name__ == "__main__":

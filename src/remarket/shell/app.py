@@ -9,7 +9,6 @@ transaction; DueWork ticks the partitions with customers due; the Observer makes
 """
 from __future__ import annotations
 
-import gc
 import logging
 from typing import Any
 
@@ -23,6 +22,7 @@ from remarket.shell import delivery, faust_fixes, faust_metrics, views
 from remarket.shell.due_work import DueWork
 from remarket.shell.faust_app import faust_app, rocksdb_options
 from remarket.shell.handling import RecordHandler
+from remarket.shell.heap import LongLivedHeap
 from remarket.shell.kafka import client_config
 from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
@@ -58,7 +58,7 @@ class Worker:
         self.readiness = Readiness(self.app, self.broker_watch)
         self.exactly_once = settings.processing_guarantee == "exactly_once"
         self.observer = Observer(self.metrics, {spec.name: spec.role for spec in catalog})
-        self.startup_heap_frozen = False
+        self.heap = LongLivedHeap()  # started at first ready: shell/heap.py
         self._wire()
 
     # -- wiring -------------------------------------------------------------------------
@@ -117,20 +117,9 @@ class Worker:
     async def _on_tick_timer(self) -> None:
         ready = self.readiness.is_ready()
         self.metrics.ready.set(1 if ready else 0)
-        if ready and not self.startup_heap_frozen:
-            freeze_startup_heap(self.settings.gc_thresholds)
-            self.startup_heap_frozen = True
+        if ready and not self.heap.started:
+            self.heap.start(self.settings.gc_thresholds)
         if ready:
             await self.due_work.fire()
             self.observer.update_lag(self.app.consumer)
 
-
-def freeze_startup_heap(thresholds: tuple[int, int, int]) -> None:
-    """Leave the objects built at startup (modules, faust, pydantic's schemas: most of the heap)
-    out of every later collection. A full collection walks every tracked object, and with them
-    in it took ~90 ms on this 2-core machine: a pause for every record arriving meanwhile
-    (docs/benchmarks.md, latency). What is frozen is never collected, so only at first ready."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*thresholds)  # settings.gc_thresholds says why
-    log.info("startup heap frozen: %d objects left out of garbage collection", gc.get_freeze_count())

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping
 
+from faust.stores import rocksdb as faust_rocksdb
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from remarket.shell.heap import thaw_before_store_close
 
 _applied = False
 
@@ -27,4 +30,8 @@ def apply_all() -> None:
     # complete at once and the worker ran with empty state (seen here: 987 of 20,000 customers
     # restored, "Highwater ... -1" in the recovery log, in one start out of two).
     faust_aiokafka.AIOKafkaConsumerThread._highwaters = _highwaters_from_the_broker
+    # A revoked partition's RocksDB stays open (its lock held, so it cannot be opened again) if
+    # its handle sits in a reference cycle the worker froze out of garbage collection: faust
+    # closes databases only by dropping them and calling gc.collect() (shell/heap.py).
+    thaw_before_store_close(faust_rocksdb.Store)
     _applied = True

@@ -63,13 +63,16 @@ class CommitHooks(Protocol):
 
     lock: asyncio.Lock  # held by the handler per record, and here while a commit chooses what it covers
     commit_lock: asyncio.Lock  # one commit at a time, start to end
-    exclusive_commit: bool  # hold `lock` until the commit ends (exactly-once: see force_commit)
+
+    def holds_handling(self, start_new_transaction: bool) -> bool: ...  # hold `lock` until the commit ends
 
     async def before_commit(self, offsets: Mapping[TP, int]) -> Any: ...
 
     async def while_handling(self, prepared: Any) -> None: ...
 
     def after_commit(self, prepared: Any, committed: bool) -> None: ...
+
+    async def resume(self) -> None: ...  # the commit is over, whether it committed or failed
 
 
 def consumer_class(handler: Handler, topics: Iterable[str], hooks: CommitHooks,
@@ -132,11 +135,12 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """A commit chooses its offsets with record handling held off, so they cover exactly the
-        records handled so far and every state those changed. Exactly-once holds it off to the
-        end: a record handled meanwhile would send into the transaction being committed without
-        its offset. At-least-once lets handling go on once the offsets and states are chosen:
-        the producer flush and the offset commit are broker round trips (~16 ms at 150 events/s)
-        that records would otherwise wait for."""
+        records handled so far and every state those changed. Then handling goes on: encoding
+        the states and the broker round trips of the commit (the producer flush and the offset
+        commit; under exactly-once TxnOffsetCommit and EndTxn of every partition) are time that
+        records would otherwise wait for. Under exactly-once the outputs of records handled
+        meanwhile wait for the next transaction (shell.transactions, `resume`), since those
+        records are not in the offsets being committed."""
         hooks = self.hooks
         async with hooks.commit_lock:  # faust's commit() serialises its own callers only
             await hooks.lock.acquire()
@@ -153,13 +157,17 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
 
     async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         assignment = self.assignment()
-        prepared = await self.hooks.before_commit({tp: o for tp, o in offsets.items() if tp in assignment})
-        if not self.hooks.exclusive_commit:
-            self._let_handling_go_on()
-            await self.hooks.while_handling(prepared)
-        committed = await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
-        self.hooks.after_commit(prepared, committed)
-        return committed
+        hooks = self.hooks
+        prepared = await hooks.before_commit({tp: o for tp, o in offsets.items() if tp in assignment})
+        try:
+            if not hooks.holds_handling(start_new_transaction):
+                self._let_handling_go_on()
+            await hooks.while_handling(prepared)
+            committed = await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+            hooks.after_commit(prepared, committed)
+            return committed
+        finally:
+            await hooks.resume()
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         consumer_stopped = self._stopped.is_set

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -23,6 +24,7 @@ from faust.types import TP
 from remarket.shell.faust_metrics import SendSensors, TableSensors, table_sensors
 from remarket.shell.pipeline import OutRecord
 from remarket.shell.state_cache import StateCache, encoded
+from remarket.shell.stopping import stop_without_committing
 
 log = logging.getLogger("remarket.worker")
 
@@ -79,7 +81,7 @@ class _CommitPathOpened(TransactionManager):
 
 
 ENCODE_SLICE = 64
-"""At-least-once: states encoded between two looks at the event loop (~40 µs each), so a commit
+"""States encoded between two looks at the event loop (~40 µs each), so a commit
 of thousands of changed customers does not hold records up for the whole encoding."""
 
 
@@ -88,9 +90,9 @@ class Flushed:
     """The changelog records of one partition's changed customers, sent in its transaction."""
 
     partition: int
-    records: list[tuple[bytes, bytes | None]]  # at-least-once: filled in `while_handling`
+    records: list[tuple[bytes, bytes | None]]  # filled in `while_handling`
     sent: list[tuple[Any, int]]  # (future of a batch or a record, records in it)
-    states: list[tuple[bytes, Any]] = field(default_factory=list)  # at-least-once: what to encode
+    states: list[tuple[bytes, Any]] = field(default_factory=list)  # what to encode
 
     def changelog_offset(self) -> int | None:
         """The offset of the last record written (a batch's future gives its first offset)."""
@@ -117,11 +119,17 @@ class TransactionalSink:
         self._send_sensors: SendSensors | None = None
         self._table_sensors: TableSensors | None = None
         self._transactional_ids: dict[tuple[str, int], str] = {}
+        self._committing: dict[str, tuple[int, deque[tuple[OutRecord, Any]]]] = {}
+        """Exactly-once: the transactions a commit under way covers, each with its partition and
+        the outputs of records handled meanwhile. Those records are not in its offsets, so their outputs must
+        not be in it either: they wait here and go into the transaction that begins after it
+        (`resume`)."""
 
-    @property
-    def exclusive_commit(self) -> bool:
-        """Hold handling off to the end of a commit (shell.delivery): exactly-once only."""
-        return self.exactly_once
+    def holds_handling(self, start_new_transaction: bool) -> bool:
+        """Whether a commit holds record handling off to its end (shell.delivery): only the
+        exactly-once commit that begins no new transaction (faust's last, at stop), since the
+        outputs of records handled meanwhile would have no transaction to wait for."""
+        return self.exactly_once and not start_new_transaction
 
     def processed(self, tp: TP, offset: int) -> None:
         self._uncommitted[tp] = offset
@@ -133,48 +141,80 @@ class TransactionalSink:
         changelog records and EndTxn. An action is visible only once that commit ends."""
         if not self.exactly_once:
             return
-        txn = self.app.producer._transaction_producers.get(self._transactional_id_of(source.topic, source.partition))
-        manager = getattr(txn, "_txn_manager", None)
+        transactional_id = self._transactional_id_of(source.topic, source.partition)
+        if transactional_id not in self._committing:  # else the next transaction's: opened by `resume`
+            self._open_commit_path(transactional_id, source.partition)
+
+    def _open_commit_path(self, transactional_id: str, partition: int) -> None:
+        manager = self._manager_of(transactional_id)
         if manager is None or getattr(manager, "offsets_group", None) is not None or not manager.is_in_transaction():
             return
         if type(manager) is TransactionManager:
             manager.__class__ = _CommitPathOpened
-        manager.maybe_add_partition_to_txn(TopicPartition(self.changelog_topic, source.partition))
+        manager.maybe_add_partition_to_txn(TopicPartition(self.changelog_topic, partition))
         manager.offsets_group = self.app.conf.id
+
+    def _manager_of(self, transactional_id: str) -> Any:
+        txn = self.app.producer._transaction_producers.get(transactional_id)
+        return getattr(txn, "_txn_manager", None)
 
     # -- the state cache's commits (shell.state_cache) ------------------------------------
     async def before_commit(self, offsets: Mapping[TP, int]) -> list[Flushed]:
         """Take the changed state of every customer the records being committed changed (handling
-        is held off meanwhile). Exactly-once produces their changelog records now, into the
-        transaction that commits them; at-least-once in `while_handling`."""
+        is held off meanwhile: the offsets and the states agree). From here on, exactly-once,
+        outputs of the partitions being committed wait for their next transaction (`send`)."""
         sources: dict[int, TP] = {}
         for tp in offsets:
             if tp.topic != self.changelog_topic:
                 sources.setdefault(tp.partition, tp)
+                if self.exactly_once:
+                    self._committing.setdefault(self._transactional_id_of(tp.topic, tp.partition), (tp.partition, deque()))
         flushed = []
-        for partition, source in sources.items():
-            if self.exactly_once:  # handling is held to the end of the commit anyway
-                records = self.states.take(partition)
-                if records:
-                    flushed.append(Flushed(partition, records, await self._produce_changelog(partition, source, records)))
-            elif states := self.states.take_states(partition):
+        for partition in sources:
+            if states := self.states.take_states(partition):
                 flushed.append(Flushed(partition, [], [], states))
         return flushed
 
     async def while_handling(self, flushed: list[Flushed]) -> None:
-        """At-least-once, records handled again meanwhile: the taken states are encoded a slice
-        at a time, and go to the changelog only once everything the committed records sent is
-        written. A changelog record that says an event was handled, written before that event's
-        action, would make the action lost after a crash: the event is read again, found
-        handled, and sends nothing."""
+        """Records are handled again meanwhile: the taken states are encoded a slice at a time
+        and produced to the changelog. Exactly-once, into the transaction being committed (the
+        outputs of records handled meanwhile wait, see `send`). At-least-once, only once
+        everything the committed records sent is written: a changelog record that says an event
+        was handled, written before that event's action, would make the action lost after a
+        crash (the event is read again, found handled, and sends nothing)."""
         for batch in flushed:
             for start in range(0, len(batch.states), ENCODE_SLICE):
                 batch.records.extend(encoded(batch.states[start:start + ENCODE_SLICE]))
                 await asyncio.sleep(0)
-        await self.app.producer.flush()
+        if not self.exactly_once:
+            await self.app.producer.flush()
         for batch in flushed:
             batch.sent.extend(await self._produce_changelog(
                 batch.partition, TP(self.changelog_topic, batch.partition), batch.records))
+
+    async def resume(self) -> None:
+        """The commit is over: send what records handled meanwhile produced, in order, into the
+        transaction each partition has now (a new one, or the same if nothing was committed).
+
+        A partition left without an open transaction (its commit failed) cannot take them, and
+        a later commit would cover those records' offsets: stop without committing, so they are
+        handled again after the restart (shell.stopping says why)."""
+        dirty = self.states.dirty_partitions() if self._committing else set()
+        for transactional_id in list(self._committing):
+            partition, waiting = self._committing[transactional_id]
+            if waiting or partition in dirty:
+                manager = self._manager_of(transactional_id)
+                if manager is None or not manager.is_in_transaction():
+                    if waiting:
+                        stop_without_committing(waiting[0][1], RuntimeError(
+                            f"{len(waiting)} outputs of records handled during the commit of {transactional_id} "
+                            "have no transaction to go into"))
+                else:
+                    self._open_commit_path(transactional_id, partition)
+            while waiting:  # records handled while these are sent wait behind them
+                out, source = waiting.popleft()
+                await self.produce(self.topic_names[out.role], out.key, out.value, out.partition, out.headers, source)
+            del self._committing[transactional_id]
 
     async def _produce_changelog(self, partition: int, source: TP,
                                  records: list[tuple[bytes, bytes | None]]) -> list[tuple[Any, int]]:
@@ -236,12 +276,10 @@ class TransactionalSink:
         the time faust sends this signal. Transactions of partitions that are kept start
         again when faust begins them after the assignment; those that moved are never begun.
         """
-        if self.exactly_once:
-            async with self.lock:
-                await self._commit_before_revoke(revoked)
-        else:
-            async with self.commit_lock:  # a commit under way writes its states first
-                pass
+        async with self.commit_lock:  # a commit under way ends first (and writes its states)
+            if self.exactly_once:
+                async with self.lock:
+                    await self._commit_before_revoke(revoked)
         self.states.discard({tp.partition for tp in revoked})  # their next owner may change them
 
     async def _commit_before_revoke(self, revoked: set[TP]) -> None:
@@ -250,6 +288,13 @@ class TransactionalSink:
             self._uncommitted.clear()
             return
         flushed = await self.before_commit(done)
+        try:
+            await self.while_handling(flushed)  # the lock is held: nothing is handled meanwhile
+            await self._commit_transactions_before_revoke(done, flushed)
+        finally:
+            await self.resume()  # nothing waits (handling is held off); the transactions are forgotten
+
+    async def _commit_transactions_before_revoke(self, done: dict[TP, int], flushed: list[Flushed]) -> None:
         by_transaction: dict[str, dict[TP, int]] = {}
         for tp, offset in done.items():
             by_transaction.setdefault(self._transactional_id_of(tp.topic, tp.partition), {})[tp] = offset + 1
@@ -277,8 +322,12 @@ class TransactionalSink:
 
         faust's own Topic.send picks a transaction by the *destination* partition and sends
         outside any transaction for topics it does not consume (faust #177), so outputs are
-        produced here with the source partition's transactional producer explicitly.
+        produced here with the source partition's transactional producer explicitly. While that
+        transaction is being committed the output waits for the next one (`resume`).
         """
+        if self._committing and (committing := self._committing.get(self._transactional_id(source))) is not None:
+            committing[1].append((out, source))
+            return
         await self.produce(self.topic_names[out.role], out.key, out.value, out.partition, out.headers, source)
 
     async def produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,

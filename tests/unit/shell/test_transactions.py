@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from aiokafka.producer.transaction_manager import TransactionManager
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.types import TP
+import pytest
 
 from remarket.shell.pipeline import OutRecord
 
@@ -80,12 +81,28 @@ class Batch:
         return object()
 
 
+class TxnState:
+    """What the sink reads of aiokafka's transaction state."""
+
+    def __init__(self) -> None:
+        self.in_transaction = True
+        self.added: list[TopicPartition] = []
+
+    def is_in_transaction(self) -> bool:
+        return self.in_transaction
+
+    def maybe_add_partition_to_txn(self, tp: TopicPartition) -> None:
+        self.added.append(tp)
+
+
 class TransactionProducer:
     """One partition's transactional aiokafka producer: batches, offsets counted per partition."""
 
     def __init__(self, transactional_id: str, sent: list[dict], batch_room: int = 2) -> None:
         self.transactional_id, self.sent, self.batch_room = transactional_id, sent, batch_room
         self.next_offset = 100
+        self._txn_manager = TxnState()
+
 
     def create_batch(self) -> Batch:
         return Batch(self.batch_room)
@@ -116,6 +133,17 @@ def sink(exactly_once: bool = True) -> tuple[TransactionalSink, Producer, dict]:
 SOURCE = SimpleNamespace(topic="remarket.orders", partition=3, offset=41)
 
 
+async def commit(s: TransactionalSink, offsets: dict[TP, int], committed: bool = True) -> list:
+    """The phases of a commit as the consumer runs them (shell.delivery)."""
+    flushed = await s.before_commit(offsets)
+    try:
+        await s.while_handling(flushed)
+        s.after_commit(flushed, committed)
+    finally:
+        await s.resume()
+    return flushed
+
+
 def state(customer_id: str) -> CustomerState:
     return new_state(customer_id, "1")
 
@@ -126,24 +154,29 @@ def test_changed_states_go_to_the_changelog_in_the_committing_transaction_and_to
     s.states.put(3, b"c-1", state("c-1"))  # twice in one commit interval: one changelog record
     s.states.put(3, b"c-2", None)  # erased: a tombstone
     s.states.put(3, b"c-3", state("c-3"))  # a third: the batches hold two records each here
-    flushed = asyncio.run(s.before_commit({TP("remarket.orders", 3): 42}))
-    assert [(p["topic"], p["partition"], p["transactional_id"], p["key"]) for p in producer.sent] == [
-        ("shop-customers-changelog", 3, "shop-0-3", key) for key in (b"c-1", b"c-2", b"c-3")]
-    assert producer.sent[1]["value"] is None
-    assert [count for _, count in flushed[0].sent] == [2, 1]
-    assert flushed[0].changelog_offset() == 102  # the last record's, not a batch's first
-    assert store == {}  # nothing local before the transaction commits
-    assert s.states.get(3, b"c-1") == state("c-1")  # still readable meanwhile
-    s.after_commit(flushed, True)
+    async def scenario() -> None:
+        flushed = await s.before_commit({TP("remarket.orders", 3): 42})
+        await s.while_handling(flushed)
+        assert [(p["topic"], p["partition"], p["transactional_id"], p["key"]) for p in producer.sent] == [
+            ("shop-customers-changelog", 3, "shop-0-3", key) for key in (b"c-1", b"c-2", b"c-3")]
+        assert producer.sent[1]["value"] is None
+        assert [count for _, count in flushed[0].sent] == [2, 1]
+        assert flushed[0].changelog_offset() == 102  # the last record's, not a batch's first
+        assert store == {}  # nothing local before the transaction commits
+        assert s.states.get(3, b"c-1") == state("c-1")  # still readable meanwhile
+        s.after_commit(flushed, True)
+        await s.resume()
+
+    asyncio.run(scenario())
     assert store == {b"c-1": state("c-1").to_bytes(), b"c-3": state("c-3").to_bytes()}
 
 
 def test_an_uncommitted_flush_leaves_the_states_dirty_for_the_next_commit():
     s, producer, store = sink()
     s.states.put(1, b"c-1", state("c-1"))
-    s.after_commit(asyncio.run(s.before_commit({TP("remarket.orders", 1): 5})), False)
+    asyncio.run(commit(s, {TP("remarket.orders", 1): 5}, committed=False))
     assert store == {} and s.states.dirty_partitions() == {1}
-    s.after_commit(asyncio.run(s.before_commit({TP("remarket.orders", 1): 6})), True)
+    asyncio.run(commit(s, {TP("remarket.orders", 1): 6}))
     assert store == {b"c-1": state("c-1").to_bytes()} and s.states.dirty_partitions() == set()
 
 
@@ -151,7 +184,7 @@ def test_only_the_partitions_being_committed_are_flushed():
     s, producer, store = sink()
     s.states.put(1, b"c-1", state("c-1"))
     s.states.put(2, b"c-2", state("c-2"))
-    s.after_commit(asyncio.run(s.before_commit({TP("remarket.orders", 2): 9})), True)
+    asyncio.run(commit(s, {TP("remarket.orders", 2): 9}))
     assert list(store) == [b"c-2"] and s.states.dirty_partitions() == {1}
 
 
@@ -259,6 +292,80 @@ def test_a_transaction_with_work_adds_its_changelog_partition_and_consumer_group
 
 
     asyncio.run(scenario())
+
+def test_exactly_once_outputs_of_records_handled_during_a_commit_wait_for_the_next_transaction():
+    s, producer, store = sink()
+    other = SimpleNamespace(topic="remarket.orders", partition=1, offset=7)
+    s.states.put(3, b"c-1", state("c-1"))
+
+    async def scenario() -> None:
+        flushed = await s.before_commit({TP("remarket.orders", 3): 42})  # the offsets are chosen
+        await s.send(OutRecord("actions", b"c-9", b"first"), SOURCE)  # handled meanwhile: not in them
+        await s.send(OutRecord("actions", b"c-8", b"other"), other)  # a partition not being committed
+        await s.while_handling(flushed)
+        await s.send(OutRecord("actions", b"c-9", b"second"), SOURCE)
+        assert [p["value"] for p in producer.sent] == [b"other", state("c-1").to_bytes()]  # the changelog
+        s.after_commit(flushed, True)
+        await s.resume()  # the next transaction has begun
+        await s.send(OutRecord("actions", b"c-9", b"third"), SOURCE)
+
+    asyncio.run(scenario())
+    assert [(p["value"], p["transactional_id"]) for p in producer.sent] == [
+        (b"other", "shop-0-1"), (state("c-1").to_bytes(), "shop-0-3"),
+        (b"first", "shop-0-3"), (b"second", "shop-0-3"), (b"third", "shop-0-3")]
+    assert store == {b"c-1": state("c-1").to_bytes()}
+    manager = producer._transaction_producers["shop-0-3"]._txn_manager
+    assert manager.added == [TopicPartition("shop-customers-changelog", 3)]  # the next one's commit path, once
+    assert manager.offsets_group == "shop"
+
+
+def test_exactly_once_outputs_waiting_for_a_transaction_that_did_not_begin_stop_the_worker(monkeypatch):
+    s, producer, _ = sink()
+    stopped: list[tuple] = []
+    monkeypatch.setattr("remarket.shell.transactions.stop_without_committing",
+                        lambda message, exc: stopped.append((message, str(exc))))
+
+    async def scenario() -> None:
+        await s.before_commit({TP("remarket.orders", 3): 42})
+        await s.send(OutRecord("actions", b"c-9", b"late"), SOURCE)
+        producer._transaction_producers["shop-0-3"]._txn_manager.in_transaction = False  # the commit failed
+        await s.resume()
+
+    asyncio.run(scenario())
+    assert stopped and stopped[0][0] is SOURCE and "no transaction to go into" in stopped[0][1]
+
+
+def test_exactly_once_a_commit_with_nothing_handled_meanwhile_needs_no_transaction_after_it(monkeypatch):
+    s, producer, _ = sink()
+    monkeypatch.setattr("remarket.shell.transactions.stop_without_committing",
+                        lambda message, exc: pytest.fail("stopped"))
+    producer._transaction_producers["shop-0-3"]._txn_manager.in_transaction = False  # the last commit, at stop
+    asyncio.run(commit(s, {TP("remarket.orders", 3): 42}))
+    asyncio.run(s.send(OutRecord("actions", b"c-9", b"x"), SOURCE))  # nothing waits any more
+    assert producer.sent[-1]["value"] == b"x"
+
+
+def test_only_an_exactly_once_commit_that_begins_no_transaction_holds_handling_to_its_end():
+    assert sink()[0].holds_handling(start_new_transaction=False)
+    assert not sink()[0].holds_handling(start_new_transaction=True)
+    assert not sink(exactly_once=False)[0].holds_handling(start_new_transaction=False)
+
+
+def test_the_commit_before_a_rebalance_waits_for_a_commit_under_way():
+    s, producer, _ = sink()
+    order: list[str] = []
+
+    async def scenario() -> None:
+        async with s.commit_lock:  # a timer commit under way
+            revoke = asyncio.create_task(s.commit_before_revoke(None, {TP("remarket.orders", 3)}))
+            await asyncio.sleep(0.01)
+            order.append("commit ended")
+        await revoke
+        order.append("revoke committed")
+
+    asyncio.run(scenario())
+    assert order == ["commit ended", "revoke committed"]
+
 
 def test_at_least_once_has_no_transaction_to_open():
     s, producer, _ = sink(exactly_once=False)

@@ -81,6 +81,9 @@ if os.environ.get("BENCH_TRACE_DIR"):
         else:
             d = (time.perf_counter() - _gcs.get("t", time.perf_counter())) * 1000
             if d > 2: _f.write(f"gc-gen{info['generation']} {time.perf_counter():.4f} {d:.2f}\n")
+            if info["generation"] == 2:  # how many objects it walked (survivors, before any freeze) and what is frozen
+                _f.write(f"gc-gen2-walked {time.perf_counter():.4f} {len(_gc.get_objects(2)) + info['collected']}"
+                         f" frozen {_gc.get_freeze_count()}\n")
     _gc.callbacks.append(_gccb)
 if os.environ.get("BENCH_TRACE_GC"):
     import gc as _gc2

@@ -75,25 +75,29 @@ class CommitHooks(Protocol):
     async def resume(self) -> None: ...  # the commit is over, whether it committed or failed
 
 
-def consumer_class(handler: Handler, topics: Iterable[str], hooks: CommitHooks,
-                   fetch_sessions: bool = True) -> type[FaustAIOKafkaConsumer]:
+def consumer_class(handler: Handler, topics: Iterable[str], hooks: CommitHooks, fetch_sessions: bool = True,
+                   fetch_min_bytes: int = 1, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> type[FaustAIOKafkaConsumer]:
     """faust's aiokafka consumer, delivering records of `topics` to `handler` in batches."""
     return type("BatchDeliveryConsumer", (BatchDeliveryConsumer,),
                 {"handler": staticmethod(handler), "handled_topics": frozenset(topics), "hooks": hooks,
-                 "fetch_sessions": fetch_sessions})
+                 "fetch_sessions": fetch_sessions, "fetch_min_bytes": fetch_min_bytes,
+                 "fetch_max_wait_ms": fetch_max_wait_ms})
 
 
-def install(app: Any, handler: Handler, topics: Iterable[str], hooks: CommitHooks, fetch_sessions: bool = True) -> None:
+def install(app: Any, handler: Handler, topics: Iterable[str], hooks: CommitHooks, fetch_sessions: bool = True,
+            fetch_min_bytes: int = 1, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
     """Make `app` create its consumer as a batch-delivery consumer (before it creates one)."""
     if app._consumer is not None:
         raise RuntimeError("the app's consumer exists already: install batch delivery before it starts")
-    app.transport.Consumer = consumer_class(handler, topics, hooks, fetch_sessions)
+    app.transport.Consumer = consumer_class(handler, topics, hooks, fetch_sessions, fetch_min_bytes,
+                                            fetch_max_wait_ms)
 
 
 class _ConsumerThread(AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when it starts its fetcher
+        consumer._fetch_max_wait_ms = self.consumer.fetch_max_wait_ms  # read when it starts its fetcher
+        consumer._fetch_min_bytes = self.consumer.fetch_min_bytes
         if self.consumer.fetch_sessions:
             fetch_in_sessions(consumer)
         self.consumer.kafka = consumer  # read by input_progress (plain attribute reads, as faust's highwater)
@@ -105,6 +109,8 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
     handled_topics: frozenset[str] = frozenset()
     hooks: CommitHooks
     fetch_sessions: bool = True
+    fetch_min_bytes: int = 1
+    fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS
     kafka: Any = None  # the aiokafka consumer in faust's consumer thread
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

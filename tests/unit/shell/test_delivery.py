@@ -30,6 +30,22 @@ def test_the_worker_consumer_bounds_how_long_the_broker_holds_an_empty_fetch(tmp
     assert fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100  # faust's own is 1,500 ms: see FETCH_MAX_WAIT_MS
 
 
+def _kafka_consumer_of(settings: Settings):
+    async def build():
+        worker = Worker(settings, Policy(), load_catalog())
+        return worker.app.consumer._new_consumer_thread()._create_worker_consumer(worker.app.transport)
+
+    return asyncio.run(build())
+
+
+def test_the_fetch_settings_reach_the_consumer_that_fetches(tmp_path):
+    gathered = _kafka_consumer_of(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path,
+                                           fetch_min_bytes=16384, fetch_max_wait_ms=10))
+    assert (gathered._fetch_min_bytes, gathered._fetch_max_wait_ms) == (16384, 10)
+    default = _kafka_consumer_of(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path / "d"))
+    assert (default._fetch_min_bytes, default._fetch_max_wait_ms) == (1, FETCH_MAX_WAIT_MS)  # answer at once
+
+
 class Record:  # a fetched record and its message (hashable: faust keeps the unacked in a set)
     def __init__(self, offset: int) -> None:
         self.offset = offset

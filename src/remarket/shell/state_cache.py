@@ -91,14 +91,10 @@ class StateCache:
     def dirty_partitions(self) -> set[int]:
         return {p for p, dirty in self._dirty.items() if dirty}
 
-    def take(self, partition: int) -> list[tuple[bytes, bytes | None]]:
-        """The partition's changed customers, encoded, for its changelog; they stay readable here
-        until `committed` (or `discard`) says what became of them."""
-        return encoded(self.take_states(partition))
-
     def take_states(self, partition: int) -> list[tuple[bytes, CustomerState | None]]:
-        """`take`, left to encode: a state is never changed once here (the core changes a
-        working copy), so it may be encoded later while records are handled."""
+        """The partition's changed customers, for its changelog (`encoded`); they stay readable
+        here until `committed` (or `discard`) says what became of them. A state is never changed
+        once here (the core changes a working copy), so it may be encoded while records are handled."""
         dirty = self._dirty.get(partition) or {}
         self._taken[partition] = dict(dirty)
         return list(dirty.items())

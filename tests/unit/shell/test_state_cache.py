@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from remarket.domain.state import new_state
-from remarket.shell.state_cache import MEMORY_PER_STORED_BYTE, StateCache
+from remarket.shell.state_cache import MEMORY_PER_STORED_BYTE, StateCache, encoded
 
 
 class CountingStore:
@@ -43,7 +43,7 @@ def test_the_store_sees_a_change_only_with_its_commit_and_the_changelog_offset()
     store = CountingStore()
     cache = StateCache(store)
     cache.put(2, b"c-1", new_state("c-1", "1"))
-    records = cache.take(2)
+    records = encoded(cache.take_states(2))
     assert store.data == {} and cache.get(2, b"c-1") is not None
     cache.committed(2, records, 17)
     assert store.data == {(2, b"c-1"): new_state("c-1", "1").to_bytes()} and store.offsets == {2: 17}
@@ -57,8 +57,8 @@ def test_an_erasure_is_a_tombstone_and_reads_as_absent_at_once():
     cache.get(1, b"c-1")
     cache.put(1, b"c-1", None)
     assert cache.get(1, b"c-1") is None
-    assert cache.take(1) == [(b"c-1", None)]
-    cache.committed(1, cache.take(1), 3)
+    assert encoded(cache.take_states(1)) == [(b"c-1", None)]
+    cache.committed(1, encoded(cache.take_states(1)), 3)
     assert store.data == {} and cache.get(1, b"c-1") is None
 
 
@@ -97,7 +97,7 @@ def test_the_budget_is_shared_by_all_partitions_and_a_change_is_never_dropped():
     for i in range(5):  # changes are held whatever the budget
         cache.put(0, f"d-{i}".encode(), new_state(f"d-{i}", "1"))
     assert all(cache.get(0, f"d-{i}".encode()) is not None for i in range(5)) and store.reads == 2
-    records = cache.take(0)
+    records = encoded(cache.take_states(0))
     cache.committed(0, records, 5)  # committed: kept decoded within the budget, the rest in the store
     assert cache.clean_bytes <= 1.5 * one and len(store.data) == 7
     assert all(cache.get(0, f"d-{i}".encode()) == new_state(f"d-{i}", "1") for i in range(5))

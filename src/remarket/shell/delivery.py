@@ -31,6 +31,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 from faust.types import TP
+from mode import Service
 
 from remarket.shell.fetch_sessions import fetch_in_sessions
 
@@ -138,6 +139,20 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     _commit_holds_handling = False
+
+    @Service.task
+    async def _commit_handler(self) -> None:
+        """faust's commit timer, with the interval from the start of one commit to the start of
+        the next. faust's (mode's Timer) sleeps the whole interval after each commit, so commits
+        came every interval plus commit: every ~88 ms at a 50 ms interval and 34 ms commits
+        (840 events/s, exactly-once), and under exactly-once an action waits for its commit.
+        A commit that takes longer than the interval is followed by the next at once."""
+        interval = self.commit_interval
+        await self.sleep(interval)
+        while not self.should_stop:
+            started = monotonic()
+            await self.commit()
+            await self.sleep(max(0.0, interval - (monotonic() - started)))
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """A commit chooses its offsets with record handling held off, so they cover exactly the

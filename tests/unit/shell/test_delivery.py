@@ -131,3 +131,36 @@ async def _input_progress_through_a_fetch() -> None:
     assert consumer.input_progress(orders) == (13, 13) and consumer.input_progress(visits) == (4, 4)
     consumer.in_transaction = True  # exactly-once reads committed records: its end is the last stable offset
     assert consumer.input_progress(orders) == (12, 13)
+
+
+def test_commits_start_an_interval_apart_however_long_each_takes(tmp_path, monkeypatch):
+    """faust slept the whole interval after each commit: under exactly-once, where an action waits
+    for its commit, commits every 50 ms that took 34 ms came every ~88 ms."""
+    clock = [100.0]
+    monkeypatch.setattr("remarket.shell.delivery.monotonic", lambda: clock[0])
+    took = iter([0.03, 0.08, 0.0])  # seconds each commit takes
+    slept: list[float] = []
+
+    async def scenario() -> None:
+        worker = Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path, commit_interval_seconds=0.05),
+                        Policy(), load_catalog())
+        consumer = worker.app.consumer
+
+        async def commit() -> bool:
+            duration = next(took, None)
+            if duration is None:
+                consumer._stopped.set()
+                return False
+            clock[0] += duration
+            return True
+
+        async def sleep(seconds: float) -> None:
+            slept.append(round(seconds, 6))
+            clock[0] += seconds
+
+        consumer.commit, consumer.sleep = commit, sleep
+        await asyncio.wait_for(consumer._commit_handler.fun(consumer), 5)
+
+    asyncio.run(scenario())
+    # the first wait, then what is left of the interval after each commit (none after a long one)
+    assert slept == [0.05, 0.02, 0.0, 0.05, 0.05]

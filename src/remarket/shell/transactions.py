@@ -43,7 +43,6 @@ def commit_transactions_concurrently(producer: Any) -> None:
                 if txn is None:
                     log.warning("commit invoked for unknown transaction %s", transactional_id)
                     return
-                send_lingering_batches(txn)
                 await txn.send_offsets_to_transaction(offsets, group_id)
                 await txn.commit_transaction()
                 if start_new_transaction:
@@ -52,24 +51,6 @@ def commit_transactions_concurrently(producer: Any) -> None:
         await asyncio.gather(*(commit_one(tid, offsets) for tid, offsets in tid_to_offset_map.items()))
 
     producer.commit_transactions = commit_transactions
-
-
-def send_lingering_batches(txn: Any) -> None:
-    """Have the transaction's lingering batches produced now, while its offsets are sent.
-
-    Under exactly-once sends linger up to the commit (PRODUCER_LINGER_SECONDS), and aiokafka
-    closes them only once `commit_transaction` is called, after TxnOffsetCommit has answered: the
-    produce round trip came after that one and before EndTxn (a traced commit every 50 ms at
-    840 events/s: TxnOffsetCommit ~5 ms, then the produce and EndTxn, 34 ms in all). Nothing else
-    joins this transaction once its commit started (outputs wait: `TransactionalSink.send`), so
-    its batches are final: closed, they are ready to send, and the sender is woken.
-    """
-    accumulator = txn._message_accumulator
-    for batches in accumulator._batches.values():
-        for batch in batches:
-            batch._builder.close()  # as aiokafka's flush_for_commit does; a closed batch is ready
-    if not accumulator._waiter_future.done():
-        accumulator._waiter_future.set_result(None)
 
 
 class _CommitPathOpened(TransactionManager):

@@ -5,11 +5,10 @@ import asyncio
 from collections import Counter
 from types import SimpleNamespace
 
-import pytest
-from aiokafka.producer.message_accumulator import MessageAccumulator
 from aiokafka.producer.transaction_manager import TransactionManager
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.types import TP
+import pytest
 
 from remarket.shell.pipeline import OutRecord
 
@@ -212,7 +211,6 @@ def test_the_partitions_transactions_commit_concurrently_each_with_its_offsets_a
     class Txn:
         def __init__(self, name: str) -> None:
             self.name = name
-            self._message_accumulator = None
 
         async def send_offsets_to_transaction(self, offsets, group_id):
             log.append((self.name, f"offsets {sorted(offsets.values())} for {group_id}"))
@@ -226,53 +224,12 @@ def test_the_partitions_transactions_commit_concurrently_each_with_its_offsets_a
         async def begin_transaction(self):
             log.append((self.name, "begin"))
 
-    async def scenario() -> None:
-        producer = SimpleNamespace(_trn_locks={"t-0": asyncio.Lock(), "t-1": asyncio.Lock()},
-                                   _transaction_producers={"t-0": Txn("t-0"), "t-1": Txn("t-1")})
-        for txn in producer._transaction_producers.values():
-            txn._message_accumulator = MessageAccumulator(None, 16384, 0, 30, linger_ms=100)
-        commit_transactions_concurrently(producer)
-        await producer.commit_transactions({"t-0": {TP("a", 0): 5}, "t-1": {TP("a", 1): 9}}, "shop")
-
-    asyncio.run(scenario())
+    producer = SimpleNamespace(_trn_locks={"t-0": asyncio.Lock(), "t-1": asyncio.Lock()},
+                               _transaction_producers={"t-0": Txn("t-0"), "t-1": Txn("t-1")})
+    commit_transactions_concurrently(producer)
+    asyncio.run(producer.commit_transactions({"t-0": {TP("a", 0): 5}, "t-1": {TP("a", 1): 9}}, "shop"))
     assert [step for name, step in log if name == "t-0"] == ["offsets [5] for shop", "commit", "begin"]
     assert [step for name, step in log if name == "t-1"] == ["offsets [9] for shop", "commit", "begin"]
-
-
-def test_a_commit_has_its_lingering_batches_produced_before_it_sends_its_offsets():
-    """aiokafka produces a transaction's lingering batches only at commit_transaction, after the
-    TxnOffsetCommit round trip: one round trip more on every exactly-once commit."""
-    actions_3 = TopicPartition("remarket.actions", 3)
-    seen: list[tuple[bool, list]] = []
-
-    async def scenario() -> None:
-        leader_0 = SimpleNamespace(leader_for_partition=lambda tp: 0)
-        accumulator = MessageAccumulator(leader_0, 16384, 0, 30, linger_ms=100_000)  # would linger for ages
-        await accumulator.add_message(actions_3, b"c-1", b"{}", timeout=1)
-        assert accumulator.drain_by_nodes(ignore_nodes=set()) == ({}, False)  # the sender: not yet
-        waiter = accumulator.waiter()
-        assert not waiter.done()
-
-        class Txn:
-            _message_accumulator = accumulator
-
-            async def send_offsets_to_transaction(self, offsets, group_id):
-                # while TxnOffsetCommit goes out: the sender is woken, and takes the batch
-                nodes, _ = accumulator.drain_by_nodes(ignore_nodes=set())
-                seen.append((waiter.done(), [tp for batches in nodes.values() for tp in batches]))
-
-            async def commit_transaction(self):
-                pass
-
-            async def begin_transaction(self):
-                pass
-
-        producer = SimpleNamespace(_trn_locks={"t-3": asyncio.Lock()}, _transaction_producers={"t-3": Txn()})
-        commit_transactions_concurrently(producer)
-        await producer.commit_transactions({"t-3": {TP("remarket.orders", 3): 42}}, "shop")
-
-    asyncio.run(scenario())
-    assert seen == [(True, [actions_3])]
 
 
 def test_at_least_once_writes_the_changelog_only_after_what_the_committed_records_sent():

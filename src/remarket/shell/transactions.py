@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import faust
+from aiokafka.client import CoordinationType
+from aiokafka.errors import GroupAuthorizationFailedError
+from aiokafka.producer.sender import Sender, TxnOffsetCommitHandler
 from aiokafka.producer.transaction_manager import TransactionManager
 from aiokafka.structs import TopicPartition
 from faust.types import TP
@@ -51,6 +54,38 @@ def commit_transactions_concurrently(producer: Any) -> None:
         await asyncio.gather(*(commit_one(tid, offsets) for tid, offsets in tid_to_offset_map.items()))
 
     producer.commit_transactions = commit_transactions
+
+
+TXN_OFFSET_COMMIT_RETRY_SECONDS = 0.01
+"""How soon a TxnOffsetCommit that the group coordinator could not take yet is sent again.
+
+A transaction's TxnOffsetCommit that comes while the previous transaction of the same producer
+is still being completed (its markers written) fails verification (KIP-890), which the broker
+answers as COORDINATOR_NOT_AVAILABLE; aiokafka then looks the coordinator up again and retries
+after its retry_backoff_ms, 100 ms. Under exactly-once an action is visible only when its
+commit ends: a traced run committing every 50 ms (840 events/s) had 129 such retries in 30 s.
+The completion takes a few ms; a real coordinator move is still found (the lookup stays)."""
+
+
+class _QuickTxnOffsetCommitHandler(TxnOffsetCommitHandler):
+    def __init__(self, sender: Any, offsets: Any, group_id: str) -> None:
+        super().__init__(sender, offsets, group_id)
+        self._default_backoff = min(self._default_backoff, TXN_OFFSET_COMMIT_RETRY_SECONDS)
+
+
+class _QuickTxnOffsetCommitRetry(Sender):
+    """aiokafka's sender, retrying TxnOffsetCommit soon (TXN_OFFSET_COMMIT_RETRY_SECONDS)."""
+
+    async def _do_txn_offset_commit(self, offsets: Any, group_id: str) -> None:
+        # aiokafka 0.14's, with the handler above
+        if not offsets:
+            return
+        try:
+            node_id = await self._find_coordinator(CoordinationType.GROUP, group_id)
+        except GroupAuthorizationFailedError as exc:
+            self._txn_manager.error_transaction(exc)
+            return
+        await _QuickTxnOffsetCommitHandler(self, offsets, group_id).do(node_id)
 
 
 class _CommitPathOpened(TransactionManager):
@@ -151,6 +186,9 @@ class TransactionalSink:
             return
         if type(manager) is TransactionManager:
             manager.__class__ = _CommitPathOpened
+        sender = self.app.producer._transaction_producers[transactional_id]._sender
+        if type(sender) is Sender:
+            sender.__class__ = _QuickTxnOffsetCommitRetry
         manager.maybe_add_partition_to_txn(TopicPartition(self.changelog_topic, partition))
         manager.offsets_group = self.app.conf.id
 

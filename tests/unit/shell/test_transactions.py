@@ -5,6 +5,8 @@ import asyncio
 from collections import Counter
 from types import SimpleNamespace
 
+from aiokafka.errors import CoordinatorNotAvailableError
+from aiokafka.producer.sender import Sender, TxnOffsetCommitHandler
 from aiokafka.producer.transaction_manager import TransactionManager
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.types import TP
@@ -15,7 +17,9 @@ from remarket.shell.pipeline import OutRecord
 from remarket.domain.state import CustomerState, new_state
 from remarket.shell.state_cache import StateCache
 from remarket.shell.store import FaustMemoryStore
-from remarket.shell.transactions import ENCODE_SLICE, TransactionalSink, commit_transactions_concurrently
+from remarket.shell.transactions import (ENCODE_SLICE, TXN_OFFSET_COMMIT_RETRY_SECONDS, TransactionalSink,
+                                         _QuickTxnOffsetCommitHandler, _QuickTxnOffsetCommitRetry,
+                                         commit_transactions_concurrently)
 
 from .loop_turns import turns_while
 
@@ -102,7 +106,7 @@ class TransactionProducer:
         self.transactional_id, self.sent, self.batch_room = transactional_id, sent, batch_room
         self.next_offset = 100
         self._txn_manager = TxnState()
-
+        self._sender = Sender.__new__(Sender)  # aiokafka's, never started
 
     def create_batch(self) -> Batch:
         return Batch(self.batch_room)
@@ -272,6 +276,7 @@ def test_a_transaction_with_work_adds_its_changelog_partition_and_consumer_group
         changelog = TopicPartition("shop-customers-changelog", 3)
 
         s.open_commit_path(SOURCE)
+        assert type(producer._transaction_producers["shop-0-3"]._sender) is _QuickTxnOffsetCommitRetry
         assert manager.partitions_to_add() == {changelog}  # with the first output's, not at the commit
         assert manager.consumer_group_to_add() == "shop"  # AddOffsetsToTxn now, no offsets yet
         manager.partition_added(changelog)
@@ -292,6 +297,25 @@ def test_a_transaction_with_work_adds_its_changelog_partition_and_consumer_group
 
 
     asyncio.run(scenario())
+
+def test_a_txn_offset_commit_the_coordinator_could_not_take_yet_is_retried_soon():
+    """The group coordinator answers COORDINATOR_NOT_AVAILABLE while the producer's previous
+    transaction is still completing: aiokafka waited its 100 ms retry backoff on a commit path
+    that actions wait for."""
+    coordinator_lookups: list[str] = []
+    sender = SimpleNamespace(_retry_backoff=0.1, _txn_manager=TxnState(),
+                             _coordinator_dead=lambda kind: coordinator_lookups.append(kind))
+    offsets = {TopicPartition("remarket.orders", 3): OffsetAndMetadata(42, "")}
+    not_yet = SimpleNamespace(errors=[("remarket.orders", [(3, CoordinatorNotAvailableError.errno)])])
+    assert TxnOffsetCommitHandler(sender, offsets, "shop").handle_response(not_yet) == 0.1  # aiokafka's
+    assert _QuickTxnOffsetCommitHandler(sender, offsets, "shop").handle_response(not_yet) == TXN_OFFSET_COMMIT_RETRY_SECONDS
+    assert len(coordinator_lookups) == 2  # a coordinator that moved is still looked up again
+    taken = SimpleNamespace(errors=[("remarket.orders", [(3, 0)])])
+    committed: list = []
+    sender._txn_manager = SimpleNamespace(offset_committed=lambda *args: committed.append(args))
+    assert _QuickTxnOffsetCommitHandler(sender, offsets, "shop").handle_response(taken) is None
+    assert committed == [(TopicPartition("remarket.orders", 3), 42, "shop")]
+
 
 def test_exactly_once_outputs_of_records_handled_during_a_commit_wait_for_the_next_transaction():
     s, producer, store = sink()

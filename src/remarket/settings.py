@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         100, ge=1, le=1000, description="How long the broker may hold a fetch that has not gathered "
         "fetch_min_bytes (why not longer: FETCH_MAX_WAIT_MS in shell/delivery.py).")
+    producer_linger_ms: int | None = Field(
+        None, ge=0, le=1000, description="How long sends wait to share a produce request. Unset: 100 under "
+        "exactly-once (nothing is visible before the commit, which sends what lingers) and 5 under "
+        "at-least-once (every ms is a ms of latency).")
     tick_interval_seconds: float = Field(
         5.0, gt=0, le=60, description="How often due work is checked; stages move at most this late.")
     gc_thresholds: tuple[Annotated[int, Field(ge=100)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field(

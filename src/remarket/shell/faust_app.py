@@ -18,6 +18,12 @@ were ~10 % of the worker's CPU. Under at-least-once every ms of linger is a ms o
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
 
 
+def producer_linger_seconds(settings: Settings) -> float:
+    if settings.producer_linger_ms is not None:
+        return settings.producer_linger_ms / 1000
+    return PRODUCER_LINGER_SECONDS[settings.processing_guarantee]
+
+
 def faust_app(settings: Settings, catalog: Catalog) -> faust.App:
     brokers = [f"kafka://{host.strip()}" for host in bootstrap_of(settings).split(",") if host.strip()]
     return faust.App(
@@ -34,7 +40,7 @@ def faust_app(settings: Settings, catalog: Catalog) -> faust.App:
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_linger=PRODUCER_LINGER_SECONDS[settings.processing_guarantee],
+        producer_linger=producer_linger_seconds(settings),
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         broker_session_timeout=settings.kafka_session_timeout_seconds,
         broker_commit_interval=settings.commit_interval_seconds,

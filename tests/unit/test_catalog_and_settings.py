@@ -35,3 +35,12 @@ def test_secrets_never_print(monkeypatch):
     settings = Settings()
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
     assert "tok'" not in repr(settings)
+
+
+def test_the_producer_lingers_by_guarantee_unless_told():
+    from remarket.shell.faust_app import producer_linger_seconds
+
+    assert producer_linger_seconds(Settings(kafka_bootstrap="k:9092")) == 0.1  # exactly-once: the commit sends
+    assert producer_linger_seconds(Settings(kafka_bootstrap="k:9092", processing_guarantee="at_least_once")) == 0.005
+    assert producer_linger_seconds(Settings(kafka_bootstrap="k:9092", producer_linger_ms=20)) == 0.02
+    assert producer_linger_seconds(Settings(kafka_bootstrap="k:9092", producer_linger_ms=0)) == 0.0

@@ -18,31 +18,27 @@ from remarket.shell.delivery import FETCH_MAX_WAIT_MS, TURN_AFTER_SECONDS, Batch
 from .loop_turns import turns_while
 
 
-def test_the_worker_consumer_bounds_how_long_the_broker_holds_an_empty_fetch(tmp_path):
-    async def build() -> tuple[object, int]:
-        worker = Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path), Policy(), load_catalog())
-        consumer = worker.app.consumer
-        kafka_consumer = consumer._new_consumer_thread()._create_worker_consumer(worker.app.transport)
-        return consumer, kafka_consumer._fetch_max_wait_ms
-
-    consumer, fetch_max_wait_ms = asyncio.run(build())
-    assert isinstance(consumer, BatchDeliveryConsumer)
-    assert fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100  # faust's own is 1,500 ms: see FETCH_MAX_WAIT_MS
-
-
-def _kafka_consumer_of(settings: Settings):
+def _consumers_of(settings: Settings) -> tuple[object, object]:
+    """The worker's faust consumer, and the aiokafka consumer its thread would fetch with."""
     async def build():
         worker = Worker(settings, Policy(), load_catalog())
-        return worker.app.consumer._new_consumer_thread()._create_worker_consumer(worker.app.transport)
+        consumer = worker.app.consumer
+        return consumer, consumer._new_consumer_thread()._create_worker_consumer(worker.app.transport)
 
     return asyncio.run(build())
 
 
+def test_the_worker_consumer_bounds_how_long_the_broker_holds_an_empty_fetch(tmp_path):
+    consumer, kafka_consumer = _consumers_of(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path))
+    assert isinstance(consumer, BatchDeliveryConsumer)
+    assert kafka_consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100  # faust's own is 1,500 ms: see FETCH_MAX_WAIT_MS
+
+
 def test_the_fetch_settings_reach_the_consumer_that_fetches(tmp_path):
-    gathered = _kafka_consumer_of(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path,
-                                           fetch_min_bytes=16384, fetch_max_wait_ms=10))
+    _, gathered = _consumers_of(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path,
+                                         fetch_min_bytes=16384, fetch_max_wait_ms=10))
     assert (gathered._fetch_min_bytes, gathered._fetch_max_wait_ms) == (16384, 10)
-    default = _kafka_consumer_of(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path / "d"))
+    _, default = _consumers_of(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path / "d"))
     assert (default._fetch_min_bytes, default._fetch_max_wait_ms) == (1, FETCH_MAX_WAIT_MS)  # answer at once
 
 

@@ -87,7 +87,7 @@ class Worker:
             commit_transactions_concurrently(app.producer)
         app.topics.add(self.source)  # subscribed; delivered by the consumer below, not via an agent
         self.handler = RecordHandler(app, self.table, self.pipeline, self.states, self.sink, self.due_work,
-                                     self.observer, self.metrics, self._ticks_topic)
+                                     self.observer, self._ticks_topic)
         delivery.install(app, self.handler.handle_or_stop, consumed, self.sink, self.settings.fetch_sessions,
                          self.settings.fetch_min_bytes, self.settings.fetch_max_wait_ms)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._on_tick_timer)

@@ -12,7 +12,6 @@ from typing import Any
 
 from remarket.shell.due_work import DueWork
 from remarket.shell.faust_metrics import TableSensors, table_sensors
-from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
 from remarket.shell.pipeline import UNCHANGED, Handled, Pipeline, SourceRecord
 from remarket.shell.state_cache import StateCache
@@ -22,9 +21,9 @@ from remarket.shell.transactions import TransactionalSink
 
 class RecordHandler:
     def __init__(self, app: Any, table: Any, pipeline: Pipeline, states: StateCache, sink: TransactionalSink,
-                 due_work: DueWork, observer: Observer, metrics: Metrics, ticks_topic: str) -> None:
+                 due_work: DueWork, observer: Observer, ticks_topic: str) -> None:
         self.app, self.table, self.pipeline, self.states, self.sink = app, table, pipeline, states, sink
-        self.due_work, self.observer, self.metrics, self._ticks_topic = due_work, observer, metrics, ticks_topic
+        self.due_work, self.observer, self._ticks_topic = due_work, observer, ticks_topic
         self._table_sensors: TableSensors | None = None
 
     async def handle_or_stop(self, message: Any) -> None:
@@ -64,7 +63,7 @@ class RecordHandler:
             return now
         self.due_work.tick_read(message.partition, now)
         if not await self._advance_due(message):
-            self.metrics.ticks.labels("waited_for_input").inc()
+            self.observer.tick_waited_for_input()
         return Handled("tick")
 
     async def _advance_due(self, message: Any, handled: tuple[Any, int] | None = None) -> bool:
@@ -78,7 +77,7 @@ class RecordHandler:
         for customer_id, due_at in due:
             started = time.perf_counter()
             key = customer_id.encode()
-            self.metrics.tick_lateness.observe(max(0.0, (received_at - due_at).total_seconds()))
+            self.observer.due_work_late((received_at - due_at).total_seconds())
             customer = self.pipeline.handle_due(customer_id, self.states.get(message.partition, key), now,
                                                 received_at)
             await self._carry_out(customer, key, message, started)

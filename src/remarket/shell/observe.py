@@ -21,6 +21,7 @@ class Observer:
         self._segments: Counter[tuple[str, str]] = Counter()  # (stage, tier) -> customers here
         self._lag_labels: set[tuple[str, str]] = set()
         self._counters: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._segment_gauges: dict[tuple[str, str], Any] = {}
         self._tallies = tallies_of(metrics.registry)
 
     def _count(self, counter: Any, *labels: str, amount: float = 1) -> None:
@@ -42,44 +43,58 @@ class Observer:
         if handled.dead_letter_reason:
             self._count(m.dead_letters, handled.dead_letter_reason)
             if any(("remarket-dlq-truncated", b"true") in out.headers for out in handled.records):
-                m.dead_letters_truncated.inc()
+                self._tallies.count(m.dead_letters_truncated)
         core = handled.core
         if core is not None:
             for action in core.actions:
                 if action in handled.expired:
-                    m.suppressions.labels(str(action.kind), "expired_before_publish").inc()
+                    self._count(m.suppressions, str(action.kind), "expired_before_publish")
                 else:
                     self._count(m.actions, str(action.kind), str(action.channel), str(action.holdout).lower())
                     if action.holdout:  # decided, recorded on the holdout topic, never sent
-                        m.suppressions.labels(str(action.kind), "holdout").inc()
+                        self._count(m.suppressions, str(action.kind), "holdout")
             if len(core.actions) > len(handled.expired) and message.timestamp:
                 self._tallies.observe(m.event_to_action, max(0.0, time.time() - message.timestamp))
             for kind, reason in core.suppressions:
-                m.suppressions.labels(kind, reason).inc()
+                self._count(m.suppressions, str(kind), str(reason))
             for withdrawal in core.withdrawals:
-                m.withdrawals.labels(str(withdrawal.withdrawn_kind), str(withdrawal.reason)).inc()
+                self._count(m.withdrawals, str(withdrawal.withdrawn_kind), str(withdrawal.reason))
             for kind, reason in core.deferred:
-                m.deferrals.labels(str(kind), str(reason)).inc()
+                self._count(m.deferrals, str(kind), str(reason))
             for kind, reason in core.expired:
-                m.expiries.labels(str(kind), str(reason)).inc()
+                self._count(m.expiries, str(kind), str(reason))
             for from_stage, to_stage in core.transitions:
-                m.stage_transitions.labels(from_stage, to_stage).inc()
+                self._count(m.stage_transitions, str(from_stage), str(to_stage))
             if core.state is None and not core.duplicate:
-                m.erasures.inc()
+                self._tallies.count(m.erasures)
         if handled.segment_change is not None:
             self.move_segment(*handled.segment_change)
         self._tallies.observe(m.processing, time.perf_counter() - started)
+
+    def due_work_late(self, seconds: float) -> None:
+        """How late one customer's due work ran (once per customer advanced)."""
+        self._tallies.observe(self.metrics.tick_lateness, max(0.0, seconds))
+
+    def tick_waited_for_input(self) -> None:
+        self._count(self.metrics.ticks, "waited_for_input")
 
     def move_segment(self, before: tuple[str, str] | None, after: tuple[str, str] | None) -> None:
         for segment, step in ((before, -1), (after, 1)):
             if segment is not None:
                 self._segments[segment] += step
-                self.metrics.customers.labels(*segment).set(max(0, self._segments[segment]))
+                self._segment_gauge(segment).set(max(0, self._segments[segment]))
+
+    def _segment_gauge(self, segment: tuple[str, str]) -> Any:
+        """The segment's labelled gauge, looked up once (a move per new customer or stage change)."""
+        gauge = self._segment_gauges.get(segment)
+        if gauge is None:
+            gauge = self._segment_gauges[segment] = self.metrics.customers.labels(*segment)
+        return gauge
 
     def reset_segments(self, segments: Counter[tuple[str, str]]) -> None:
         """After a rebuild from the table: these are the customers this worker holds now."""
         for segment in set(self._segments) | set(segments):
-            self.metrics.customers.labels(*segment).set(segments[segment])
+            self._segment_gauge(segment).set(segments[segment])
         self._segments = segments
 
     def update_lag(self, consumer: Any) -> None:

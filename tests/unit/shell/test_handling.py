@@ -56,7 +56,7 @@ def handler() -> tuple[RecordHandler, Sink, StateCache]:
     progress.input_progress = lambda tp: progress.of.get(tp, (0, 0))
     due = DueWork(SimpleNamespace(consumer=progress), SimpleNamespace(items=lambda: []), states, pipeline, metrics,
                   observer, T["ticks"])
-    return RecordHandler(app, None, pipeline, states, sink, due, observer, metrics, T["ticks"]), sink, states
+    return RecordHandler(app, None, pipeline, states, sink, due, observer, T["ticks"]), sink, states
 
 
 def message(role: str, partition: int, offset: int, key: bytes | None, value: bytes):
@@ -114,7 +114,7 @@ def test_a_tick_read_ahead_of_the_input_runs_its_due_work_with_the_record_that_r
     sink.sent.clear()
     asyncio.run(h.handle(message("ticks", p, 99, None, tick_value(datetime.now(timezone.utc), p))))
     assert sink.sent == [] and p in h.due_work.waiting
-    assert h.metrics.ticks.labels("waited_for_input")._value.get() == 1
+    assert h.observer.metrics.ticks.labels("waited_for_input")._value.get() == 1
 
     paid = orjson.dumps({"event_id": "c-0-paid", "event_type": "order.paid", "customer_id": "c-0",
                          "order_id": "c-0-o1", "total": 30.0, "occurred_at": (then + timedelta(minutes=1)).isoformat(),

@@ -95,3 +95,27 @@ def test_due_work_run_with_an_input_record_counts_as_ticks_handled_not_as_events
     text = exposition(registry)
     assert metric_sum(text, "remarket_ticks_total", phase="handled") == 2
     assert metric_sum(text, "remarket_events_total") == 0
+
+
+def test_a_tallying_registry_shows_every_count_made_before_the_scrape():
+    """The worker's registry adds per-record updates up and hands them over at the scrape: the
+    suppressions, transitions, erasures, due-work lateness and waits must all arrive there."""
+    from remarket.domain.process import Outcome
+    from remarket.shell.tallies import TallyingRegistry
+
+    registry = TallyingRegistry()
+    obs = Observer(Metrics(registry), ROLES)
+    core = Outcome(state=None, suppressions=(("payment_reminder", "recently_reminded"),),
+                   transitions=(("new", "growth"),))
+    obs.record(Handled("applied", core=core), message("remarket.orders"), 0.0)
+    obs.record(Handled("applied", core=core), message("remarket.orders"), 0.0)
+    obs.due_work_late(3.0)
+    obs.due_work_late(-1.0)  # early (a clock step): counted as on time
+    obs.tick_waited_for_input()
+    text = exposition(registry)
+    assert metric_sum(text, "remarket_suppressions_total", kind="payment_reminder", reason="recently_reminded") == 2
+    assert metric_sum(text, "remarket_stage_transitions_total", from_stage="new", to_stage="growth") == 2
+    assert metric_sum(text, "remarket_erasures_total") == 2
+    assert metric_sum(text, "remarket_due_work_lateness_seconds_count") == 2
+    assert metric_sum(text, "remarket_due_work_lateness_seconds_sum") == 3.0
+    assert metric_sum(text, "remarket_ticks_total", phase="waited_for_input") == 1

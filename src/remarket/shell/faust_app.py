@@ -9,6 +9,7 @@ import faust
 from remarket.catalog import Catalog
 from remarket.settings import Settings
 from remarket.shell.kafka import bootstrap_of, ssl_context
+from remarket.shell.pipeline import KeyPartitioner
 
 PRODUCER_LINGER_SECONDS = {"exactly_once": 0.1, "at_least_once": 0.005}
 """How long sends wait to share a produce request. Under exactly-once nothing is visible before
@@ -42,6 +43,7 @@ def faust_app(settings: Settings, catalog: Catalog) -> faust.App:
         producer_acks=-1,
         producer_linger=producer_linger_seconds(settings),
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
+        producer_partitioner=KeyPartitioner(),  # murmur2 as before, each key hashed once
         broker_session_timeout=settings.kafka_session_timeout_seconds,
         broker_commit_interval=settings.commit_interval_seconds,
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_seconds / 10),

@@ -267,3 +267,32 @@ def test_the_store_wide_view_follows_every_handled_customer_and_forgets_the_eras
     erased = handle("a", "consent.erasure_requested", "a-3", stored["a"], at=NOW - timedelta(minutes=3))
     stored["a"] = handle("a", "visit.page_view", "a-4", erased.state, at=NOW).state  # past the reorder hold
     assert pipeline.store.popular(today, 5) == ()
+
+
+def test_the_producers_partition_every_key_as_aiokafkas_default_partitioner_does(tmp_path):
+    """Records produced for a customer land where the Java client, aiokafka and faust put that key
+    (the hash is only remembered), and the worker's producers use it."""
+    import asyncio
+    import random
+
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from remarket.settings import Settings
+    from remarket.shell.app import Worker
+    from remarket.shell.pipeline import KeyPartitioner
+
+    partitioner, rng = KeyPartitioner(), random.Random(7)
+    keys = [f"c-{i:06d}".encode() for i in range(500)] + [rng.randbytes(rng.randint(0, 40)) for _ in range(500)]
+    for count in (1, 3, 4, 7, 12, 64):
+        partitions = list(range(count))
+        for key in keys + keys:  # the second time from what was remembered
+            assert partitioner(key, partitions, partitions) == DefaultPartitioner()(key, partitions, partitions)
+    assert partitioner(b"c-000001", [10, 11, 12], [12]) == DefaultPartitioner()(b"c-000001", [10, 11, 12], [12])
+    assert {partitioner(None, [0, 1, 2, 3], [2]) for _ in range(20)} == {2}  # no key: an available one
+    assert partitioner(None, [0, 1], []) in (0, 1)
+
+    async def producer_settings():
+        worker = Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path), Policy(), load_catalog())
+        return worker.app.producer._settings_default()
+
+    assert isinstance(asyncio.run(producer_settings())["partitioner"], KeyPartitioner)

@@ -103,6 +103,7 @@ def key_hash(key: bytes) -> int:
     return murmur2(key) & 0x7FFFFFFF
 
 
+@lru_cache(maxsize=1 << 16)  # asked for every record consumed: a hit costs no Python frame
 def owner_partition(key: bytes, partitions: int) -> int:
     """Where Kafka's Java client, aiokafka and faust put `key` (murmur2): where its state lives.
 

@@ -91,7 +91,7 @@ class Worker:
         delivery.install(app, self.handler.handle_or_stop, consumed, self.sink, self.settings.fetch_sessions,
                          self.settings.fetch_min_bytes, self.settings.fetch_max_wait_ms)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._on_tick_timer)
-        app.timer(BROKER_PROBE_SECONDS, name="broker-watch")(self._watch_broker)
+        app.task(self._watch_broker)
         faust_metrics.setup(app, self.registry, pattern="/metrics", prefix="faust")
         views.register(app, self.table, self.pipeline.policy, self.readiness, self.settings.lookup_token)
 
@@ -113,7 +113,12 @@ class Worker:
 
     # -- timers and readiness ---------------------------------------------------------------
     async def _watch_broker(self) -> None:
-        self.metrics.broker_reachable.set(1 if await self.broker_watch.probe() else 0)
+        """Probe the broker at once, then every BROKER_PROBE_SECONDS. Readiness waits for the first
+        answer, and a faust timer sleeps its interval before its first call: every start was ready
+        2 s later than it could be."""
+        while not self.app.should_stop:
+            self.metrics.broker_reachable.set(1 if await self.broker_watch.probe() else 0)
+            await self.app.sleep(BROKER_PROBE_SECONDS)
 
     async def _on_tick_timer(self) -> None:
         ready = self.readiness.is_ready()

@@ -1,0 +1,43 @@
+"""A worker is ready as soon as its table is restored and the broker has answered: nothing in its
+start waits for a timer."""
+from __future__ import annotations
+
+import asyncio
+
+from remarket.catalog import load_catalog
+from remarket.domain.policy import Policy
+from remarket.settings import Settings
+from remarket.shell.app import BROKER_PROBE_SECONDS, Worker
+
+
+def _worker(tmp_path) -> Worker:
+    return Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path), Policy(), load_catalog())
+
+
+def test_the_broker_is_probed_when_the_worker_starts_then_every_interval(tmp_path):
+    """faust's timers sleep their interval before their first call: readiness, which waits for
+    the broker's first answer, came 2 s after the worker could have been ready."""
+    async def run() -> tuple[list[str], float, bool]:
+        worker = _worker(tmp_path)
+        assert any(getattr(task, "__wrapped__", None) == worker._watch_broker for task in worker.app._app_tasks)
+        steps: list[str] = []
+
+        class Broker:
+            async def probe(self) -> bool:
+                steps.append("probe")
+                return len(steps) == 1  # answers once, then is gone
+
+        async def sleep(seconds: float) -> None:
+            steps.append(f"sleep {seconds}")
+            if steps.count("probe") == 2:
+                worker.app._stopped.set()  # the worker stops: the loop ends
+
+        worker.broker_watch, worker.app.sleep = Broker(), sleep
+        await worker._watch_broker()
+        gauge = worker.metrics.broker_reachable._value.get()
+        return steps, gauge, worker.app.should_stop
+
+    steps, gauge, stopped = asyncio.run(run())
+    assert steps == ["probe", f"sleep {BROKER_PROBE_SECONDS}", "probe", f"sleep {BROKER_PROBE_SECONDS}"]
+    assert gauge == 0 and stopped  # the last answer is what the gauge says
+

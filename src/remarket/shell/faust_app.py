@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.tables import TableManager
 
 from remarket.catalog import Catalog
 from remarket.settings import Settings
@@ -23,6 +24,18 @@ def producer_linger_seconds(settings: Settings) -> float:
     if settings.producer_linger_ms is not None:
         return settings.producer_linger_ms / 1000
     return PRODUCER_LINGER_SECONDS[settings.processing_guarantee]
+
+
+class TablesDeclaredBeforeStart(TableManager):
+    """faust's TableManager, minus the second it sleeps when it starts (faust 0.15
+    `TableManager.on_start`), which waits for tables an app declares while it starts (agents,
+    autodiscovery). The worker declares its one table before the app starts (`Worker.__init__`),
+    so that second only made every worker start a second later."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 def faust_app(settings: Settings, catalog: Catalog) -> faust.App:
@@ -51,6 +64,7 @@ def faust_app(settings: Settings, catalog: Catalog) -> faust.App:
         web_port=settings.web_port,
         web_enabled=True,
         autodiscover=False,
+        TableManager=TablesDeclaredBeforeStart,
     )
 
 

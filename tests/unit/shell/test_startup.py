@@ -8,6 +8,7 @@ from remarket.catalog import load_catalog
 from remarket.domain.policy import Policy
 from remarket.settings import Settings
 from remarket.shell.app import BROKER_PROBE_SECONDS, Worker
+from remarket.shell.faust_app import TablesDeclaredBeforeStart
 
 
 def _worker(tmp_path) -> Worker:
@@ -41,3 +42,27 @@ def test_the_broker_is_probed_when_the_worker_starts_then_every_interval(tmp_pat
     assert steps == ["probe", f"sleep {BROKER_PROBE_SECONDS}", "probe", f"sleep {BROKER_PROBE_SECONDS}"]
     assert gauge == 0 and stopped  # the last answer is what the gauge says
 
+
+def test_the_table_manager_starts_its_tables_without_faust_s_one_second_sleep(tmp_path):
+    async def run() -> list[str]:
+        worker = _worker(tmp_path)
+        tables = worker.app.tables
+        assert isinstance(tables, TablesDeclaredBeforeStart)
+        assert worker.table.name in tables  # declared before the app starts: nothing to wait for
+        steps: list[str] = []
+
+        async def sleep(seconds: float) -> None:
+            steps.append(f"sleep {seconds}")
+
+        async def update_channels() -> None:
+            steps.append("channels")
+
+        class Recovery:
+            async def start(self) -> None:
+                steps.append("recovery")
+
+        tables.sleep, tables._update_channels, tables._recovery = sleep, update_channels, Recovery()
+        await tables.on_start()
+        return steps
+
+    assert asyncio.run(run()) == ["channels", "recovery"]

@@ -28,6 +28,9 @@ def test_the_broker_is_probed_when_the_worker_starts_then_every_interval(tmp_pat
                 steps.append("probe")
                 return len(steps) == 1  # answers once, then is gone
 
+            async def stop(self) -> None:  # its client's tasks must not outlive the worker
+                steps.append("closed")
+
         async def sleep(seconds: float) -> None:
             steps.append(f"sleep {seconds}")
             if steps.count("probe") == 2:
@@ -39,7 +42,7 @@ def test_the_broker_is_probed_when_the_worker_starts_then_every_interval(tmp_pat
         return steps, gauge, worker.app.should_stop
 
     steps, gauge, stopped = asyncio.run(run())
-    assert steps == ["probe", f"sleep {BROKER_PROBE_SECONDS}", "probe", f"sleep {BROKER_PROBE_SECONDS}"]
+    assert steps == ["probe", f"sleep {BROKER_PROBE_SECONDS}", "probe", f"sleep {BROKER_PROBE_SECONDS}", "closed"]
     assert gauge == 0 and stopped  # the last answer is what the gauge says
 
 
@@ -66,3 +69,4 @@ def test_the_table_manager_starts_its_tables_without_faust_s_one_second_sleep(tm
         return steps
 
     assert asyncio.run(run()) == ["channels", "recovery"]
+

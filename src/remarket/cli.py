@@ -39,7 +39,7 @@ def _policy(settings: Settings, path: Path | None = None):
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from remarket.shell.app import Worker
     from remarket.shell.topics import apply_topics
-    from remarket.shell.observe_logs import Worker as FaustWorker
+    from remarket.shell.stopping import Worker as FaustWorker
 
     catalog = _catalog(settings)
     policy = _policy(settings)  # a bad policy file or data dir fails before anything touches Kafka

@@ -1,13 +1,28 @@
-"""The one way out when a handled record's outcome cannot be written or sent."""
+"""How the worker process ends: the one way out when a handled record's outcome cannot be
+written or sent, and a clean stop that does not linger."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
 
+from remarket.shell.observe_logs import Worker as LoggingWorker
+
 log = logging.getLogger("remarket.worker")
 
 EXIT_CANNOT_CARRY_OUT = 70  # EX_SOFTWARE
+EXIT_SETTLE_SECONDS = 0.1
+
+
+class Worker(LoggingWorker):
+    """faust's worker, ending its event loop 0.1 s after everything stopped instead of mode's 1 s
+    (`Worker._sentinel_task`, mode 0.4): by then the app, its producers (committed, flushed) and
+    its consumer are stopped and every task is done; the wait only lets close callbacks run.
+    Every clean stop was a second longer: rolling restarts, and each worker a test stops."""
+
+    async def _sentinel_task(self) -> None:
+        await asyncio.sleep(EXIT_SETTLE_SECONDS)
 
 
 def stop_without_committing(message: Any, exc: BaseException) -> None:

@@ -1,5 +1,5 @@
-"""A worker is ready as soon as its table is restored and the broker has answered: nothing in its
-start waits for a timer."""
+"""A worker is ready as soon as its table is restored and the broker has answered, and a clean
+stop ends as soon as everything has stopped: neither waits for a timer."""
 from __future__ import annotations
 
 import asyncio
@@ -70,3 +70,16 @@ def test_the_table_manager_starts_its_tables_without_faust_s_one_second_sleep(tm
 
     assert asyncio.run(run()) == ["channels", "recovery"]
 
+
+def test_the_process_ends_a_tenth_of_a_second_after_everything_stopped(monkeypatch):
+    """mode's worker waited 1 s more after its services had stopped (`_sentinel_task`)."""
+    from remarket.shell import stopping
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(stopping.asyncio, "sleep", sleep)
+    asyncio.run(stopping.Worker._sentinel_task(object()))
+    assert slept == [stopping.EXIT_SETTLE_SECONDS] and stopping.EXIT_SETTLE_SECONDS <= 0.1

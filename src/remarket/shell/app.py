@@ -129,6 +129,7 @@ class Worker:
         self.metrics.ready.set(1 if ready else 0)
         if ready and not self.heap.started:
             self.heap.start(self.settings.gc_thresholds)
+        self.heap.sweep_if_due()
         if ready:
             await self.due_work.fire()
             self.observer.update_lag(self.app.consumer)

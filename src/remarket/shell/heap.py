@@ -1,16 +1,21 @@
-"""Garbage collection that does not walk the whole long-lived heap at every full collection.
+"""Garbage collection that walks each long-lived object once, not at every collection.
 
 The worker's heap is mostly long-lived: what startup built (modules, faust, pydantic's schemas)
-and the decoded customer states of the write cache, which grow with every new customer. A full
-collection walks every object the collector tracks: 130-160 ms each, four times in 30 s at
-1,033 events/s of new customers (docs/benchmarks.md, "Full collections"), a pause for every
-record arriving meanwhile and the largest item in the event-to-action p99. Those collections
-find no garbage among the long-lived objects.
+and the decoded customer states of the write cache: each record makes its customer a new state
+(a working copy) that lives until that customer's next record. Python's collector walked such a
+state in the young collection after it was made and again in the middle one (~1 µs per object:
+a state is a wide `__dict__` of lists and dicts), and a full collection walked all of them:
+130-160 ms each, a pause for every record arriving meanwhile (docs/benchmarks.md, "Full
+collections"). Those walks find almost no garbage: the states are trees, freed by their last
+reference, not cycles.
 
-So whatever survives a full collection is frozen (`gc.freeze`) and later collections leave it
-out. Frozen objects are still freed when their last reference goes (an evicted state is a tree,
-not a cycle); only a reference cycle among them that becomes garbage stays, so a full
-collection at least every `SWEEP_SECONDS` unfreezes first and walks everything.
+So whatever survives any collection is frozen (`gc.freeze`, which moves every tracked object to
+the permanent generation in constant time) and later collections leave it out: each object is
+walked at most once, by the young collection after it was made. Frozen objects are still freed
+when their last reference goes; only a reference cycle among them that becomes garbage stays,
+so every `SWEEP_SECONDS` a full collection unfreezes first and walks everything (`sweep_if_due`,
+from the worker's tick: with nothing left in the middle generation, Python's own full
+collections no longer come).
 
 faust's RocksDB store closes a partition's database by dropping the handle and calling
 `gc.collect()` (revoke and stop); a handle held in a frozen cycle would stay open there.
@@ -33,7 +38,7 @@ of a full collection as before) every ten minutes instead of several a minute.""
 
 
 class LongLivedHeap:
-    """Freezes what survives each full collection; see the module docstring."""
+    """Freezes what survives each collection; see the module docstring."""
 
     def __init__(self, sweep_seconds: float = SWEEP_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         if sweep_seconds <= 0:
@@ -46,8 +51,7 @@ class LongLivedHeap:
         self.started = False
 
     def start(self, thresholds: tuple[int, int, int] | None = None) -> None:
-        """Collect and freeze what startup built; from now on, freeze what each full collection
-        leaves. `thresholds`: settings.gc_thresholds (it says why), set from here on."""
+        """Collect and freeze what startup built; from now on, freeze what each collection leaves. `thresholds`: settings.gc_thresholds (it says why), set from here on."""
         if self.started:
             return
         gc.collect()
@@ -66,16 +70,23 @@ class LongLivedHeap:
         gc.unfreeze()
         self.started = False
 
+    def sweep_if_due(self) -> bool:
+        """A full collection that walks everything, frozen objects too, once `sweep_seconds` have
+        passed since the last: the only way a cycle that died after it was frozen is freed."""
+        if not self.started or self._clock() - self._last_sweep < self.sweep_seconds:
+            return False
+        gc.collect()  # its start (below) unfreezes and counts the sweep
+        return True
+
     def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
-        if info["generation"] != 2:
-            return
         if phase == "start":
-            self.full_collections += 1
-            if self._clock() - self._last_sweep >= self.sweep_seconds:
-                gc.unfreeze()  # this one walks everything: cycles among long-lived objects are found
-                self._last_sweep = self._clock()
-                self.sweeps += 1
-        else:  # "stop": what is left now is alive and long-lived
+            if info["generation"] == 2:
+                self.full_collections += 1
+                if self._clock() - self._last_sweep >= self.sweep_seconds:
+                    gc.unfreeze()  # this one walks everything: cycles among long-lived objects are found
+                    self._last_sweep = self._clock()
+                    self.sweeps += 1
+        else:  # "stop": what is left now is alive; most of it lives long (module docstring)
             gc.freeze()
 
 

@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     tick_interval_seconds: float = Field(
         5.0, gt=0, le=60, description="How often due work is checked; stages move at most this late.")
     gc_thresholds: tuple[Annotated[int, Field(ge=100)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field(
-        (10_000, 20, 10), description="Python's garbage-collection thresholds (`gc.set_threshold`), set once "
-        "the worker is ready: net new objects before a young collection, then young collections per middle "
+        (10_000, 20, 10), description="Python's garbage-collection thresholds (`gc.set_threshold`), set when "
+        "the worker starts: net new objects before a young collection, then young collections per middle "
         "one, middle per full. JSON, e.g. [700, 10, 10] (Python's own). The worker keeps its customers' states "
         "decoded (object trees), so each collection walks many: fewer of them, ~9 % more events/s drained.")
     web_host: str = "127.0.0.1"

@@ -83,3 +83,26 @@ def test_the_process_ends_a_tenth_of_a_second_after_everything_stopped(monkeypat
     monkeypatch.setattr(stopping.asyncio, "sleep", sleep)
     asyncio.run(stopping.Worker._sentinel_task(object()))
     assert slept == [stopping.EXIT_SETTLE_SECONDS] and stopping.EXIT_SETTLE_SECONDS <= 0.1
+
+
+def test_the_long_lived_heap_is_frozen_when_the_app_starts_not_at_the_first_ready_tick(tmp_path):
+    """Records flow before the first tick (5 s) finds the worker ready; until the heap was
+    frozen there, the drained states made each full collection longer (docs/benchmarks.md)."""
+    import gc
+
+    thresholds = gc.get_threshold()
+
+    async def run() -> tuple[bool, bool, tuple[int, int, int]]:
+        worker = _worker(tmp_path)
+        assert any(getattr(task, "__wrapped__", None) == worker._start_heap for task in worker.app._app_tasks)
+        before = worker.heap.started
+        try:
+            await worker._start_heap()
+            return before, worker.heap.started, gc.get_threshold()
+        finally:
+            worker.heap.stop()
+            gc.set_threshold(*thresholds)
+
+    before, started, set_thresholds = asyncio.run(run())
+    assert (before, started) == (False, True)
+    assert set_thresholds == Settings(kafka_bootstrap="x:1").gc_thresholds

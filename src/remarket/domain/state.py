@@ -12,6 +12,7 @@ import math
 from datetime import UTC, datetime
 
 import threading
+from importlib import resources
 
 import zstandard
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -19,15 +20,24 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from remarket.domain.events import InboundEvent, PromotionType, stored_json
 from remarket.domain.vocabulary import Stage
 
-# Stored state formats, told apart by the first byte. Format 0 (plain JSON, always starting with "{")
-# was written before 2026-11-23 and still loads. Format 1 is that JSON zstd-compressed: the field
-# names and event fields that repeat within one state make it ~2.6x smaller (the benchmark's dense
-# workload: p95 2,549 -> 961 B) for ~5 us per encode and ~2 us per decode (a reused context).
+# Stored state formats, told apart by the first byte; every one of them still loads. Format 0 (plain
+# JSON, always starting with "{") was written before 2026-11-23. Format 1 is that JSON
+# zstd-compressed: the field names and event fields that repeat within one state make it ~2.6x
+# smaller (the benchmark's dense workload: p95 2,549 -> 961 B) for ~5 us per encode and ~2 us per
+# decode (a reused context). Format 2 (written since 2026-12-03) compresses against a dictionary
+# trained on states (data/state-dictionary-1.zstd, remarket.devkit.state_dictionary): what all
+# states share is in the dictionary, not in each state, so ~40 % fewer bytes again and ~40 % less
+# time to compress (docs/benchmarks.md). The dictionary's bytes are part of the format: never
+# change the file; a new dictionary is a new file and a new format byte.
 _FORMAT_JSON = b"{"
 _FORMAT_ZSTD_JSON = b"\x01"
+_FORMAT_ZSTD_DICTIONARY_1_JSON = b"\x02"
 _ZSTD_LEVEL = 1  # levels up to 3 save no more than 1 % here and cost more CPU
 _MAX_STATE_JSON = 64 << 20  # only for a frame that does not say its size (zstandard's and cramjam's do)
 _WITHOUT_BUFFER = {"buffer"}
+_DICTIONARY_1 = zstandard.ZstdCompressionDict(
+    (resources.files("remarket") / "data" / "state-dictionary-1.zstd").read_bytes())
+_DICTIONARY_1.precompute_compress(level=_ZSTD_LEVEL)  # once, shared by every thread's compressor
 
 
 class _Zstd(threading.local):
@@ -36,13 +46,23 @@ class _Zstd(threading.local):
     a reused one 5 and 2 us. Contexts are not thread-safe, hence one per thread."""
 
     def __init__(self) -> None:
-        self.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-        self.decompressor = zstandard.ZstdDecompressor()
+        self.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, dict_data=_DICTIONARY_1)
+        self.decompressor = zstandard.ZstdDecompressor(dict_data=_DICTIONARY_1)
+        self.plain_decompressor = zstandard.ZstdDecompressor()  # format 1
 
 
 _zstd = _Zstd()
 
 _HASH_BYTES = 5  # 40 bits: a false "seen" about once in 3·10^10 look-ups at 32 remembered ids
+
+
+def stored_json_size(raw: bytes) -> int:
+    """The length of a stored state's JSON, read from its bytes without decoding them (the zstd
+    frames this module writes say it; a frame that does not is guessed at 3x its size)."""
+    if raw[:1] == _FORMAT_JSON:
+        return len(raw)
+    size = zstandard.frame_content_size(raw[1:])
+    return size if size >= 0 else 3 * len(raw)
 
 
 def to_ts(moment: datetime) -> int:
@@ -223,17 +243,21 @@ class CustomerState(BaseModel):
         return rest[:-1] + (b',"buffer":[' if len(rest) > 2 else b'"buffer":[') + held + b"]}"
 
     def to_bytes(self) -> bytes:
-        return _FORMAT_ZSTD_JSON + _zstd.compressor.compress(self.to_json())
+        return _FORMAT_ZSTD_DICTIONARY_1_JSON + _zstd.compressor.compress(self.to_json())
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "CustomerState":
         fmt = raw[:1]
-        if fmt == _FORMAT_ZSTD_JSON:
+        if fmt == _FORMAT_ZSTD_DICTIONARY_1_JSON:
             return cls.model_validate_json(_zstd.decompressor.decompress(raw[1:], max_output_size=_MAX_STATE_JSON))
+        if fmt == _FORMAT_ZSTD_JSON:
+            return cls.model_validate_json(
+                _zstd.plain_decompressor.decompress(raw[1:], max_output_size=_MAX_STATE_JSON))
         if fmt == _FORMAT_JSON:
             return cls.model_validate_json(raw)
-        raise ValueError(f"not a stored customer state: format byte {fmt!r} is unknown "
-                         f"(known: {_FORMAT_ZSTD_JSON!r} zstd JSON, {_FORMAT_JSON!r} JSON)")
+        raise ValueError(f"not a stored customer state: format byte {fmt!r} is unknown (known: "
+                         f"{_FORMAT_ZSTD_DICTIONARY_1_JSON!r} zstd JSON with dictionary 1, "
+                         f"{_FORMAT_ZSTD_JSON!r} zstd JSON, {_FORMAT_JSON!r} JSON)")
 
     def working_copy(self) -> "CustomerState":
         """A copy safe to mutate: containers are copied (empty ones too: the core fills them, and the

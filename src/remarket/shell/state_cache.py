@@ -19,13 +19,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Iterable, Iterator
 
-from remarket.domain.state import CustomerState
+from remarket.domain.state import CustomerState, stored_json_size
 from remarket.shell.store import PartitionedStore
 
 _ABSENT = object()
-MEMORY_PER_STORED_BYTE = 12
-"""A decoded state's memory per byte of its stored form: measured 11-15 KiB for 0.75-1.2 KB
-stored on bench/soak.py's traffic (pydantic models, a fields-set per record, held events)."""
+MEMORY_PER_JSON_BYTE = 7.5
+"""A decoded state's memory per byte of its JSON: measured 7.1 on the benchmark's traffic and 7.4
+on the simulator's with a purchase history (~14 KiB for ~1.9 KB of JSON: pydantic models, a
+fields-set per record, held events). Per stored byte it would be 19-33 and move with the
+compression: the JSON is what is decoded."""
 
 
 class StateCache:
@@ -54,7 +56,7 @@ class StateCache:
         if raw is None:
             return None
         state = CustomerState.from_bytes(raw)
-        self._keep(clean, key, state, len(raw))
+        self._keep(clean, key, state, stored_json_size(raw))
         return state
 
     def _clean_of(self, partition: int) -> OrderedDict[bytes, tuple[CustomerState, int]]:
@@ -64,8 +66,8 @@ class StateCache:
         return clean
 
     def _keep(self, clean: OrderedDict[bytes, tuple[CustomerState, int]], key: bytes, state: CustomerState,
-              stored_bytes: int) -> None:
-        memory = stored_bytes * MEMORY_PER_STORED_BYTE
+              json_bytes: int) -> None:
+        memory = int(json_bytes * MEMORY_PER_JSON_BYTE)
         clean[key] = (state, memory)
         self.clean_bytes += memory
         while self.clean_bytes > self.budget_bytes:
@@ -120,7 +122,7 @@ class StateCache:
         for key, state in done.items():
             if state is not None:
                 self._drop(clean, key)
-                self._keep(clean, key, state, len(stored.get(key) or b""))
+                self._keep(clean, key, state, stored_json_size(stored.get(key) or b"{}"))
 
     def discard(self, partitions: Iterable[int]) -> None:
         """Partitions that moved away or whose transaction aborted: forget all we held of them."""

@@ -119,8 +119,8 @@ def test_state_stored_as_plain_json_before_compression_still_loads(driver):
 
 
 def test_bytes_that_are_not_a_stored_state_are_refused_with_their_format_byte():
-    with pytest.raises(ValueError, match=r"format byte b'\\x02' is unknown"):
-        CustomerState.from_bytes(b"\x02whatever")
+    with pytest.raises(ValueError, match=r"format byte b'\\x03' is unknown"):
+        CustomerState.from_bytes(b"\x03whatever")
 
 
 def test_policy_version_is_recorded_with_the_state():
@@ -199,7 +199,6 @@ def test_state_compressed_by_the_one_shot_zstd_of_earlier_releases_still_loads(d
     driver.feed(placed(T0), view(T0 + minutes(1)))
     earlier = b"\x01" + bytes(cramjam.zstd.compress(driver.state.to_json(), level=1))
     assert CustomerState.from_bytes(earlier) == driver.state
-    assert bytes(cramjam.zstd.decompress(driver.state.to_bytes()[1:])) == driver.state.to_json()
 
 
 def test_an_events_cached_json_leaves_its_equality_and_copies_alone(driver):

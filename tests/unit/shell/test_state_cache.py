@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from remarket.domain.state import new_state
-from remarket.shell.state_cache import MEMORY_PER_STORED_BYTE, StateCache, encoded
+from remarket.shell.state_cache import MEMORY_PER_JSON_BYTE, StateCache, encoded
 
 
 class CountingStore:
@@ -74,7 +74,7 @@ def test_the_decoded_states_kept_are_bounded_by_a_memory_budget():
     store = CountingStore()
     for i in range(10):
         store.data[(0, f"c-{i}".encode())] = new_state(f"c-{i}", "1").to_bytes()
-    one = len(store.data[(0, b"c-0")]) * MEMORY_PER_STORED_BYTE
+    one = int(len(new_state("c-0", "1").to_json()) * MEMORY_PER_JSON_BYTE)
     cache = StateCache(store, budget_mb=3.5 * one / 2**20)  # room for three
     for i in range(10):
         cache.get(0, f"c-{i}".encode())
@@ -89,7 +89,7 @@ def test_the_budget_is_shared_by_all_partitions_and_a_change_is_never_dropped():
     store = CountingStore()
     for p in range(2):
         store.data[(p, b"c-1")] = new_state("c-1", "1").to_bytes()
-    one = len(store.data[(0, b"c-1")]) * MEMORY_PER_STORED_BYTE
+    one = int(len(new_state("c-1", "1").to_json()) * MEMORY_PER_JSON_BYTE)
     cache = StateCache(store, budget_mb=1.5 * one / 2**20)  # room for one
     cache.get(0, b"c-1")
     cache.get(1, b"c-1")  # partition 0's has to go: partition 1 holds nothing else

@@ -1,0 +1,74 @@
+"""Stored state bytes: format 2 (zstd against dictionary 1) is written, and every format written
+before still loads. The dictionary's bytes are part of format 2: the file may never change."""
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+
+import pytest
+import zstandard
+
+from remarket.domain.state import CustomerState, stored_json_size
+
+from .factories import T0, Driver, event, minutes, paid, placed, view
+
+DICTIONARY_1_SHA256 = "00ba808501b722cc443b388d19d5181f08dd231f69a1d8c7a90134c8b8cbd5fe"
+
+
+@pytest.fixture
+def state() -> CustomerState:
+    driver = Driver()
+    driver.feed(event("visit.page_view", T0, context={"timezone": "Europe/Berlin", "country": "DE"}),
+                view(T0 + minutes(1), "p1"), view(T0 + minutes(2), "p1"), event("email.open", T0 + minutes(3)),
+                placed(T0 + minutes(4), "o-1", cart_id="cart-1"), paid(T0 + minutes(6), "o-1"))
+    return driver.state
+
+
+def test_the_dictionary_is_the_one_format_2_was_written_with():
+    raw = (resources.files("remarket") / "data" / "state-dictionary-1.zstd").read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == DICTIONARY_1_SHA256, (
+        "states stored in format 2 need exactly these bytes to load: put a new dictionary in a new "
+        "file with a new format byte, and keep this one")
+
+
+def test_states_are_written_in_format_2_and_read_back(state: CustomerState):
+    raw = state.to_bytes()
+    assert raw[:1] == b"\x02"
+    assert CustomerState.from_bytes(raw) == state
+
+
+def test_format_1_still_loads(state: CustomerState):
+    format_1 = b"\x01" + zstandard.ZstdCompressor(level=1).compress(state.to_json())
+    assert CustomerState.from_bytes(format_1) == state
+
+
+def test_format_0_still_loads(state: CustomerState):
+    assert CustomerState.from_bytes(state.to_json()) == state
+
+
+def test_format_2_is_smaller_than_format_1(state: CustomerState):
+    format_1 = b"\x01" + zstandard.ZstdCompressor(level=1).compress(state.to_json())
+    assert len(state.to_bytes()) < 0.8 * len(format_1), (len(state.to_bytes()), len(format_1))
+
+
+# Bytes the encoder of 2026-12-03 wrote (a state of the fixture above): they must load forever.
+WRITTEN_2026_12_03 = bytes.fromhex(
+    "0228b52ffd63f688bf2fe301f506007347173149ce6969bea7a5a1a23eee9cc856d2ead3d2bc8f3be79420ec86907ea2"
+    "84b52b53a02c11b0e02cbed02a387c14a17203a639273cb2a81cea784a8d676d4b15235c96f0162e31a4cc48182d4ba0"
+    "2c91832f345f14efe0f59eefe3ce1931fc1413109d2f19be309e69dec516b913efe1375c71bb934a16c1d6da07192663"
+    "80eec90cb60547485c4a8c8e91170ac80f80509a230de3357aad8b8fc6e4d504a8e7e80932c037d8274568df8c866420"
+    "d2e71786a1369ee3b12f547e01ecce6610b08e14f7e288ff0b3187ab5097850298904289f41260a605f2d9122a")
+
+
+def test_bytes_written_on_2026_12_03_still_load():
+    loaded = CustomerState.from_bytes(WRITTEN_2026_12_03)
+    assert loaded.customer_id == "c1" and loaded.country == "DE"
+    assert "p1" in loaded.products and "o-1" in loaded.open_orders
+    assert [e.event_type for e in loaded.buffer] == ["order.paid"]
+
+
+def test_the_json_size_of_every_format_is_read_without_decoding(state: CustomerState):
+    """What the write cache's memory budget is estimated from (shell/state_cache.py)."""
+    json = state.to_json()
+    format_1 = b"\x01" + zstandard.ZstdCompressor(level=1).compress(json)
+    assert stored_json_size(state.to_bytes()) == stored_json_size(format_1) == stored_json_size(json) == len(json)

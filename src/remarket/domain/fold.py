@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from bisect import insort
 
-from remarket.domain.events import CartEvent, ConsentEvent, EmailEvent, InboundEvent, OrderEvent, VisitEvent
+from remarket.domain.events import CartEvent, ConsentEvent, EmailEvent, InboundEvent, OrderEvent, VisitEvent, event_ts
 from remarket.domain.money import to_base
 from remarket.domain.policy import Policy
-from remarket.domain.state import Attention, CustomerState, OpenOrder, ring_add, ring_contains, to_ts
+from remarket.domain.state import Attention, CustomerState, OpenOrder, ring_add, ring_contains
 
 
 def _remember_time(times: list[int], ts: int, keep: int) -> list[int]:
@@ -154,4 +154,4 @@ def fold(state: CustomerState, event: InboundEvent, policy: Policy, ts: int | No
     if event.context is not None:
         state.timezone = event.context.timezone or state.timezone
         state.country = event.context.country or state.country
-    _FOLDERS[type(event)](state, event, to_ts(event.occurred_at) if ts is None else ts, policy)
+    _FOLDERS[type(event)](state, event, event_ts(event) if ts is None else ts, policy)

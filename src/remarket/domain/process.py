@@ -17,7 +17,7 @@ from datetime import datetime
 from remarket.domain.actions import Action, Withdrawal
 from remarket.domain.contact import Effects
 from remarket.domain.decide import evaluate, next_due, on_erasure, update_stage
-from remarket.domain.events import InboundEvent, family_of
+from remarket.domain.events import InboundEvent, event_ts, family_of
 from remarket.domain.fold import fold
 from remarket.domain.money import unknown_currency
 from remarket.domain.policy import Policy
@@ -62,22 +62,22 @@ def _run_until(state: CustomerState, target: int, policy: Policy, effects: Effec
     """Fold buffered events and fire due work, in time order, up to `target` (inclusive).
     Returns the next logical due time (after `target`) and the time of the first event still held
     (converting an event's time costs a call into its tzinfo: the caller need not do it again)."""
-    held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
+    held = event_ts(state.buffer[0]) if state.buffer else None
     while True:
-        event_ts = held if held is not None and held <= target else None
+        folding_ts = held if held is not None and held <= target else None
         due = next_due(state, policy)
-        if due is not None and due <= target and (event_ts is None or due <= event_ts):
+        if due is not None and due <= target and (folding_ts is None or due <= folding_ts):
             evaluate(state, due, policy, effects, store)
-        elif event_ts is not None:
+        elif folding_ts is not None:
             event = state.buffer.pop(0)
             if event.event_type == "consent.erasure_requested":
-                _erase_in_place(state, event_ts, policy, effects)  # later held events start a fresh customer
-                held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
+                _erase_in_place(state, folding_ts, policy, effects)  # later held events start a fresh customer
+                held = event_ts(state.buffer[0]) if state.buffer else None
                 continue
-            held = to_ts(state.buffer[0].occurred_at) if state.buffer else None
-            late = state.upto is not None and event_ts <= state.upto
-            at = state.upto if late else event_ts
-            fold(state, event, policy, event_ts)
+            held = event_ts(state.buffer[0]) if state.buffer else None
+            late = state.upto is not None and folding_ts <= state.upto
+            at = state.upto if late else folding_ts
+            fold(state, event, policy, folding_ts)
             withdrawals.on_event(state, event, at, policy, effects)
             if late:  # what it set up may already be due: decide now
                 evaluate(state, at, policy, effects, store)
@@ -171,11 +171,11 @@ def apply(state: CustomerState | None, event: InboundEvent, policy: Policy,
     family = family_of(event.event_type)
     state.events_by_family[family] = state.events_by_family.get(family, 0) + 1
     state.last_seen_by_family[family] = later(state.last_seen_by_family.get(family), event.occurred_at)
-    ts = to_ts(event.occurred_at)
+    ts = event_ts(event)
     state.clock = ts if state.clock is None else max(state.clock, ts)
     _insert(state.buffer, event)
     while len(state.buffer) > policy.limits.reorder_buffer:  # too many held: process the oldest now
-        _run_until(state, to_ts(state.buffer[0].occurred_at), policy, effects, store)
+        _run_until(state, event_ts(state.buffer[0]), policy, effects, store)
     due, held = _run_until(state, state.clock - policy.seconds.reorder_tolerance, policy, effects, store)
     return _finish(before, state, due, held, policy, effects)
 

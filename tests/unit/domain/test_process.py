@@ -208,3 +208,19 @@ def test_an_events_cached_json_leaves_its_equality_and_copies_alone(driver):
     assert stored_json(first) == first.model_dump_json(exclude_defaults=True, by_alias=True).encode()
     assert first == second and hash(first) == hash(second) and first.model_copy() == first
     assert stored_json(first) is stored_json(first)  # made once
+
+
+def test_an_events_time_in_seconds_is_worked_out_once_and_changes_nothing_else():
+    from datetime import datetime
+
+    from remarket.domain.events import event_ts, parse_event
+
+    raw = view(T0, event_id="e-1").model_dump_json().replace("Z", "+02:00").replace("+00:00", "+02:00")
+    first, second = parse_event(raw), parse_event(raw)
+    assert type(first.occurred_at.tzinfo) is not type(T0.tzinfo)  # pydantic's TzInfo: the slow offset
+    expected = int(datetime.fromisoformat(first.occurred_at.isoformat()).timestamp())
+    assert event_ts(first) == expected == T0.timestamp() - 2 * 3600
+    object.__setattr__(first, "occurred_at", T0)  # (frozen events never change: shows the cache is read)
+    assert event_ts(first) == expected
+    object.__setattr__(first, "occurred_at", second.occurred_at)
+    assert first == second and first.model_dump_json() == second.model_dump_json()

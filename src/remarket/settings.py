@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     rocksdb_block_cache_mb: int = Field(
         32, ge=1, le=65536, description="RocksDB block cache per table partition (faust's default: 2 GiB).")
     state_cache_mb: int = Field(
-        256, ge=0, le=65536, description="Memory for customer states kept decoded between their events, all "
+        384, ge=0, le=65536, description="Memory for customer states kept decoded between their events, all "
         "partitions together (estimated: 7.5x the length of their JSON); 0: decode at every event. Beyond it the "
         "oldest are dropped and read from RocksDB again when needed.")
     commit_interval_seconds: float = Field(

@@ -31,7 +31,7 @@ compression: the JSON is what is decoded."""
 
 
 class StateCache:
-    def __init__(self, store: PartitionedStore, budget_mb: float = 256) -> None:
+    def __init__(self, store: PartitionedStore, budget_mb: float = 384) -> None:
         """`budget_mb`: memory for decoded committed states, all partitions together (estimated
         from their stored size); beyond it the oldest are dropped and decoded again when next
         needed. Changed states are never dropped: they stay until their commit."""

@@ -130,6 +130,18 @@ def test_the_tick_sweeps_once_due(heap: LongLivedHeap, clock: Clock) -> None:
     assert heap.sweep_if_due() is False  # the clock starts again
 
 
+def test_a_sweep_is_logged_with_its_pause(heap: LongLivedHeap, clock: Clock, caplog) -> None:
+    head, alive = cycle()
+    gc.collect(0)
+    del head
+    clock.now += 60
+    with caplog.at_level("INFO", logger="remarket.worker"):
+        heap.sweep_if_due()
+        gc.collect(0)  # not a sweep: nothing more is logged
+    [line] = [r.getMessage() for r in caplog.records if "swept" in r.getMessage()]
+    assert "unreachable objects freed" in line and alive() is None
+
+
 def test_no_sweep_before_start(clock: Clock) -> None:
     keeper = LongLivedHeap(sweep_seconds=60, clock=clock)
     clock.now += 3600

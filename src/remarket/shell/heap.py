@@ -51,7 +51,8 @@ class LongLivedHeap:
         self.started = False
 
     def start(self, thresholds: tuple[int, int, int] | None = None) -> None:
-        """Collect and freeze what startup built; from now on, freeze what each collection leaves. `thresholds`: settings.gc_thresholds (it says why), set from here on."""
+        """Collect and freeze what startup built; from now on, freeze what each collection leaves.
+        `thresholds`: settings.gc_thresholds (it says why), set from here on."""
         if self.started:
             return
         gc.collect()

@@ -224,3 +224,24 @@ def test_an_events_time_in_seconds_is_worked_out_once_and_changes_nothing_else()
     assert event_ts(first) == expected
     object.__setattr__(first, "occurred_at", second.occurred_at)
     assert first == second and first.model_dump_json() == second.model_dump_json()
+
+
+def test_an_events_cached_values_are_read_without_pydantics_attribute_fallback(monkeypatch):
+    # The first read of an unset slot fell back to BaseModel.__getattr__, which cost more than
+    # the time conversion the cache saves (every event misses once).
+    from pydantic import BaseModel
+
+    from remarket.domain.events import event_ts, stored_json
+
+    asked: list[str] = []
+    fallback = BaseModel.__getattr__
+
+    def recording(self, name):
+        asked.append(name)
+        return fallback(self, name)
+
+    monkeypatch.setattr(BaseModel, "__getattr__", recording)
+    event = view(T0, event_id="e-1")
+    assert event_ts(event) == event_ts(event) == int(T0.timestamp())
+    assert stored_json(event) is stored_json(event)
+    assert asked == []

@@ -160,3 +160,17 @@ def test_commits_start_an_interval_apart_however_long_each_takes(tmp_path, monke
     asyncio.run(scenario())
     # the first wait, then what is left of the interval after each commit (none after a long one)
     assert slept == [0.05, 0.02, 0.0, 0.05, 0.05]
+
+
+def test_the_consumer_thread_gets_the_gil_within_half_a_millisecond(tmp_path):
+    import sys
+
+    from remarket.shell.delivery import GIL_SWITCH_INTERVAL_SECONDS
+
+    default = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)  # Python's default
+        _consumers_of(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path))
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_SECONDS == 0.0005
+    finally:
+        sys.setswitchinterval(default)

@@ -6,7 +6,8 @@ Python imports this `sitecustomize` in every process started with it on the path
 workers inherit the environment). With BENCH_TRACE_DIR set, each process appends lines
 `<what> <perf_counter> <ms>` to `<dir>/commit-<pid>.log`: the consumer's commit and its phases,
 aiokafka's transaction round trips and retry back-offs (with TxnOffsetCommit's error names),
-records that took over 3 ms, due-work rounds, and collections over 2 ms. BENCH_TRACE_GC
+records that took over 3 ms, each keyed record's age when its handling began (`record-age`: now
+less the producer's timestamp), due-work rounds, and collections over 2 ms. BENCH_TRACE_GC
 ("700,10,10") sets the collector's thresholds for an experiment. Summarise with e.g.
 `awk '{n[$1]++; s[$1]+=$3} END {for (k in n) print k, n[k], s[k]/n[k]}' <file>`.
 Wraps private functions of remarket, faust and aiokafka: a measuring aid, never used in production.
@@ -73,6 +74,8 @@ if os.environ.get("BENCH_TRACE_DIR"):
         finally:
             d = (time.perf_counter() - t) * 1000
             if d > 3: _f.write(f"slow-record-{message.topic.split('.')[-1]} {t:.4f} {d:.2f}\n")
+            if message.key is not None and message.timestamp:  # how old the record was when its handling began
+                _f.write(f"record-age {t:.4f} {(time.time() - (time.perf_counter() - t) - message.timestamp) * 1000:.2f}\n")
     _h.RecordHandler.handle_or_stop = _hos
     timed(_dw.DueWork, "fire", "duework_fire")
     _gcs = {}

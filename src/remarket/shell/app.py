@@ -79,7 +79,7 @@ class Worker:
                                       {spec.role: spec.name for spec in self.catalog}, self.exactly_once)
         self._ticks_topic = self.catalog["ticks"].name
         self.due_work = DueWork(app, self.table, self.states, self.pipeline, self.metrics, self.observer,
-                                self._ticks_topic)
+                                self._ticks_topic, handling_lock=self.sink.lock)
         if isinstance(self.table.data, RocksDBStore):
             self._restore_before_faust_recovers()
         app.on_partitions_revoked.connect(self.sink.commit_before_revoke)

@@ -237,7 +237,7 @@ def test_an_assignment_change_forgets_the_waiting_ticks():
     partition = owner_partition(b"c-1", work.partitions)
     work.app.consumer.of[TP(ORDERS, partition)] = (10, 2)
     partition, _ = waiting_tick(work, producer)
-    work.rebuild()  # positions were reset; the index comes from state, the next round ticks afresh
+    asyncio.run(work.rebuild())  # positions were reset; the index comes from state, the next round ticks afresh
     assert work.waiting == {}
 
 
@@ -255,3 +255,82 @@ def test_a_backlog_record_asks_nothing_of_the_consumer():
     assert all(work.take_ready(partition, handled=(orders, offset)) is None for offset in range(100, 499))
     assert asked == []
     assert [c for c, _ in work.take_ready(partition, handled=(orders, 499))[1]] == ["c-1"]
+
+
+def _slow_table(table: dict, seconds_per_state: float, on_each=None):
+    """A table whose scan takes time, as decoding a million states does."""
+    import time
+
+    def items():
+        for n, item in enumerate(table.items()):
+            end = time.perf_counter() + seconds_per_state
+            while time.perf_counter() < end:
+                pass
+            if on_each is not None:
+                on_each(n)
+            yield item
+    return SimpleNamespace(items=items)
+
+
+def _states_due(count: int) -> dict:
+    from remarket.domain.state import CustomerState
+
+    past = int((datetime.now(timezone.utc) - timedelta(minutes=1)).timestamp())
+    due = datetime.now(timezone.utc) - timedelta(seconds=1)
+    return {f"c{i}".encode(): CustomerState(customer_id=f"c{i}", policy_version="p", clock=past, upto=past,
+                                            due_at=due).to_bytes() for i in range(count)}
+
+
+def test_a_long_rebuild_lets_the_event_loop_run_but_no_record_be_handled():
+    """The scan decodes every state held (~1 minute for a million): the web views must answer
+    meanwhile, and no record may change a state, a due time or the store-wide view under it."""
+    from remarket.shell.due_work import REBUILD_TURN_SECONDS
+
+    from .loop_turns import turns_while
+
+    table = _states_due(40)
+    work, producer = due_work(table)
+    work.table = _slow_table(table, REBUILD_TURN_SECONDS / 4)  # ~0.1 s in all
+    locked_at_turns: list[bool] = []
+
+    async def scan_and_watch():
+        async def watch():
+            while True:
+                locked_at_turns.append(work.handling_lock.locked())
+                await asyncio.sleep(0)
+        watcher = asyncio.create_task(watch())
+        try:
+            return await turns_while(work.fire())
+        finally:
+            watcher.cancel()
+
+    _, turns = asyncio.run(scan_and_watch())
+    assert turns >= 5  # a turn every REBUILD_TURN_SECONDS of scanning (the old scan gave none)
+    assert locked_at_turns and all(locked_at_turns[1:])  # records held off from the scan's start
+    assert handed_over(work, producer) == sorted(f"c{i}" for i in range(40))
+    assert not work.handling_lock.locked()
+
+
+def test_a_rebalance_that_begins_during_the_rebuild_stops_it_and_the_next_round_scans_again():
+    """The scan must not go on over table partitions a rebalance closes and opens: it stops,
+    keeps what it had (no half-built index or store-wide view), and the next round rebuilds."""
+    from remarket.shell.due_work import REBUILD_TURN_SECONDS
+
+    table = _states_due(40)
+    work, producer = due_work(table)
+    work.app.rebalancing = False
+
+    def rebalance_begins(n: int) -> None:
+        if n == 10:
+            work.app.rebalancing = True  # faust's consumer thread sets it as the revocation starts
+
+    work.table = _slow_table(table, REBUILD_TURN_SECONDS / 4, rebalance_begins)
+    store_before = work.pipeline.store
+    asyncio.run(work.fire())
+    assert work.index == {} and work.pipeline.store is store_before and producer.sent == []
+    assert not work.handling_lock.locked()
+    work.app.rebalancing = False  # it ended
+    work.table = SimpleNamespace(items=lambda: table.items())
+    asyncio.run(work.fire())
+    assert handed_over(work, producer) == sorted(f"c{i}" for i in range(40))
+    assert work.pipeline.store is not store_before

@@ -40,12 +40,17 @@ def broker_cpu_reader():
     return read
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_harness_arguments(parser: argparse.ArgumentParser, rounds: int) -> None:
+    """Where and how hard bench/run.py's latency harness runs (also bench/latency_floor.py)."""
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--rate", type=float, required=True, help="events per second")
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=rounds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_harness_arguments(parser, rounds=3)
     parser.add_argument("--setting", action="append", required=True, help="GUARANTEE:COMMIT_SECONDS")
     parser.add_argument("sides", nargs="+")
     args = parser.parse_args()

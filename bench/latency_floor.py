@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import run  # noqa: E402  (bench/run.py: measure_latency)
+from ab_latency import add_harness_arguments  # noqa: E402
 
 ECHO = r'''
 import asyncio, sys, time
@@ -81,10 +82,7 @@ class EchoRun:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--rate", type=float, required=True, help="events per second")
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--rounds", type=int, default=2)
+    add_harness_arguments(parser, rounds=2)
     parser.add_argument("--burn-us", type=float, nargs="+", default=[0.0], help="CPU burnt per event, each a side")
     args = parser.parse_args()
     run.WorkerRun = EchoRun

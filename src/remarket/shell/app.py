@@ -19,7 +19,7 @@ from remarket.catalog import Catalog
 from remarket.domain.policy import Policy
 from remarket.settings import Settings
 from remarket.shell import delivery, faust_fixes, faust_metrics, views
-from remarket.shell.due_work import DueWork
+from remarket.shell.due_work import FOLLOW_UP_SECONDS, DueWork
 from remarket.shell.faust_app import faust_app, rocksdb_options
 from remarket.shell.handling import RecordHandler
 from remarket.shell.heap import LongLivedHeap
@@ -91,6 +91,7 @@ class Worker:
         delivery.install(app, self.handler.handle_or_stop, consumed, self.sink, self.settings.fetch_sessions,
                          self.settings.fetch_min_bytes, self.settings.fetch_max_wait_ms)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._on_tick_timer)
+        app.task(self._follow_up_waiting_ticks)
         app.task(self._watch_broker)
         app.task(self._start_heap)
         faust_metrics.setup(app, self.registry, pattern="/metrics", prefix="faust")
@@ -130,6 +131,12 @@ class Worker:
         after launch, and until that tick (5 s) the states a backlog's drain decoded made every
         full collection longer (30 -> 290 ms, seven of them; docs/benchmarks.md)."""
         self.heap.start(self.settings.gc_thresholds)
+
+    async def _follow_up_waiting_ticks(self) -> None:
+        while not self.app.should_stop:
+            await self.app.sleep(FOLLOW_UP_SECONDS)
+            if self.due_work.waiting and self.readiness.is_ready():
+                await self.due_work.follow_up()
 
     async def _on_tick_timer(self) -> None:
         ready = self.readiness.is_ready()

@@ -34,7 +34,7 @@ from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 from faust.types import TP
 from mode import Service
 
-from remarket.shell.fetch_sessions import fetch_in_sessions
+from remarket.shell.fetch_sessions import FetchMark, fetch_in_sessions
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -110,8 +110,7 @@ class _ConsumerThread(AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.consumer.fetch_max_wait_ms  # read when it starts its fetcher
         consumer._fetch_min_bytes = self.consumer.fetch_min_bytes
-        if self.consumer.fetch_sessions:
-            fetch_in_sessions(consumer)
+        fetch_in_sessions(consumer, self.consumer.fetch_sessions)  # notes every answer's ends, either way
         self.consumer.kafka = consumer  # read by input_progress (plain attribute reads, as faust's highwater)
         return consumer
 
@@ -129,18 +128,28 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
         super().__init__(*args, **kwargs)
         self._unhandled: dict[TP, int] = {}  # the fetch being delivered: each partition's first record not handled
 
-    def input_progress(self, tp: TP) -> tuple[int | None, int | None]:
-        """(where `tp`'s log ended at the last fetch, how far it is read with every record
-        handled), None where not known. The end is the last stable offset under exactly-once (what
-        a read_committed consumer can reach); the read position is aiokafka's, which steps over
-        transaction markers, or the record being handled while a fetch is delivered."""
+    def fetch_mark(self, tp: TP) -> FetchMark | None:
+        """What an input's end must be heard after to count every record written before the
+        last record of `tp` read (shell.fetch_sessions.FetchMark); None before the consumer runs."""
+        fetcher = getattr(self.kafka, "_fetcher", None)
+        return fetcher.mark(tp) if fetcher is not None and hasattr(fetcher, "ends_heard") else None
+
+    def input_progress(self, tp: TP, mark: FetchMark | None) -> tuple[int | None, int | None]:
+        """(where `tp`'s log ended as a fetch answer heard after `mark` told it, how far it is read
+        with every record handled), None where not known. The end is the last stable offset under
+        exactly-once (what a read_committed consumer can reach); the read position is aiokafka's,
+        which steps over transaction markers, or the record being handled while a fetch is
+        delivered. An end heard before the mark does not count: it may be from before an outage."""
         kafka = self.kafka
         subscription = kafka._subscription.subscription if kafka is not None else None
         assignment = subscription.assignment if subscription is not None else None
         state = assignment.state_value(tp) if assignment is not None else None
         if state is None:  # not assigned (any more)
             return None, None
-        end = state.lso if self.in_transaction else state.highwater
+        end = None
+        heard = kafka._fetcher.ends_heard.get(tp) if mark is not None else None
+        if heard is not None and mark.passed_by(heard):
+            end = heard.lso if self.in_transaction else heard.highwater
         read = self._unhandled.get(tp)
         if read is None and state.has_valid_position:
             read = state.position

@@ -12,7 +12,11 @@ written before it may still wait in a backlog (after an outage, a rebalance, a s
 and one of them can make a due action moot (seen: a payment reminder for an order paid in the
 backlog). So a tick that is read waits until every input of its partition is read up to where
 that input ended at that moment; then its due work runs in the transaction of the record that
-got it there (any record of the partition shares that transaction).
+got it there (any record of the partition shares that transaction). "Where it ended" is an end
+a fetch answer told after the tick was written, never an older one still held: after a broker
+restart (an input answering NOT_LEADER for a while, most likely) its end from before the outage
+let a payment reminder pass the payment (CI, 2026-12-04). A tick whose input is read up with no record
+of the partition after it gets a new tick within FOLLOW_UP_SECONDS, which runs it.
 """
 from __future__ import annotations
 
@@ -46,11 +50,18 @@ decodes every state the worker holds (50-80 µs each): ~4,000 customers held the
 1,000,000 would hold it for about a minute, with the web views (the liveness probe) unanswered."""
 
 
+FOLLOW_UP_SECONDS = 0.05
+"""How often the ticks that wait for their input are looked at between rounds: one whose input
+was read up with no record after it (an idle partition, a backlog that ended in transaction
+markers, an end heard only after its last record) gets a new tick then, not a round later."""
+
+
 class WaitingTick(NamedTuple):
     now: datetime
-    ends: dict[TP, int | None]  # where each input of the partition ended when the tick was read
+    ends: dict[TP, int | None]  # where each input of the partition ended when the tick was read; None: not heard yet
     since: float  # monotonic, when read
     behind: set[TP]  # the inputs not known to be read up yet
+    mark: Any  # what an end must be heard after to count (delivery's fetch_mark)
 
 
 class DueWork:
@@ -88,10 +99,11 @@ class DueWork:
         mark on with every event, and a busy partition would never get its due work)."""
         self._in_flight.pop(partition, None)
         if partition not in self.waiting:
-            progress = self.app.consumer.input_progress
+            consumer = self.app.consumer
+            mark = consumer.fetch_mark(TP(self.ticks_topic, partition))
             tps = [TP(topic, partition) for topic in self._input_topics]
-            waiting = self.waiting[partition] = WaitingTick(now, {tp: progress(tp)[0] for tp in tps},
-                                                            time.monotonic(), set(tps))
+            waiting = self.waiting[partition] = WaitingTick(now, {tp: consumer.input_progress(tp, mark)[0] for tp in tps},
+                                                            time.monotonic(), set(tps), mark)
             self._read_up(waiting)  # what is read up already (idle inputs) is not waited for
 
     def take_ready(self, partition: int, handled: tuple[Any, int] | None = None
@@ -109,8 +121,12 @@ class DueWork:
         else:
             tp, offset = handled
             behind = waiting.behind
-            if tp in behind and (end := waiting.ends[tp]) is not None and offset + 1 >= end:
-                behind.discard(tp)
+            if tp in behind:
+                end = waiting.ends[tp]
+                if end is None:  # not heard when the tick was read: asked until it is
+                    end = waiting.ends[tp] = self.app.consumer.input_progress(tp, waiting.mark)[0]
+                if end is not None and offset + 1 >= end:
+                    behind.discard(tp)
             if behind:
                 return None
         del self.waiting[partition]
@@ -120,9 +136,9 @@ class DueWork:
         """Every input of the tick's partition read up to where it ended when the tick was read."""
         progress = self.app.consumer.input_progress
         for tp in list(waiting.behind):
-            end, (now_end, read) = waiting.ends[tp], progress(tp)
-            if end is None:  # no fetch had answered for it yet when the tick was read: the first that does
-                end = waiting.ends[tp] = now_end
+            end, (heard_end, read) = waiting.ends[tp], progress(tp, waiting.mark)
+            if end is None:  # no answer heard after the tick had told it yet: the first that does
+                end = waiting.ends[tp] = heard_end
             if end is not None and read is not None and read >= end:
                 waiting.behind.discard(tp)
         return not waiting.behind
@@ -138,11 +154,26 @@ class DueWork:
                 return  # a rebalance began: the next round scans what this worker holds then
             self._indexed_assignment = assignment
         now = datetime.now(timezone.utc)
-        pending = []
+        due = []
         for partition, index in self.index.items():
             earliest = index.earliest()
             if earliest is None or earliest > now or self._on_its_way(partition):
                 continue
+            due.append(partition)
+        await self._send_ticks(due, now)
+        self._log_long_waits()
+        self.metrics.pending_customers.set(len(self))
+
+    async def follow_up(self) -> None:
+        """A waiting tick whose input is read up with no record of the partition after it gets
+        a new tick now, not at the next round (FOLLOW_UP_SECONDS)."""
+        if self.waiting:
+            await self._send_ticks([p for p in list(self.waiting) if not self._on_its_way(p)],
+                                   datetime.now(timezone.utc))
+
+    async def _send_ticks(self, partitions: list[int], now: datetime) -> None:
+        pending = []
+        for partition in partitions:
             pending.append((partition, await self.app.producer.send(
                 self.ticks_topic, None, tick_value(now, partition), partition, None, None)))
         for partition, fut in pending:
@@ -151,8 +182,6 @@ class DueWork:
             except Exception as exc:  # not written: the next round ticks the partition again
                 log.warning("tick for partition %d not sent (%s): again next round", partition, exc)
         self.metrics.ticks.labels("sent").inc(len(pending))
-        self._log_long_waits()
-        self.metrics.pending_customers.set(len(self))
 
     def _log_long_waits(self) -> None:
         """Due work held back by a backlog is expected; held back for long, on-call should see why."""
@@ -164,8 +193,10 @@ class DueWork:
             if now - waiting.since >= WAITING_LOG_SECONDS:
                 self._waits_logged = now
                 log.warning("due work of partition %d has waited %.0f s for its input to be read up: %s", partition,
-                            now - waiting.since, ", ".join(f"{tp.topic} read {progress(tp)[1]} of {end}"
-                                                           for tp, end in waiting.ends.items()))
+                            now - waiting.since, ", ".join(
+                                f"{tp.topic} read {progress(tp, waiting.mark)[1]} of "
+                                + (str(end) if end is not None else "an end no fetch has told since the tick")
+                                for tp, end in waiting.ends.items()))
 
     def _on_its_way(self, partition: int) -> bool:
         """A tick of the partition was written and the worker has not read that far on the ticks

@@ -19,6 +19,12 @@ What the session must keep true, as Kafka's own Java consumer (`FetchSessionHand
 - an answer with a session error (the broker restarted or evicted the session) is not data: the
   same fetch is sent again at once as a full request.
 
+Sessions or not, every fetch answer's partition ends are noted with the answer that told them
+(`ends_heard`): due work must know where an input ended *after* a tick was written, and the end
+aiokafka keeps is simply the last one heard, however old: after a broker restart a payment
+reminder passed an order paid in the backlog (CI, 2026-12-04), most likely because the ticks
+partition answered while the orders partition still answered NOT_LEADER.
+
 Private API of aiokafka 0.14 (`Fetcher._proc_fetch_request`, `Fetcher._client`, `TopicPartition
 State.timestamp`): aiokafka is pinned below 0.15, and tests/integration/test_fetch_sessions.py
 fails if this breaks. The records are still handled by aiokafka's own code.
@@ -45,6 +51,35 @@ FIRST_SESSION_VERSION = 7  # Fetch v7 brought sessions (Kafka 1.1)
 SESSION_ERRORS = frozenset({FetchSessionIdNotFound.errno, InvalidFetchSessionEpoch.errno})
 
 Position = tuple[int, int]  # fetch offset, max bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HeardEnd:
+    """A partition's log end as a fetch answer told it, or confirmed it unchanged by leaving it
+    out of an incremental answer. The broker computes the ends of an answer when it sends it, so
+    they count every record written before the answer's records and before the fetch was sent."""
+
+    node_id: int
+    answer: int  # that broker's answers counted (one fetch at a time per broker: a later one knows more)
+    asked_at: float  # time.monotonic() when the fetch was sent
+    highwater: int
+    lso: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchMark:
+    """What an end must have been heard after to count every record written before a record
+    that was read: the answer that brought that record (or a later one from its broker), or,
+    from another broker, a fetch sent after it was read."""
+
+    node_id: int | None
+    answer: int
+    read_at: float
+
+    def passed_by(self, heard: HeardEnd | None) -> bool:
+        if heard is None:
+            return False
+        return (heard.node_id == self.node_id and heard.answer >= self.answer) or heard.asked_at >= self.read_at
 
 
 @dataclass
@@ -151,8 +186,13 @@ class SessionClient:
         return getattr(self._client, name)
 
     async def send(self, node_id: int, request: Any, **kwargs: Any) -> Any:
-        if not isinstance(request, SessionFetchRequest):
+        if not isinstance(request, FetchRequest):
             return await self._client.send(node_id, request, **kwargs)
+        asked_at = time.monotonic()
+        if not isinstance(request, SessionFetchRequest):  # sessions turned off
+            response = await self._client.send(node_id, request, **kwargs)
+            self._fetcher.answered(node_id, asked_at, response)
+            return response
         response = await self._send_in_session(node_id, request, **kwargs)
         if getattr(response, "error_code", 0) in SESSION_ERRORS:
             log.info("fetch session with broker %s ended (%s): opening a new one",
@@ -160,6 +200,7 @@ class SessionClient:
             response = await self._send_in_session(node_id, request.as_full(), **kwargs)
         if response.API_VERSION < FIRST_SESSION_VERSION:
             request.session.reset()
+            self._fetcher.answered(node_id, asked_at, response)
         elif response.error_code:  # not a session error: a whole-request error, no data
             request.session.reset()
             raise for_code(response.error_code)()
@@ -169,7 +210,7 @@ class SessionClient:
             if plan.epoch == OPEN_EPOCH and session.session_id != NO_SESSION:
                 log.info("fetch session %d opened with broker %s for %d partitions",
                          session.session_id, node_id, len(plan.positions))
-            self._fetcher.confirm_unchanged(session, plan, response)
+            self._fetcher.answered(node_id, asked_at, response, session, plan)
         return response
 
     async def _send_in_session(self, node_id: int, request: SessionFetchRequest, **kwargs: Any) -> Any:
@@ -181,69 +222,101 @@ class SessionClient:
 
 
 class SessionFetcher(Fetcher):
-    """aiokafka's fetcher, fetching within one session per broker."""
+    """aiokafka's fetcher, fetching within one session per broker (unless sessions are off),
+    noting the ends every answer tells."""
 
-    _fetch_sessions: dict[int, FetchSession]
+    _fetch_sessions: dict[int, FetchSession] | None  # None: sessions off
+    ends_heard: dict[TopicPartition, HeardEnd]
+    _answers: dict[int, int]
 
     async def _proc_fetch_request(self, assignment: Any, node_id: int, request: Any) -> bool:
-        session = self._fetch_sessions.setdefault(node_id, FetchSession())
-        return await super()._proc_fetch_request(assignment, node_id, SessionFetchRequest(request, session))
+        if self._fetch_sessions is not None:
+            session = self._fetch_sessions.setdefault(node_id, FetchSession())
+            request = SessionFetchRequest(request, session)
+        return await super()._proc_fetch_request(assignment, node_id, request)
 
-    def confirm_unchanged(self, session: FetchSession, plan: SessionPlan, response: Any) -> None:
-        """An incremental answer leaves out the partitions whose high watermark and stable offset
+    def answered(self, node_id: int, asked_at: float, response: Any, session: FetchSession | None = None,
+                 plan: SessionPlan | None = None) -> None:
+        """Note the ends an answer tells, before aiokafka hands its records on (so a record's
+        answer is noted by the time the record is handled).
+
+        An incremental answer leaves out the partitions whose high watermark and stable offset
         did not change: they are as current as the ones it lists, with the ends the session last
         heard. faust's event-path check reads the poll time per partition and would log an idle
         partition as never fetched; and a partition assigned anew by a rebalance that kept it
         starts with no ends in aiokafka, which an idle one would never get back (due work waits
         for its input to be read up to its end: seen waiting for ever after a broker restart)."""
+        answer = self._answers[node_id] = self._answers.get(node_id, 0) + 1
+        with_lso = response.API_VERSION >= 4
+        heard = self.ends_heard
         listed = set()
         for topic, partitions in response.topics:
             for partition, error_code, highwater, *part_data in partitions:
                 tp = TopicPartition(topic, partition)
                 listed.add(tp)
                 if error_code == 0:
-                    session.ends[tp] = (highwater, part_data[0] if part_data else None)
-        if plan.epoch == OPEN_EPOCH:
+                    lso = part_data[0] if with_lso else None
+                    heard[tp] = HeardEnd(node_id, answer, asked_at, highwater, lso)
+                    if session is not None:
+                        session.ends[tp] = (highwater, lso)
+        if session is None or plan is None or plan.epoch == OPEN_EPOCH:
             return  # a full answer lists every partition; aiokafka stamps them
         subscription = self._subscriptions.subscription
         assignment = subscription.assignment if subscription is not None else None
-        if assignment is None or not assignment.active:
-            return
         now_ms = int(1000 * time.time())
         for tp in plan.positions:
-            if tp not in listed:
-                try:
-                    state = assignment.state_value(tp)
-                except KeyError:
-                    continue
-                if state is not None:
-                    state.timestamp = now_ms
-                    if state.highwater is None and (ends := session.ends.get(tp)) is not None:
-                        state.highwater, state.lso = ends
+            if tp in listed or (ends := session.ends.get(tp)) is None:
+                continue
+            heard[tp] = HeardEnd(node_id, answer, asked_at, *ends)
+            if assignment is None or not assignment.active:
+                continue
+            try:
+                state = assignment.state_value(tp)
+            except KeyError:
+                continue
+            if state is not None:
+                state.timestamp = now_ms
+                if state.highwater is None:
+                    state.highwater, state.lso = ends
+
+    def mark(self, tp: TopicPartition) -> FetchMark:
+        """The mark an input's end must pass for everything written before `tp`'s last record
+        read to count (see FetchMark)."""
+        heard = self.ends_heard.get(tp)
+        read_at = time.monotonic()
+        return FetchMark(None, 0, read_at) if heard is None else FetchMark(heard.node_id, heard.answer, read_at)
 
     def sessions(self) -> dict[int, FetchSession]:
-        return self._fetch_sessions
+        return self._fetch_sessions or {}
 
 
-def use_fetch_sessions(fetcher: Fetcher) -> SessionFetcher:
-    """Make a running aiokafka fetcher fetch within sessions from its next fetch on. A fetch
-    already under way finishes without one."""
+def use_fetch_sessions(fetcher: Fetcher, sessions: bool = True) -> SessionFetcher:
+    """Make a running aiokafka fetcher note every answer's ends, and fetch within sessions
+    (unless `sessions` is off) from its next fetch on. A fetch already under way finishes as it
+    began."""
     fetcher.__class__ = SessionFetcher
-    fetcher._fetch_sessions = {}
+    fetcher._fetch_sessions = {} if sessions else None
+    fetcher.ends_heard = {}
+    fetcher._answers = {}
     fetcher._client = SessionClient(fetcher._client, fetcher)  # type: ignore[assignment]
     return fetcher  # type: ignore[return-value]
 
 
 class SessionFetchingConsumer(AIOKafkaConsumer):
-    """aiokafka's consumer, whose fetcher fetches within sessions once it starts."""
+    """aiokafka's consumer, whose fetcher notes every answer's ends and fetches within sessions
+    (unless `fetch_sessions` is off) once it starts."""
+
+    fetch_sessions = True
 
     async def start(self) -> None:
         await super().start()
-        use_fetch_sessions(self._fetcher)
+        use_fetch_sessions(self._fetcher, self.fetch_sessions)
 
 
-def fetch_in_sessions(consumer: AIOKafkaConsumer) -> None:
-    """Make a consumer not yet started fetch within sessions (faust creates the consumer itself)."""
+def fetch_in_sessions(consumer: AIOKafkaConsumer, sessions: bool = True) -> None:
+    """Make a consumer not yet started note its fetch answers' ends, and fetch within sessions
+    unless `sessions` is off (faust creates the consumer itself)."""
     if type(consumer) is not AIOKafkaConsumer:
         raise TypeError(f"expected aiokafka's own consumer, got {type(consumer).__name__}")
     consumer.__class__ = SessionFetchingConsumer
+    consumer.fetch_sessions = sessions

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
+from time import monotonic
 from types import SimpleNamespace
 
 from aiokafka.consumer.subscription_state import SubscriptionState
@@ -14,6 +15,7 @@ from remarket.domain.policy import Policy
 from remarket.settings import Settings
 from remarket.shell.app import Worker
 from remarket.shell.delivery import FETCH_MAX_WAIT_MS, TURN_AFTER_SECONDS, BatchDeliveryConsumer
+from remarket.shell.fetch_sessions import SessionFetcher
 
 from .loop_turns import turns_while
 
@@ -75,6 +77,8 @@ def delivering_consumer(handler, handled_topics: set[str], in_transaction: bool 
     """The parts of a BatchDeliveryConsumer that `_deliver` and `input_progress` use, over aiokafka's
     own subscription state (its private shape is what input_progress reads)."""
     subscription = SubscriptionState()
+    fetcher = SessionFetcher.__new__(SessionFetcher)
+    fetcher._subscriptions, fetcher.ends_heard, fetcher._answers = subscription, {}, {}
     monitor = SimpleNamespace(track_tp_end_offset=lambda tp, offset: None, messages_received_total=0,
                               messages_received_by_topic={t: 0 for t in handled_topics}, tp_read_offsets={},
                               stream_inbound_time={})
@@ -82,14 +86,19 @@ def delivering_consumer(handler, handled_topics: set[str], in_transaction: bool 
         handler=handler, handled_topics=frozenset(handled_topics), _to_message=lambda tp, record: record,
         _unacked_messages=set(), _unhandled={}, _commit_every=None, _n_acked=0, flow_active=True,
         _buffered_partitions=set(), ack=lambda message: None, highwater=lambda tp: None,
-        in_transaction=in_transaction, kafka=SimpleNamespace(_subscription=subscription),
+        in_transaction=in_transaction, kafka=SimpleNamespace(_subscription=subscription, _fetcher=fetcher),
         app=SimpleNamespace(consumer_generation_id=1, monitor=monitor,
                             topics=SimpleNamespace(acks_enabled_for=lambda topic: True)))
     consumer._handle_batch = lambda tp, batch, generation: BatchDeliveryConsumer._handle_batch(
         consumer, tp, batch, generation)
-    consumer.input_progress = lambda tp: BatchDeliveryConsumer.input_progress(consumer, tp)
+    consumer.input_progress = lambda tp, mark=None: BatchDeliveryConsumer.input_progress(
+        consumer, tp, mark if mark is not None else consumer.fetch_mark(TICKS))
+    consumer.fetch_mark = lambda tp: BatchDeliveryConsumer.fetch_mark(consumer, tp)
     consumer._read_offset = defaultdict(lambda: None)  # as faust's
     return consumer
+
+
+TICKS = TP("remarket.ticks", 0)
 
 
 class Fetched:
@@ -115,10 +124,9 @@ async def _input_progress_through_a_fetch() -> None:
     consumer.kafka._subscription.assign_from_user({orders, visits})
     assert consumer.input_progress(elsewhere) == (None, None)  # not assigned here
     assert consumer.input_progress(orders) == (None, None)  # no fetch has answered yet
+    consumer.kafka._fetcher.answered(1, monotonic(), fetch_answer({orders: 13, visits: 4, TICKS: 1}))
     for tp, end in ((orders, 13), (visits, 4)):
-        state = consumer.kafka._subscription.subscription.assignment.state_value(tp)
-        state.highwater, state.lso = end, end - 1
-        state.seek(end)  # aiokafka's position: past what getmany handed over
+        consumer.kafka._subscription.subscription.assignment.state_value(tp).seek(end)  # past what getmany handed over
 
     records = {orders: [Fetched(orders, offset) for offset in (10, 11, 12)], visits: [Fetched(visits, 3)]}
     await BatchDeliveryConsumer._deliver(consumer, records, None)
@@ -127,6 +135,37 @@ async def _input_progress_through_a_fetch() -> None:
     assert consumer.input_progress(orders) == (13, 13) and consumer.input_progress(visits) == (4, 4)
     consumer.in_transaction = True  # exactly-once reads committed records: its end is the last stable offset
     assert consumer.input_progress(orders) == (12, 13)
+
+
+def fetch_answer(ends: dict[TP, int | None]) -> SimpleNamespace:
+    """A fetch answer (v11) listing each partition with its highwater and a stable offset one
+    below, or (None) with NOT_LEADER_OR_FOLLOWER."""
+    topics: dict[str, list] = {}
+    for tp, end in ends.items():
+        error, end = (6, -1) if end is None else (0, end)
+        topics.setdefault(tp.topic, []).append((tp.partition, error, end, end - 1, 0, [], -1, b""))
+    return SimpleNamespace(API_VERSION=11, topics=list(topics.items()))
+
+
+def test_an_input_end_heard_before_the_marked_record_is_not_reported():
+    """Where an input ends must have been heard after the tick it is asked for (shell.due_work):
+    the end aiokafka holds may be from before an outage."""
+    asyncio.run(_an_end_heard_before_the_mark())
+
+
+async def _an_end_heard_before_the_mark() -> None:
+    orders = TP("remarket.orders", 0)
+    consumer = delivering_consumer(None, {"remarket.orders"})
+    consumer.kafka._subscription.assign_from_user({orders, TICKS})
+    consumer.kafka._subscription.subscription.assignment.state_value(orders).seek(10)
+    fetcher = consumer.kafka._fetcher
+    fetcher.answered(1, monotonic(), fetch_answer({orders: 10, TICKS: 1}))
+    fetcher.answered(1, monotonic(), fetch_answer({orders: None, TICKS: 2}))  # the tick; orders: NOT_LEADER
+    mark = consumer.fetch_mark(TICKS)
+    assert consumer.input_progress(orders, mark) == (None, 10)
+    fetcher.answered(1, monotonic(), fetch_answer({orders: 11}))
+    assert consumer.input_progress(orders, mark) == (11, 10)
+    assert BatchDeliveryConsumer.input_progress(consumer, orders, None) == (None, 10)  # no mark: no end counts
 
 
 def test_commits_start_an_interval_apart_however_long_each_takes(tmp_path, monkeypatch):

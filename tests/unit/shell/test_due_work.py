@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from remarket.catalog import load_catalog
 from remarket.domain.policy import Policy
 from remarket.shell.due_work import DueWork
+from remarket.shell.fetch_sessions import FetchMark, HeardEnd
 from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
 from remarket.shell.pipeline import Pipeline, owner_partition
@@ -37,13 +39,22 @@ class Producer:
 
 class InputProgress:
     """What the consumer reports of each input partition: (where it ends, how far it is read and
-    handled); caught up unless a test says otherwise."""
+    handled); caught up unless a test says otherwise. Its ends are told by one broker's answers;
+    `told_before_the_tick` holds the partitions whose end was last told before the tick's answer."""
 
     def __init__(self) -> None:
         self.of: dict[TP, tuple[int | None, int | None]] = {}
+        self.told_before_the_tick: set[TP] = set()
+        self.answers = 1
 
-    def input_progress(self, tp: TP) -> tuple[int | None, int | None]:
-        return self.of.get(tp, (7, 7))
+    def fetch_mark(self, tp: TP) -> FetchMark:
+        return FetchMark(1, self.answers, time.monotonic())
+
+    def input_progress(self, tp: TP, mark: FetchMark | None) -> tuple[int | None, int | None]:
+        end, read = self.of.get(tp, (7, 7))
+        answer = self.answers - 1 if tp in self.told_before_the_tick else self.answers
+        told = HeardEnd(1, answer, 0.0, end, end) if end is not None else None
+        return (end if mark is not None and mark.passed_by(told) else None), read
 
 
 def due_work(table: dict, states: StateCache | None = None) -> tuple[DueWork, Producer]:
@@ -232,6 +243,50 @@ def test_a_waiting_tick_read_up_with_no_record_to_run_it_gets_a_new_tick():
     assert now == first and [c for c, _ in due] == ["c-1"]
 
 
+def test_an_end_told_before_the_tick_is_not_taken_for_where_the_input_ends():
+    """After a broker restart a payment reminder passed an order paid in the backlog (CI,
+    2026-12-04): most likely the ticks partition answered while the orders partition still
+    answered NOT_LEADER, and its end from before the outage said "read up". The tick waits for an
+    end told since."""
+    work, producer = due_work({})
+    partition = owner_partition(b"c-1", work.partitions)
+    orders = TP(ORDERS, partition)
+    consumer = work.app.consumer
+    consumer.of[orders] = (10, 10)  # read up to the end heard before the outage...
+    consumer.told_before_the_tick.add(orders)  # ...which no answer has told since
+    partition, tick_now = waiting_tick(work, producer)
+    assert work.take_ready(partition) is None
+    assert work.take_ready(partition, handled=(TP(VISITS, partition), 6)) is None
+    asyncio.run(work.follow_up())
+    assert len(producer.sent) == 1  # no new tick for it either: it is not read up
+
+    consumer.told_before_the_tick.clear()
+    consumer.of[orders] = (11, 10)  # the answer since: the payment, written before the tick
+    assert work.take_ready(partition) is None
+    assert work.take_ready(partition, handled=(orders, 10)) is not None  # the payment is what it waited for
+
+
+def test_a_tick_read_up_with_no_record_after_it_is_followed_up_before_the_next_round():
+    """An idle input whose end is told only after the tick: no record of the partition comes to
+    run the due work, so a new tick is sent at the next follow-up, not a tick interval later."""
+    work, producer = due_work({})
+    partition = owner_partition(b"c-1", work.partitions)
+    orders = TP(ORDERS, partition)
+    work.app.consumer.told_before_the_tick.add(orders)
+    partition, tick_now = waiting_tick(work, producer)
+    work.observer.processed_offsets[TP("remarket.ticks", partition)] = 0  # the tick was read
+    asyncio.run(work.follow_up())
+    assert len(producer.sent) == 1
+    work.app.consumer.told_before_the_tick.clear()  # the next answer (nothing new) tells the end
+    asyncio.run(work.follow_up())
+    assert len(producer.sent) == 2
+    asyncio.run(work.follow_up())
+    assert len(producer.sent) == 2  # one at a time: the new tick is on its way
+    work.tick_read(partition, datetime.now(timezone.utc))
+    now, due = work.take_ready(partition)
+    assert now == tick_now and [c for c, _ in due] == ["c-1"]
+
+
 def test_an_assignment_change_forgets_the_waiting_ticks():
     work, producer = due_work({})
     partition = owner_partition(b"c-1", work.partitions)
@@ -251,7 +306,7 @@ def test_a_backlog_record_asks_nothing_of_the_consumer():
     partition, _ = waiting_tick(work, producer)
     asked: list[TP] = []
     progress = work.app.consumer.input_progress
-    work.app.consumer.input_progress = lambda tp: asked.append(tp) or progress(tp)
+    work.app.consumer.input_progress = lambda tp, mark: asked.append(tp) or progress(tp, mark)
     assert all(work.take_ready(partition, handled=(orders, offset)) is None for offset in range(100, 499))
     assert asked == []
     assert [c for c, _ in work.take_ready(partition, handled=(orders, 499))[1]] == ["c-1"]

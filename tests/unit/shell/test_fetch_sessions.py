@@ -3,6 +3,7 @@ The broker's side is tested in tests/integration/test_fetch_sessions.py."""
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +20,7 @@ from remarket.shell.app import Worker
 from remarket.shell.fetch_sessions import (
     LAST_EPOCH,
     FetchSession,
+    HeardEnd,
     SessionClient,
     SessionFetchingConsumer,
     SessionFetcher,
@@ -103,7 +105,7 @@ class FakeClient:
 
 
 class FakeFetcher:
-    def confirm_unchanged(self, session, plan, response) -> None:
+    def answered(self, node_id, asked_at, response, session=None, plan=None) -> None:
         pass
 
 
@@ -146,8 +148,14 @@ def test_the_worker_consumer_fetches_in_sessions_unless_turned_off(tmp_path):
         consumer = worker.app.consumer
         return type(consumer._new_consumer_thread()._create_worker_consumer(worker.app.transport))
 
-    assert asyncio.run(build()) is SessionFetchingConsumer
-    assert asyncio.run(build(fetch_sessions=False)) is AIOKafkaConsumer
+    async def sessions_of(**settings) -> bool:
+        worker = Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path, **settings), Policy(), load_catalog())
+        return worker.app.consumer._new_consumer_thread()._create_worker_consumer(worker.app.transport).fetch_sessions
+
+    # either way its answers' ends are noted (due work needs them); only the sessions are turned off
+    assert asyncio.run(build()) is SessionFetchingConsumer and asyncio.run(sessions_of()) is True
+    assert asyncio.run(build(fetch_sessions=False)) is SessionFetchingConsumer
+    assert asyncio.run(sessions_of(fetch_sessions=False)) is False
 
 
 def test_only_aiokafkas_own_consumer_is_switched():
@@ -161,6 +169,20 @@ def test_only_aiokafkas_own_consumer_is_switched():
         fetch_in_sessions(asyncio.run(make()))
 
 
+def bare_fetcher(subscription: SubscriptionState | None = None) -> SessionFetcher:
+    fetcher = SessionFetcher.__new__(SessionFetcher)
+    fetcher._subscriptions, fetcher.ends_heard, fetcher._answers = subscription, {}, {}
+    return fetcher
+
+
+def answer(*partitions: tuple[TopicPartition, int, int, int]) -> SimpleNamespace:
+    """A v11 fetch answer listing (tp, error code, highwater, last stable offset), no records."""
+    topics: dict[str, list] = {}
+    for tp, error, highwater, lso in partitions:
+        topics.setdefault(tp.topic, []).append((tp.partition, error, highwater, lso, 0, [], -1, b""))
+    return SimpleNamespace(API_VERSION=11, error_code=0, session_id=42, topics=list(topics.items()))
+
+
 def test_a_partition_an_answer_leaves_out_keeps_the_ends_the_session_last_heard():
     """A rebalance that keeps a partition gives it a fresh state in aiokafka, with no high
     watermark; an idle partition is never listed again in the same session, so without this its
@@ -168,21 +190,58 @@ def test_a_partition_an_answer_leaves_out_keeps_the_ends_the_session_last_heard(
     async def scenario() -> tuple:
         subscription = SubscriptionState()
         subscription.assign_from_user({A0, B0})
-        fetcher = SessionFetcher.__new__(SessionFetcher)
-        fetcher._subscriptions = subscription
+        fetcher = bare_fetcher(subscription)
         session = FetchSession()
-        full = SimpleNamespace(API_VERSION=11, topics=[("a", [(0, 0, 40, 39, 0, [], -1, b"")]),
-                                                       ("b", [(0, 0, 7, 7, 0, [], -1, b"")])])
         opening = session.next_request(wanted({A0: 40, B0: 7}))
-        fetcher.confirm_unchanged(session, opening, full)
+        fetcher.answered(1, 1.0, answer((A0, 0, 40, 39), (B0, 0, 7, 7)), session, opening)
         session.answered(opening, 42)
         subscription.assign_from_user({A0, B0})  # as a rebalance does: fresh states, ends unknown
         incremental = session.next_request(wanted({A0: 40, B0: 7}))
-        only_a = SimpleNamespace(API_VERSION=11, topics=[("a", [(0, 0, 41, 41, 0, [], -1, b"")])])
-        fetcher.confirm_unchanged(session, incremental, only_a)
+        fetcher.answered(1, 2.0, answer((A0, 0, 41, 41)), session, incremental)
         state = subscription.subscription.assignment.state_value
-        return (state(B0).highwater, state(B0).lso), state(A0).highwater, state(B0).timestamp
+        return (state(B0).highwater, state(B0).lso), state(A0).highwater, state(B0).timestamp, fetcher.ends_heard
 
-    b_ends, a_highwater, b_stamped = asyncio.run(scenario())
+    b_ends, a_highwater, b_stamped, heard = asyncio.run(scenario())
     assert b_ends == (7, 7) and b_stamped is not None
     assert a_highwater is None  # listed: aiokafka itself sets it from the answer
+    # both heard in the second answer: A0 listed, B0 confirmed unchanged
+    assert heard[A0] == HeardEnd(1, 2, 2.0, 41, 41) and heard[B0] == HeardEnd(1, 2, 2.0, 7, 7)
+
+
+def test_an_end_counts_only_if_heard_after_the_record_it_is_for():
+    """Due work asks where an input ended after a tick was written. An answer that brought the
+    tick tells ends computed after it was written; an older answer's end (before an outage, or a
+    partition that answered with an error since) does not count, nor does another broker's
+    answer to a fetch sent before the tick was read."""
+    ticks = TopicPartition("ticks", 0)
+    fetcher = bare_fetcher()
+    fetcher.answered(1, 10.0, answer((A0, 0, 5, 5), (ticks, 0, 3, 3)))
+    fetcher.answered(1, 11.0, answer((A0, 6, 9, 9), (ticks, 0, 4, 4)))  # A0: NOT_LEADER, the tick arrives
+    assert fetcher.ends_heard[A0] == HeardEnd(1, 1, 10.0, 5, 5)  # an error tells no end
+    mark = fetcher.mark(ticks)
+    assert (mark.node_id, mark.answer) == (1, 2)
+    assert not mark.passed_by(fetcher.ends_heard[A0])
+    fetcher.answered(1, 12.0, answer((A0, 0, 7, 7)))
+    assert mark.passed_by(fetcher.ends_heard[A0])  # the same broker's later answer
+    assert mark.passed_by(HeardEnd(1, 2, 10.5, 7, 7))  # the tick's own answer
+    assert not mark.passed_by(HeardEnd(2, 9, mark.read_at - 0.001, 7, 7))  # another broker, asked before
+    assert mark.passed_by(HeardEnd(2, 1, mark.read_at, 7, 7))  # another broker, asked after the tick was read
+    assert not mark.passed_by(None)
+
+
+def test_answers_are_noted_with_the_time_their_fetch_was_sent_with_sessions_or_without():
+    class Answering(FakeClient):
+        async def send(self, node_id, request, **kwargs):
+            self.sent.append(node_id)
+            return answer((A0, 0, 12, 11))
+
+    for sessions in (True, False):
+        fetcher = bare_fetcher()
+        fetcher._fetch_sessions = {} if sessions else None
+        base = request({A0: 3})
+        sent = SessionFetchRequest(base, fetcher._fetch_sessions.setdefault(1, FetchSession())) if sessions else base
+        before = time.monotonic()
+        asyncio.run(SessionClient(Answering(), fetcher).send(1, sent))
+        heard = fetcher.ends_heard[A0]
+        assert (heard.node_id, heard.answer, heard.highwater, heard.lso) == (1, 1, 12, 11)
+        assert before <= heard.asked_at <= time.monotonic()

@@ -53,7 +53,8 @@ def handler() -> tuple[RecordHandler, Sink, StateCache]:
     states = StateCache(FaustMemoryStore(SimpleNamespace(data={})))
     sink = Sink()
     progress = SimpleNamespace(of={})  # each input partition's (end, read): caught up unless a test says
-    progress.input_progress = lambda tp: progress.of.get(tp, (0, 0))
+    progress.input_progress = lambda tp, mark: progress.of.get(tp, (0, 0))
+    progress.fetch_mark = lambda tp: None
     due = DueWork(SimpleNamespace(consumer=progress), SimpleNamespace(items=lambda: []), states, pipeline, metrics,
                   observer, T["ticks"])
     return RecordHandler(app, None, pipeline, states, sink, due, observer, T["ticks"]), sink, states

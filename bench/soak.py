@@ -303,8 +303,12 @@ def main() -> None:
         text = doc.read_text()
         if "<!-- soak -->" not in text:
             text += "\n## Soak\n\n<!-- soak -->\n<!-- /soak -->\n"
-        start, end = text.index("<!-- soak -->"), text.index("<!-- /soak -->")
-        doc.write_text(text[:start] + "<!-- soak -->\n" + table + text[end:])
+        # the newest run first, under its own heading; earlier runs stay below it
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip() or "an unknown commit"
+        after = text.index("<!-- soak -->") + len("<!-- soak -->\n")
+        doc.write_text(text[:after] + f"### Soak at {commit} ({args.policy or 'built-in policy'})\n\n" + table
+                       + "\n" + text[after:])
     subprocess.run(["rm", "-rf", str(workdir)])
     ok = result["figures"]["lag_bounded"] and result["figures"]["memory_flat"]
     raise SystemExit(0 if ok else 1)

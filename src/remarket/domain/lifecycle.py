@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from remarket.domain.policy import Policy
-from remarket.domain.state import CustomerState
+from remarket.domain.state import CustomerState, StateFacts
 from remarket.domain.vocabulary import Activity, Stage
 
 DAY = 86_400
@@ -40,13 +40,13 @@ def _activity_change(times: list[int], now: int, window: int, minimum: int, inac
     return earliest
 
 
-def email_activity(state: CustomerState, now: int, policy: Policy) -> Activity:
+def email_activity(state: CustomerState | StateFacts, now: int, policy: Policy) -> Activity:
     s = policy.seconds
     return _activity(state.email_engagements, now, s.email_active_window, policy.activity.email_active_min,
                      s.email_inactive_after)
 
 
-def site_activity(state: CustomerState, now: int, policy: Policy) -> Activity:
+def site_activity(state: CustomerState | StateFacts, now: int, policy: Policy) -> Activity:
     s = policy.seconds
     return _activity(state.site_visits, now, s.site_active_window, policy.activity.site_active_min,
                      s.site_inactive_after)
@@ -124,7 +124,7 @@ STAGE_RANK = {Stage.PROSPECT: 0, Stage.NEW: 1, Stage.GROWTH: 1, Stage.MATURE: 1,
 
 # ---------------------------------------------------------------- tier, RFM, preference
 
-def tier_of(state: CustomerState, policy: Policy) -> str:
+def tier_of(state: CustomerState | StateFacts, policy: Policy) -> str:
     tiers = policy.tier
     value, levels = ((state.spent, tiers.amount_levels) if tiers.basis == "amount"
                      else (state.orders, tiers.order_levels))

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from remarket.domain.lifecycle import email_activity, promotion_preference, rfm_of, site_activity, tier_of
 from remarket.domain.policy import Policy
 from remarket.domain.score import repurchase_score
-from remarket.domain.state import CustomerState, from_ts, to_ts
+from remarket.domain.state import CustomerState, StateFacts, from_ts, to_ts
 
 PROFILE_SCHEMA_VERSION = 1
 
@@ -44,7 +44,7 @@ class CustomerProfile(BaseModel):
     schema_version: int = PROFILE_SCHEMA_VERSION
 
 
-def segment_key(state: CustomerState, now: int, policy: Policy) -> tuple[str, str, str, str]:
+def segment_key(state: CustomerState | StateFacts, now: int, policy: Policy) -> tuple[str, str, str, str]:
     """What a profile publication tracks: a change in any of these publishes a new profile."""
     return (state.stage, tier_of(state, policy), email_activity(state, now, policy),
             site_activity(state, now, policy))

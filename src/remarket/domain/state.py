@@ -247,17 +247,7 @@ class CustomerState(BaseModel):
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "CustomerState":
-        fmt = raw[:1]
-        if fmt == _FORMAT_ZSTD_DICTIONARY_1_JSON:
-            return cls.model_validate_json(_zstd.decompressor.decompress(raw[1:], max_output_size=_MAX_STATE_JSON))
-        if fmt == _FORMAT_ZSTD_JSON:
-            return cls.model_validate_json(
-                _zstd.plain_decompressor.decompress(raw[1:], max_output_size=_MAX_STATE_JSON))
-        if fmt == _FORMAT_JSON:
-            return cls.model_validate_json(raw)
-        raise ValueError(f"not a stored customer state: format byte {fmt!r} is unknown (known: "
-                         f"{_FORMAT_ZSTD_DICTIONARY_1_JSON!r} zstd JSON with dictionary 1, "
-                         f"{_FORMAT_ZSTD_JSON!r} zstd JSON, {_FORMAT_JSON!r} JSON)")
+        return cls.model_validate_json(stored_state_json(raw))
 
     def working_copy(self) -> "CustomerState":
         """A copy safe to mutate: containers are copied (empty ones too: the core fills them, and the
@@ -273,6 +263,46 @@ class CustomerState(BaseModel):
         object.__setattr__(copy, "__pydantic_extra__", None)
         object.__setattr__(copy, "__pydantic_private__", None)
         return copy
+
+
+def stored_state_json(raw: bytes) -> bytes:
+    """The JSON document of a stored state, whichever of its formats it is in."""
+    fmt = raw[:1]
+    if fmt == _FORMAT_ZSTD_DICTIONARY_1_JSON:
+        return _zstd.decompressor.decompress(raw[1:], max_output_size=_MAX_STATE_JSON)
+    if fmt == _FORMAT_ZSTD_JSON:
+        return _zstd.plain_decompressor.decompress(raw[1:], max_output_size=_MAX_STATE_JSON)
+    if fmt == _FORMAT_JSON:
+        return raw
+    raise ValueError(f"not a stored customer state: format byte {fmt!r} is unknown (known: "
+                     f"{_FORMAT_ZSTD_DICTIONARY_1_JSON!r} zstd JSON with dictionary 1, "
+                     f"{_FORMAT_ZSTD_JSON!r} zstd JSON, {_FORMAT_JSON!r} JSON)")
+
+
+class StateFacts(BaseModel):
+    """What the due-work index, the store-wide view and the segment gauges read of a stored
+    state, decoded without the rest (held events, orders, contacts, pending sends): the worker
+    scans every state it holds after each assignment change, with records waiting, and a whole
+    state decodes in ~45 µs against ~14 for these (bench/rebuild.py). The same names, aliases and
+    types as CustomerState's fields (a test holds them to it); the domain functions that read
+    them (store.contribution, lifecycle.tier_of, email_activity, site_activity) take either."""
+
+    model_config = ConfigDict(extra="ignore", ser_json_bytes="base64", val_json_bytes="base64",
+                              validate_by_name=True, validate_by_alias=True)
+
+    customer_id: str
+    upto: int | None = None
+    due_at: AwareDatetime | None = None
+    orders: int = 0
+    spent: float = 0.0
+    products: dict[str, Attention] = Field(default_factory=dict)
+    email_engagements: list[int] = Field(default_factory=list, alias="engaged")
+    site_visits: list[int] = Field(default_factory=list, alias="visits")
+    stage: Stage = Stage.PROSPECT
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> "StateFacts":
+        return cls.model_validate_json(stored_state_json(raw))
 
 
 _FIELD_NAMES = frozenset(CustomerState.model_fields)

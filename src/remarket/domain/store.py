@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from remarket.domain.policy import Policy
-from remarket.domain.state import CustomerState
+from remarket.domain.state import CustomerState, StateFacts
 
 DAY = 86_400
 _STEP = math.log(1.01)  # value buckets 1 % wide: the threshold is exact to 1 %
@@ -100,7 +100,7 @@ def _same_contribution(before: CustomerState, after: CustomerState) -> bool:
     return before.orders == after.orders and before.spent == after.spent and before.products == after.products
 
 
-def contribution(state: CustomerState | None) -> Contribution:
+def contribution(state: CustomerState | StateFacts | None) -> Contribution:
     if state is None:
         return NOTHING
     value = state.spent if state.orders > 0 else None
@@ -132,7 +132,7 @@ class StoreTrends(StoreView):
         """Forget every customer (before a rebuild: `reset`, then `add` each state held)."""
         self.__init__(self.policy)
 
-    def add(self, state: CustomerState) -> None:
+    def add(self, state: CustomerState | StateFacts) -> None:
         self._add(contribution(state), 1)
 
     def rebuild(self, states) -> None:

@@ -24,7 +24,7 @@ from remarket.domain.events import EventType, family_of, inbound_event_adapter
 from remarket.domain.policy import Policy
 from remarket.domain.process import Outcome, RejectedEvent, advance, apply
 from remarket.domain.profile import segment_key
-from remarket.domain.state import CustomerState
+from remarket.domain.state import CustomerState, StateFacts
 from remarket.domain.store import StoreTrends
 from remarket.shell.ticks import Tick
 
@@ -310,7 +310,7 @@ class Pipeline:
                        due_at=outcome.state.due_at, core=outcome, event_type=event_type, expired=expired,
                        segment_change=change)
 
-    def segment(self, state: CustomerState | None) -> tuple[str, str] | None:
+    def segment(self, state: CustomerState | StateFacts | None) -> tuple[str, str] | None:
         """(stage, tier) as last published, for the per-worker customer gauges."""
         if state is None or state.upto is None:
             return None

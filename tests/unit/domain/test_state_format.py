@@ -7,10 +7,15 @@ from importlib import resources
 
 import pytest
 import zstandard
+from hypothesis import given
 
-from remarket.domain.state import CustomerState, stored_json_size
+from remarket.domain.policy import Policy
+from remarket.domain.profile import segment_key
+from remarket.domain.state import CustomerState, StateFacts, stored_json_size
+from remarket.domain.store import contribution
 
 from .factories import T0, Driver, event, minutes, paid, placed, view
+from .test_properties import _fast, histories
 
 DICTIONARY_1_SHA256 = "00ba808501b722cc443b388d19d5181f08dd231f69a1d8c7a90134c8b8cbd5fe"
 
@@ -72,3 +77,33 @@ def test_the_json_size_of_every_format_is_read_without_decoding(state: CustomerS
     json = state.to_json()
     format_1 = b"\x01" + zstandard.ZstdCompressor(level=1).compress(json)
     assert stored_json_size(state.to_bytes()) == stored_json_size(format_1) == stored_json_size(json) == len(json)
+
+
+def test_state_facts_are_state_fields_under_the_same_names_aliases_and_types():
+    """StateFacts is read where a CustomerState was: each of its fields must be the state's own."""
+    for name, fact in StateFacts.model_fields.items():
+        field = CustomerState.model_fields[name]
+        assert (fact.alias, fact.annotation) == (field.alias, field.annotation), name
+        assert fact.get_default(call_default_factory=True) == field.get_default(call_default_factory=True), name
+
+
+@_fast
+@given(histories())
+def test_what_the_index_rebuild_reads_of_a_stored_state_is_what_the_whole_state_says(events):
+    """The rebuild decodes only StateFacts: the due time, the store-wide contribution and the
+    segment must come out as from the whole state, from every stored format."""
+    driver = Driver()
+    driver.feed(*events)
+    state = driver.state
+    if state is None:
+        return
+    policy = Policy()
+    for raw in (state.to_bytes(), b"\x01" + zstandard.ZstdCompressor(level=1).compress(state.to_json()),
+                state.to_json()):
+        facts = StateFacts.from_bytes(raw)
+        assert facts.due_at == state.due_at and facts.customer_id == state.customer_id
+        assert contribution(facts) == contribution(state)
+        if state.upto is not None:  # the worker's segment gauges: (stage, tier) at the state's own time
+            assert segment_key(facts, facts.upto, policy) == segment_key(state, state.upto, policy)
+        for name in StateFacts.model_fields:
+            assert getattr(facts, name) == getattr(state, name), name

@@ -114,6 +114,8 @@ class FetchSession:
             self.opened += 1
         else:
             self.incremental_requests += 1
+        for tp in plan.forget:  # its end as heard then says nothing of it once fetched again
+            self.ends.pop(tp, None)
         self.partitions = plan.positions
         self.epoch = 1 if self.epoch >= LAST_EPOCH else self.epoch + 1
 

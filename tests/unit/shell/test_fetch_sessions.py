@@ -245,3 +245,28 @@ def test_answers_are_noted_with_the_time_their_fetch_was_sent_with_sessions_or_w
         heard = fetcher.ends_heard[A0]
         assert (heard.node_id, heard.answer, heard.highwater, heard.lso) == (1, 1, 12, 11)
         assert before <= heard.asked_at <= time.monotonic()
+
+
+def test_a_partition_fetched_again_after_a_pause_is_not_vouched_for_with_its_end_from_before():
+    """A partition whose records wait to be handled is forgotten from the session and named again
+    later; an answer that leaves it out then tells nothing of it (Kafka lists a partition it was
+    just given), and its end from before the pause must not count as heard now."""
+    async def scenario() -> dict:
+        subscription = SubscriptionState()
+        subscription.assign_from_user({A0, B0})
+        fetcher = bare_fetcher(subscription)
+        session = FetchSession()
+        opening = session.next_request(wanted({A0: 40, B0: 7}))
+        fetcher.answered(1, 1.0, answer((A0, 0, 40, 40), (B0, 0, 7, 7)), session, opening)
+        session.answered(opening, 42)
+        paused = session.next_request(wanted({A0: 40}))  # B0's records wait: forgotten
+        session.answered(paused, 42)
+        fetcher.answered(1, 2.0, answer(), session, paused)
+        again = session.next_request(wanted({A0: 40, B0: 9}))
+        session.answered(again, 42)
+        fetcher.answered(1, 3.0, answer(), session, again)
+        return fetcher.ends_heard
+
+    heard = asyncio.run(scenario())
+    assert heard[A0].answer == 3  # left out, unchanged: heard
+    assert heard[B0].answer == 1  # still only what the first answer told

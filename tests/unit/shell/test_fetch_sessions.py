@@ -183,6 +183,15 @@ def answer(*partitions: tuple[TopicPartition, int, int, int]) -> SimpleNamespace
     return SimpleNamespace(API_VERSION=11, error_code=0, session_id=42, topics=list(topics.items()))
 
 
+def opened_session(subscription: SubscriptionState) -> tuple[SessionFetcher, FetchSession]:
+    """A session opened for A0 (end 40, stable offset 39) and B0 (end 7), its answer noted as answer 1."""
+    fetcher, session = bare_fetcher(subscription), FetchSession()
+    opening = session.next_request(wanted({A0: 40, B0: 7}))
+    session.answered(opening, 42)
+    fetcher.answered(1, 1.0, answer((A0, 0, 40, 39), (B0, 0, 7, 7)), session, opening)
+    return fetcher, session
+
+
 def test_a_partition_an_answer_leaves_out_keeps_the_ends_the_session_last_heard():
     """A rebalance that keeps a partition gives it a fresh state in aiokafka, with no high
     watermark; an idle partition is never listed again in the same session, so without this its
@@ -190,11 +199,7 @@ def test_a_partition_an_answer_leaves_out_keeps_the_ends_the_session_last_heard(
     async def scenario() -> tuple:
         subscription = SubscriptionState()
         subscription.assign_from_user({A0, B0})
-        fetcher = bare_fetcher(subscription)
-        session = FetchSession()
-        opening = session.next_request(wanted({A0: 40, B0: 7}))
-        fetcher.answered(1, 1.0, answer((A0, 0, 40, 39), (B0, 0, 7, 7)), session, opening)
-        session.answered(opening, 42)
+        fetcher, session = opened_session(subscription)
         subscription.assign_from_user({A0, B0})  # as a rebalance does: fresh states, ends unknown
         incremental = session.next_request(wanted({A0: 40, B0: 7}))
         fetcher.answered(1, 2.0, answer((A0, 0, 41, 41)), session, incremental)
@@ -254,11 +259,7 @@ def test_a_partition_fetched_again_after_a_pause_is_not_vouched_for_with_its_end
     async def scenario() -> dict:
         subscription = SubscriptionState()
         subscription.assign_from_user({A0, B0})
-        fetcher = bare_fetcher(subscription)
-        session = FetchSession()
-        opening = session.next_request(wanted({A0: 40, B0: 7}))
-        fetcher.answered(1, 1.0, answer((A0, 0, 40, 40), (B0, 0, 7, 7)), session, opening)
-        session.answered(opening, 42)
+        fetcher, session = opened_session(subscription)
         paused = session.next_request(wanted({A0: 40}))  # B0's records wait: forgotten
         session.answered(paused, 42)
         fetcher.answered(1, 2.0, answer(), session, paused)

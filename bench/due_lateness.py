@@ -1,0 +1,108 @@
+"""How late due work runs: a worker of each revision in turn on one private broker, 300 orders
+placed and never paid (20 a second), each due for a payment reminder 2 s later (the crash tests'
+policy), ticks every 0.5 s; the worker's own `remarket_due_work_lateness_seconds` (handled time
+minus due time) when all 300 are handled: mean, and the buckets holding p50 and p99.
+
+    .venv/bin/python bench/due_lateness.py --before c192d2d --rounds 3
+
+`--before REV` runs from a git worktree of REV; the other side is this checkout.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+import run  # bench/run.py
+
+from remarket.devkit.broker import LocalBroker
+from remarket.devkit.metrics import metric_sum
+
+POLICY = str(run.ROOT / "tests" / "integration" / "policies" / "crash.toml")
+ORDERS = 300
+
+def lateness(worker):
+    text = worker.metrics()
+    count = metric_sum(text, "remarket_due_work_lateness_seconds_count")
+    total = metric_sum(text, "remarket_due_work_lateness_seconds_sum")
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith("remarket_due_work_lateness_seconds_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    return count, total, buckets
+
+def quantile(buckets, q):
+    total = buckets[-1][1]
+    for le, c in buckets:
+        if c >= q * total:
+            return le
+    return float("inf")
+
+def one(bootstrap, workdir, env):
+    tag = uuid.uuid4().hex[:6]
+    topics = run.latency_topics(tag)
+    tenv = {f"REMARKET_TOPIC_{r.upper()}": n for r, n in topics.items()}
+    app_id = f"late-{tag}"
+    run.apply_topics(bootstrap, app_id, **tenv)
+    worker = run.WorkerRun(bootstrap, app_id, workdir, REMARKET_POLICY_FILE=POLICY, REMARKET_TICK_INTERVAL_SECONDS="0.5",
+                           **tenv, **env)
+    try:
+        worker.wait_ready()
+        time.sleep(3)
+        async def feed():
+            p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+            await p.start()
+            try:
+                for i in range(ORDERS):
+                    c = f"late-{tag}-{i}"
+                    doc = {"event_id": f"{c}-placed", "event_type": "order.placed", "customer_id": c, "order_id": f"o-{c}",
+                           "total": 20.0, "occurred_at": datetime.now(timezone.utc).isoformat(), "schema_version": 1}
+                    await p.send(topics["visits"], orjson.dumps(doc), key=c.encode())
+                    await asyncio.sleep(0.05)
+                await p.flush()
+            finally:
+                await p.stop()
+        asyncio.run(feed())
+        deadline = time.time() + 60
+        while time.time() < deadline and lateness(worker)[0] < ORDERS:
+            time.sleep(1)
+        count, total, buckets = lateness(worker)
+        return {"count": count, "mean_s": total / max(1, count), "p50_le": quantile(buckets, 0.5),
+                "p99_le": quantile(buckets, 0.99)}
+    finally:
+        worker.stop()
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", required=True, help="the revision to compare this checkout with")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=run.ROOT, capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="due-late-") as tmp:
+        workdir = Path(tmp)
+        broker = LocalBroker(workdir / "kafka")
+        broker.start()
+        checkout = workdir / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(checkout), args.before], cwd=run.ROOT, check=True,
+                       capture_output=True)
+        try:
+            sides = {f"before@{args.before}": {"PYTHONPATH": str(checkout / "src")}, f"after@{head}": {}}
+            for round_ in range(args.rounds):
+                for name, env in sides.items():
+                    print(name, round_ + 1, one(broker.bootstrap, workdir, env), flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=run.ROOT, capture_output=True)
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

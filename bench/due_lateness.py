@@ -22,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 import run  # bench/run.py
+from ab_throughput import revisions_checked_out  # bench/ab_throughput.py
 
 from remarket.devkit.broker import LocalBroker
 from remarket.devkit.metrics import metric_sum
@@ -91,18 +92,14 @@ def main() -> None:
         workdir = Path(tmp)
         broker = LocalBroker(workdir / "kafka")
         broker.start()
-        checkout = workdir / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(checkout), args.before], cwd=run.ROOT, check=True,
-                       capture_output=True)
+        sides = [(f"before@{args.before}", {}, args.before), (f"after@{head}", {}, None)]
         try:
-            sides = {f"before@{args.before}": {"PYTHONPATH": str(checkout / "src")}, f"after@{head}": {}}
-            for round_ in range(args.rounds):
-                for name, env in sides.items():
-                    print(name, round_ + 1, one(broker.bootstrap, workdir, env), flush=True)
+            with revisions_checked_out(sides, workdir):
+                for round_ in range(args.rounds):
+                    for name, env, _ in sides:
+                        print(name, round_ + 1, one(broker.bootstrap, workdir, env), flush=True)
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=run.ROOT, capture_output=True)
             broker.stop()
-
 
 if __name__ == "__main__":
     main()

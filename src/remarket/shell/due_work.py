@@ -15,8 +15,8 @@ that input ended at that moment; then its due work runs in the transaction of th
 got it there (any record of the partition shares that transaction). "Where it ended" is an end
 a fetch answer told after the tick was written, never an older one still held: after a broker
 restart (an input answering NOT_LEADER for a while, most likely) its end from before the outage
-let a payment reminder pass the payment (CI, 2026-12-04). A tick whose input is read up with no record
-of the partition after it gets a new tick within FOLLOW_UP_SECONDS, which runs it.
+let a payment reminder pass the payment (CI, 2026-12-04). A tick whose input is read up with no
+record of the partition after it gets a new tick within FOLLOW_UP_SECONDS, which runs it.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from faust.types import TP
 
 from remarket.domain.state import CustomerState, StateFacts
 from remarket.domain.store import StoreTrends
+from remarket.shell.fetch_sessions import FetchMark
 from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
 from remarket.shell.pipeline import Pipeline, owner_partition
@@ -59,10 +60,10 @@ markers, an end heard only after its last record) gets a new tick then, not a ro
 
 class WaitingTick(NamedTuple):
     now: datetime
-    ends: dict[TP, int | None]  # where each input of the partition ended when the tick was read; None: not heard yet
+    ends: dict[TP, int | None]  # where each input ended when the tick was read; None: not heard since
     since: float  # monotonic, when read
     behind: set[TP]  # the inputs not known to be read up yet
-    mark: Any  # what an end must be heard after to count (delivery's fetch_mark)
+    mark: FetchMark | None  # what an end must be heard after to count (delivery's fetch_mark)
 
 
 class DueWork:
@@ -100,12 +101,10 @@ class DueWork:
         mark on with every event, and a busy partition would never get its due work)."""
         self._in_flight.pop(partition, None)
         if partition not in self.waiting:
-            consumer = self.app.consumer
-            mark = consumer.fetch_mark(TP(self.ticks_topic, partition))
+            mark = self.app.consumer.fetch_mark(TP(self.ticks_topic, partition))
             tps = [TP(topic, partition) for topic in self._input_topics]
-            waiting = self.waiting[partition] = WaitingTick(now, {tp: consumer.input_progress(tp, mark)[0] for tp in tps},
-                                                            time.monotonic(), set(tps), mark)
-            self._read_up(waiting)  # what is read up already (idle inputs) is not waited for
+            waiting = self.waiting[partition] = WaitingTick(now, dict.fromkeys(tps), time.monotonic(), set(tps), mark)
+            self._read_up(waiting)  # takes each end heard since the tick; what is read up is not waited for
 
     def take_ready(self, partition: int, handled: tuple[Any, int] | None = None
                    ) -> tuple[datetime, list[tuple[str, datetime]]] | None:

@@ -25,30 +25,28 @@ import run  # bench/run.py
 from ab_throughput import revisions_checked_out  # bench/ab_throughput.py
 
 from remarket.devkit.broker import LocalBroker
-from remarket.devkit.metrics import metric_sum
+from remarket.devkit.metrics import metric_sum, samples
 
 POLICY = str(run.ROOT / "tests" / "integration" / "policies" / "crash.toml")
 ORDERS = 300
+LATENESS = "remarket_due_work_lateness_seconds"
 
-def lateness(worker):
-    text = worker.metrics()
-    count = metric_sum(text, "remarket_due_work_lateness_seconds_count")
-    total = metric_sum(text, "remarket_due_work_lateness_seconds_sum")
-    buckets = []
-    for line in text.splitlines():
-        if line.startswith("remarket_due_work_lateness_seconds_bucket"):
-            le = line.split('le="')[1].split('"')[0]
-            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
-    return count, total, buckets
 
-def quantile(buckets, q):
-    total = buckets[-1][1]
-    for le, c in buckets:
-        if c >= q * total:
-            return le
-    return float("inf")
+def lateness(worker) -> tuple[float, float, list[tuple[float, float]]]:
+    """(count, sum, cumulative buckets (upper bound, count)) of the worker's lateness histogram."""
+    exposition = worker.metrics()
+    buckets = sorted((float(labels["le"]), value) for name, labels, value in samples(exposition)
+                     if name == f"{LATENESS}_bucket")
+    return metric_sum(exposition, f"{LATENESS}_count"), metric_sum(exposition, f"{LATENESS}_sum"), buckets
 
-def one(bootstrap, workdir, env):
+
+def bucket_of(buckets: list[tuple[float, float]], q: float) -> float:
+    """The upper bound of the bucket holding the q-quantile."""
+    return next(le for le, count in buckets if count >= q * buckets[-1][1])
+
+
+def one(bootstrap: str, workdir: Path, env: dict[str, str]) -> dict:
+    """One worker, one feed of ORDERS unpaid orders: its lateness figures once all are handled."""
     tag = uuid.uuid4().hex[:6]
     topics = run.latency_topics(tag)
     tenv = {f"REMARKET_TOPIC_{r.upper()}": n for r, n in topics.items()}
@@ -59,7 +57,8 @@ def one(bootstrap, workdir, env):
     try:
         worker.wait_ready()
         time.sleep(3)
-        async def feed():
+
+        async def feed() -> None:
             p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
             await p.start()
             try:
@@ -77,10 +76,11 @@ def one(bootstrap, workdir, env):
         while time.time() < deadline and lateness(worker)[0] < ORDERS:
             time.sleep(1)
         count, total, buckets = lateness(worker)
-        return {"count": count, "mean_s": total / max(1, count), "p50_le": quantile(buckets, 0.5),
-                "p99_le": quantile(buckets, 0.99)}
+        return {"count": count, "mean_s": total / max(1, count), "p50_le": bucket_of(buckets, 0.5),
+                "p99_le": bucket_of(buckets, 0.99)}
     finally:
         worker.stop()
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,6 +100,7 @@ def main() -> None:
                         print(name, round_ + 1, one(broker.bootstrap, workdir, env), flush=True)
         finally:
             broker.stop()
+
 
 if __name__ == "__main__":
     main()

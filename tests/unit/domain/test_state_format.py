@@ -1,5 +1,6 @@
-"""Stored state bytes: format 2 (zstd against dictionary 1) is written, and every format written
-before still loads. The dictionary's bytes are part of format 2: the file may never change."""
+"""Stored state bytes: format 2 (zstd against dictionary 1) is written, the StateFacts keys first
+since 2026-12-07, and every format written before still loads. The dictionary's bytes are part of
+format 2: the file may never change."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,7 @@ from hypothesis import given
 
 from remarket.domain.policy import Policy
 from remarket.domain.profile import segment_key
-from remarket.domain.state import CustomerState, StateFacts, stored_json_size
+from remarket.domain.state import Attention, CustomerState, StateFacts, stored_json_size
 from remarket.domain.store import contribution
 
 from .factories import T0, Driver, event, minutes, paid, placed, view
@@ -36,6 +37,10 @@ def test_the_dictionary_is_the_one_format_2_was_written_with():
         "file with a new format byte, and keep this one")
 
 
+def format_1(state: CustomerState) -> bytes:
+    return b"\x01" + zstandard.ZstdCompressor(level=1).compress(state.to_json())
+
+
 def test_states_are_written_in_format_2_and_read_back(state: CustomerState):
     raw = state.to_bytes()
     assert raw[:1] == b"\x02"
@@ -43,8 +48,7 @@ def test_states_are_written_in_format_2_and_read_back(state: CustomerState):
 
 
 def test_format_1_still_loads(state: CustomerState):
-    format_1 = b"\x01" + zstandard.ZstdCompressor(level=1).compress(state.to_json())
-    assert CustomerState.from_bytes(format_1) == state
+    assert CustomerState.from_bytes(format_1(state)) == state
 
 
 def test_format_0_still_loads(state: CustomerState):
@@ -52,8 +56,7 @@ def test_format_0_still_loads(state: CustomerState):
 
 
 def test_format_2_is_smaller_than_format_1(state: CustomerState):
-    format_1 = b"\x01" + zstandard.ZstdCompressor(level=1).compress(state.to_json())
-    assert len(state.to_bytes()) < 0.8 * len(format_1), (len(state.to_bytes()), len(format_1))
+    assert len(state.to_bytes()) < 0.8 * len(format_1(state)), (len(state.to_bytes()), len(format_1(state)))
 
 
 # Bytes the encoder of 2026-12-03 wrote (a state of the fixture above): they must load forever.
@@ -70,13 +73,15 @@ def test_bytes_written_on_2026_12_03_still_load():
     assert loaded.customer_id == "c1" and loaded.country == "DE"
     assert "p1" in loaded.products and "o-1" in loaded.open_orders
     assert [e.event_type for e in loaded.buffer] == ["order.paid"]
+    facts = StateFacts.from_bytes(WRITTEN_2026_12_03)  # "pv" second then: the facts are read from the whole
+    assert (facts.orders, facts.stage, list(facts.products)) == (loaded.orders, loaded.stage, ["p1"])
 
 
 def test_the_json_size_of_every_format_is_read_without_decoding(state: CustomerState):
     """What the write cache's memory budget is estimated from (shell/state_cache.py)."""
     json = state.to_json()
-    format_1 = b"\x01" + zstandard.ZstdCompressor(level=1).compress(json)
-    assert stored_json_size(state.to_bytes()) == stored_json_size(format_1) == stored_json_size(json) == len(json)
+    sizes = [stored_json_size(raw) for raw in (state.to_bytes(), format_1(state), json)]
+    assert sizes == [len(json)] * 3
 
 
 def test_state_facts_are_state_fields_under_the_same_names_aliases_and_types():
@@ -85,6 +90,30 @@ def test_state_facts_are_state_fields_under_the_same_names_aliases_and_types():
         field = CustomerState.model_fields[name]
         assert (fact.alias, fact.annotation) == (field.alias, field.annotation), name
         assert fact.get_default(call_default_factory=True) == field.get_default(call_default_factory=True), name
+
+
+def test_the_facts_are_written_first_then_policy_version():
+    """The rebuild reads the JSON before the top-level "pv" as the facts: the fields keep this order."""
+    names = list(CustomerState.model_fields)
+    assert names[:len(StateFacts.model_fields) + 1] == [*StateFacts.model_fields, "policy_version"]
+    assert CustomerState.model_fields["policy_version"].is_required()  # so every state writes "pv"
+
+
+@pytest.mark.parametrize("customer_id", ["c1", 'c1","pv":"x', 'pv","pv":"', "\\", ""])
+def test_facts_are_read_whatever_the_ids_look_like(customer_id: str):
+    """A "pv" key or text inside the facts (a product id, a customer id) is not where they end."""
+    state = CustomerState(customer_id=customer_id, policy_version="1", upto=100, orders=2, spent=5.0,
+                          products={'a","pv":"b': Attention(last=80),
+                                    "pv": Attention(last=90, views=3, event_id='","pv":"')},
+                          email_engagements=[1, 2], site_visits=[3], clock=100, country="DE")
+    facts = StateFacts.from_bytes(state.to_bytes())
+    for name in StateFacts.model_fields:
+        assert getattr(facts, name) == getattr(state, name), name
+
+
+def test_facts_of_a_state_whose_facts_are_all_defaults():
+    state = CustomerState(customer_id="c1", policy_version="1", clock=5)
+    assert StateFacts.from_bytes(state.to_bytes()) == StateFacts(customer_id="c1")
 
 
 @_fast
@@ -98,8 +127,7 @@ def test_what_the_index_rebuild_reads_of_a_stored_state_is_what_the_whole_state_
     if state is None:
         return
     policy = Policy()
-    for raw in (state.to_bytes(), b"\x01" + zstandard.ZstdCompressor(level=1).compress(state.to_json()),
-                state.to_json()):
+    for raw in (state.to_bytes(), format_1(state), state.to_json()):
         facts = StateFacts.from_bytes(raw)
         assert facts.due_at == state.due_at and facts.customer_id == state.customer_id
         assert contribution(facts) == contribution(state)

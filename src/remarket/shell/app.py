@@ -91,7 +91,7 @@ class Worker:
         delivery.install(app, self.handler.handle_or_stop, consumed, self.sink, self.settings.fetch_sessions,
                          self.settings.fetch_min_bytes, self.settings.fetch_max_wait_ms)
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._on_tick_timer)
-        app.task(self._follow_up_waiting_ticks)
+        app.task(self._keep_due_work_current)
         app.task(self._watch_broker)
         app.task(self._start_heap)
         faust_metrics.setup(app, self.registry, pattern="/metrics", prefix="faust")
@@ -132,11 +132,15 @@ class Worker:
         full collection longer (30 -> 290 ms, seven of them; docs/benchmarks.md)."""
         self.heap.start(self.settings.gc_thresholds)
 
-    async def _follow_up_waiting_ticks(self) -> None:
+    async def _keep_due_work_current(self) -> None:
+        """Between the due-work rounds: the index rebuilt as soon as the worker is ready after an
+        assignment change (the rebuild holds records off: not until the next round, up to a tick
+        interval later), and waiting ticks followed up (DueWork.follow_up)."""
         while not self.app.should_stop:
             await self.app.sleep(FOLLOW_UP_SECONDS)
-            if self.due_work.waiting and self.readiness.is_ready():
-                await self.due_work.follow_up()
+            if (self.due_work.waiting or self.due_work.index_stale()) and self.readiness.is_ready():
+                if await self.due_work.index_current():
+                    await self.due_work.follow_up()
 
     async def _on_tick_timer(self) -> None:
         ready = self.readiness.is_ready()

@@ -77,6 +77,7 @@ class DueWork:
         self.index: dict[int, DueIndex] = {}
         self._in_flight: dict[int, int] = {}  # partition -> offset of its tick not handled yet
         self._indexed_assignment: frozenset | None = None
+        self._indexing = asyncio.Lock()  # one rebuild per assignment change, whoever asks first
         catalog = pipeline.catalog
         self._input_topics = (*(spec.name for spec in catalog.inputs), catalog["rerouted"].name)
         self.waiting: dict[int, WaitingTick] = {}  # partition -> its tick read ahead of its input
@@ -148,11 +149,8 @@ class DueWork:
 
     async def fire(self) -> None:
         """Rebuild the index if the assignment changed, then tick every partition with work due."""
-        assignment = frozenset(self.app.assignor.assigned_actives())
-        if assignment != self._indexed_assignment:
-            if not await self.rebuild():
-                return  # a rebalance began: the next round scans what this worker holds then
-            self._indexed_assignment = assignment
+        if not await self.index_current():
+            return  # a rebalance began: the next round scans what this worker holds then
         now = datetime.now(timezone.utc)
         due = []
         for partition, index in self.index.items():
@@ -163,6 +161,22 @@ class DueWork:
         await self._send_ticks(due, now)
         self._log_long_waits()
         self.metrics.pending_customers.set(len(self))
+
+    def index_stale(self) -> bool:
+        return frozenset(self.app.assignor.assigned_actives()) != self._indexed_assignment
+
+    async def index_current(self) -> bool:
+        """Rebuild the index if the assignment changed since it was built. Whether it is current
+        (False: a rebalance began during the scan). Asked by each round and, so that records are
+        not held off until the next round (up to a tick interval), as soon as the worker is ready
+        after an assignment change (app.py)."""
+        async with self._indexing:
+            assignment = frozenset(self.app.assignor.assigned_actives())
+            if assignment != self._indexed_assignment:
+                if not await self.rebuild():
+                    return False
+                self._indexed_assignment = assignment
+            return True
 
     async def follow_up(self) -> None:
         """A waiting tick whose input is read up with no record of the partition after it gets

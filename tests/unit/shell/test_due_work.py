@@ -389,3 +389,29 @@ def test_a_rebalance_that_begins_during_the_rebuild_stops_it_and_the_next_round_
     asyncio.run(work.fire())
     assert handed_over(work, producer) == sorted(f"c{i}" for i in range(40))
     assert work.pipeline.store is not store_before
+
+
+def test_an_assignment_change_is_indexed_once_whoever_asks_first():
+    """The worker asks for the index as soon as it is ready after an assignment change (records
+    wait for the scan) and each round asks again: a round that comes during the scan waits for
+    it and does not scan again; the next change is scanned again."""
+    from remarket.shell.due_work import REBUILD_TURN_SECONDS
+
+    table = _states_due(40)
+    work, producer = due_work(table)
+    scans = []
+    work.table = _slow_table(table, REBUILD_TURN_SECONDS / 4, lambda n: scans.append(n) if n == 0 else None)
+    assert work.index_stale()
+
+    async def ready_then_a_round():
+        early = asyncio.create_task(work.index_current())
+        await asyncio.sleep(0)  # the scan has begun when the round comes
+        await work.fire()
+        return await early
+
+    assert asyncio.run(ready_then_a_round()) is True
+    assert len(scans) == 1 and not work.index_stale()
+    assert handed_over(work, producer) == sorted(f"c{i}" for i in range(40))
+    work.app.assignor.assigned_actives = lambda: {("t", 0), ("t", 1)}
+    assert work.index_stale()
+    assert asyncio.run(work.index_current()) is True and len(scans) == 2 and not work.index_stale()

@@ -78,7 +78,7 @@ class Worker:
         self.sink = TransactionalSink(app, self.table, self.states, self._changelog_topic,
                                       {spec.role: spec.name for spec in self.catalog}, self.exactly_once)
         self._ticks_topic = self.catalog["ticks"].name
-        self.due_work = DueWork(app, self.table, self.states, self.pipeline, self.metrics, self.observer,
+        self.due_work = DueWork(app, self.store, self.states, self.pipeline, self.metrics, self.observer,
                                 self._ticks_topic, handling_lock=self.sink.lock)
         if isinstance(self.table.data, RocksDBStore):
             self._restore_before_faust_recovers()

@@ -38,6 +38,7 @@ from remarket.shell.observe import Observer
 from remarket.shell.pipeline import Pipeline, owner_partition
 from remarket.shell.schedule import DueIndex
 from remarket.shell.state_cache import StateCache
+from remarket.shell.store import PartitionedStore
 from remarket.shell.ticks import tick_value
 
 log = logging.getLogger("remarket.worker")
@@ -67,9 +68,10 @@ class WaitingTick(NamedTuple):
 
 
 class DueWork:
-    def __init__(self, app: faust.App, table: Any, states: StateCache, pipeline: Pipeline, metrics: Metrics,
-                 observer: Observer, ticks_topic: str, handling_lock: asyncio.Lock | None = None) -> None:
-        self.app, self.table, self.states, self.pipeline = app, table, states, pipeline
+    def __init__(self, app: faust.App, store: PartitionedStore, states: StateCache, pipeline: Pipeline,
+                 metrics: Metrics, observer: Observer, ticks_topic: str,
+                 handling_lock: asyncio.Lock | None = None) -> None:
+        self.app, self.store, self.states, self.pipeline = app, store, states, pipeline
         # held by the record handler per record (the sink's lock): the rebuild holds records off with it
         self.handling_lock = handling_lock or asyncio.Lock()
         self.metrics, self.observer, self.ticks_topic = metrics, observer, ticks_topic
@@ -261,7 +263,7 @@ class DueWork:
         # ends during the scan moves states from the second to the first: both read the same.
         uncommitted = dict(self.states.uncommitted())
         turn_ended = time.perf_counter()
-        for key, raw in self.table.items():
+        for key, raw in self.store.items():
             if raw and key not in uncommitted:
                 hold(key, StateFacts.from_bytes(raw))  # what the index, store view and gauges read, no more
             if time.perf_counter() - turn_ended >= REBUILD_TURN_SECONDS:

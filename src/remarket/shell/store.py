@@ -8,7 +8,7 @@ stores (`_db_for_partition`, `_key_index`, `offset_key`, memory `data`).
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 from faust.stores.rocksdb import Store as RocksDBStore
 
@@ -23,6 +23,9 @@ class PartitionedStore(Protocol):
 
     def write(self, partition: int, records: list[tuple[bytes, bytes | None]], upto: int) -> None:
         """Write `records` and the changelog offset they reach, atomically where the store can."""
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        """Every key and stored value of the partitions this worker holds as active."""
 
 
 def partitioned(store: Any) -> PartitionedStore:
@@ -67,6 +70,15 @@ class FaustRocksDBStore:
         for key, _ in records:
             self._key_index.pop(key, None)
 
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        # faust's table.items() is the same scan with a serializer call per key and per value and
+        # two more generator layers: ~5 us per state, 1,000,000 of them after every restart
+        offset_key = self._store.offset_key
+        for db in self._store._dbs_for_actives():
+            for key, value in db.items():
+                if key != offset_key:
+                    yield key, value
+
 
 class FaustMemoryStore:
     """faust's memory store (development and tests): one dict for all partitions, no offsets."""
@@ -89,3 +101,6 @@ class FaustMemoryStore:
     def write(self, partition: int, records: list[tuple[bytes, bytes | None]], upto: int) -> None:
         for key, value in records:
             self.put(partition, key, value)
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return list(self._data.items())  # a commit may write while a scan of it waits its turn

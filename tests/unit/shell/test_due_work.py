@@ -345,7 +345,7 @@ def test_a_long_rebuild_lets_the_event_loop_run_but_no_record_be_handled():
 
     table = _states_due(40)
     work, producer = due_work(table)
-    work.table = _slow_table(table, REBUILD_TURN_SECONDS / 4)  # ~0.1 s in all
+    work.store = _slow_table(table, REBUILD_TURN_SECONDS / 4)  # ~0.1 s in all
     locked_at_turns: list[bool] = []
 
     async def scan_and_watch():
@@ -379,13 +379,13 @@ def test_a_rebalance_that_begins_during_the_rebuild_stops_it_and_the_next_round_
         if n == 10:
             work.app.rebalancing = True  # faust's consumer thread sets it as the revocation starts
 
-    work.table = _slow_table(table, REBUILD_TURN_SECONDS / 4, rebalance_begins)
+    work.store = _slow_table(table, REBUILD_TURN_SECONDS / 4, rebalance_begins)
     store_before = work.pipeline.store
     asyncio.run(work.fire())
     assert work.index == {} and work.pipeline.store is store_before and producer.sent == []
     assert not work.handling_lock.locked()
     work.app.rebalancing = False  # it ended
-    work.table = SimpleNamespace(items=lambda: table.items())
+    work.store = SimpleNamespace(items=lambda: table.items())
     asyncio.run(work.fire())
     assert handed_over(work, producer) == sorted(f"c{i}" for i in range(40))
     assert work.pipeline.store is not store_before
@@ -400,7 +400,7 @@ def test_an_assignment_change_is_indexed_once_whoever_asks_first():
     table = _states_due(40)
     work, producer = due_work(table)
     scans = []
-    work.table = _slow_table(table, REBUILD_TURN_SECONDS / 4, lambda n: scans.append(n) if n == 0 else None)
+    work.store = _slow_table(table, REBUILD_TURN_SECONDS / 4, lambda n: scans.append(n) if n == 0 else None)
     assert work.index_stale()
 
     async def ready_then_a_round():

@@ -248,12 +248,18 @@ class DueWork:
         if self._rebalancing():
             return False
         started = time.perf_counter()
-        entries = []
+        due: dict[int, dict[str, datetime]] = {}  # partition -> customer -> due time
+        held = 0
         segments: Counter[tuple[str, str]] = Counter()
         store = StoreTrends(self.pipeline.policy)  # store-wide knowledge is derived from the states held
 
-        def hold(key: bytes, state: CustomerState | StateFacts) -> None:
-            entries.append((key.decode(), state.due_at))
+        def hold(partition: int | None, key: bytes, state: CustomerState | StateFacts) -> None:
+            nonlocal held
+            held += 1
+            if state.due_at is not None:
+                if partition is None:
+                    partition = owner_partition(key, self.partitions)
+                (due.get(partition) or due.setdefault(partition, {}))[key.decode()] = state.due_at
             store.add(state)
             if (segment := self.pipeline.segment(state)) is not None:
                 segments[segment] += 1
@@ -263,31 +269,24 @@ class DueWork:
         # ends during the scan moves states from the second to the first: both read the same.
         uncommitted = dict(self.states.uncommitted())
         turn_ended = time.perf_counter()
-        for key, raw in self.store.items():
+        for partition, key, raw in self.store.scan():
             if raw and key not in uncommitted:
-                hold(key, StateFacts.from_bytes(raw))  # what the index, store view and gauges read, no more
+                hold(partition, key, StateFacts.from_bytes(raw))  # what the index, store view and gauges read
             if time.perf_counter() - turn_ended >= REBUILD_TURN_SECONDS:
                 await asyncio.sleep(0)
                 if self._rebalancing():
-                    log.info("due-work index rebuild stopped after %d customers: a rebalance began", len(entries))
+                    log.info("due-work index rebuild stopped after %d customers: a rebalance began", held)
                     return False
                 turn_ended = time.perf_counter()
         for key, state in uncommitted.items():
             if state is not None:
-                hold(key, state)
+                hold(None, key, state)
         self.pipeline.store = store
-        by_partition: dict[int, list[tuple[str, datetime | None]]] = {}
-        for customer_id, due_at in entries:
-            by_partition.setdefault(owner_partition(customer_id.encode(), self.partitions), []).append(
-                (customer_id, due_at))
-        self.index = {}
-        for partition, held in by_partition.items():
-            self.index[partition] = DueIndex()
-            self.index[partition].rebuild(held)
+        self.index = {partition: DueIndex.of(customers) for partition, customers in due.items()}
         self._in_flight.clear()
         self.waiting.clear()
         self.observer.reset_segments(segments)
         self.metrics.index_rebuilds.inc()
         log.info("due-work index rebuilt in %.0f ms (records waited meanwhile): %d customers scheduled of %d",
-                 1000 * (time.perf_counter() - started), len(self), len(entries))
+                 1000 * (time.perf_counter() - started), len(self), held)
         return True

@@ -49,6 +49,14 @@ class DueIndex:
         self._due = {cid: at for cid, at in entries if at is not None}
         self._compact()
 
+    @classmethod
+    def of(cls, due: dict[str, datetime]) -> "DueIndex":
+        """An index of `due` (customer -> due time), which it takes over."""
+        index = cls()
+        index._due = due
+        index._compact()
+        return index
+
     def _compact(self) -> None:
         self._heap = [(at, cid) for cid, at in self._due.items()]
         heapq.heapify(self._heap)

@@ -63,7 +63,7 @@ def due_work(table: dict, states: StateCache | None = None) -> tuple[DueWork, Pr
                           consumer=InputProgress())
     metrics = Metrics(CollectorRegistry())
     states = states or StateCache(FaustMemoryStore(SimpleNamespace(data=table)))
-    work = DueWork(app, SimpleNamespace(items=lambda: table.items()), states, Pipeline(load_catalog(), Policy()),
+    work = DueWork(app, FaustMemoryStore(SimpleNamespace(data=table)), states, Pipeline(load_catalog(), Policy()),
                    metrics, Observer(metrics, {}), "remarket.ticks")
     return work, producer
 
@@ -316,15 +316,15 @@ def _slow_table(table: dict, seconds_per_state: float, on_each=None):
     """A table whose scan takes time, as decoding a million states does."""
     import time
 
-    def items():
-        for n, item in enumerate(table.items()):
+    def scan():
+        for n, (key, value) in enumerate(table.items()):
             end = time.perf_counter() + seconds_per_state
             while time.perf_counter() < end:
                 pass
             if on_each is not None:
                 on_each(n)
-            yield item
-    return SimpleNamespace(items=items)
+            yield None, key, value
+    return SimpleNamespace(scan=scan)
 
 
 def _states_due(count: int) -> dict:
@@ -385,7 +385,7 @@ def test_a_rebalance_that_begins_during_the_rebuild_stops_it_and_the_next_round_
     assert work.index == {} and work.pipeline.store is store_before and producer.sent == []
     assert not work.handling_lock.locked()
     work.app.rebalancing = False  # it ended
-    work.store = SimpleNamespace(items=lambda: table.items())
+    work.store = FaustMemoryStore(SimpleNamespace(data=table))
     asyncio.run(work.fire())
     assert handed_over(work, producer) == sorted(f"c{i}" for i in range(40))
     assert work.pipeline.store is not store_before
@@ -415,3 +415,16 @@ def test_an_assignment_change_is_indexed_once_whoever_asks_first():
     work.app.assignor.assigned_actives = lambda: {("t", 0), ("t", 1)}
     assert work.index_stale()
     assert asyncio.run(work.index_current()) is True and len(scans) == 2 and not work.index_stale()
+
+
+def test_the_index_takes_each_customers_partition_from_the_store_that_keeps_it():
+    table = _states_due(6)
+    work, producer = due_work(table)
+    owners = {key: owner_partition(key, work.partitions) for key in table}
+    work.store = SimpleNamespace(scan=lambda: [(owners[key], key, raw) for key, raw in table.items()])
+    asyncio.run(work.index_current())
+    assert {partition: len(index) for partition, index in work.index.items()} == {
+        p: list(owners.values()).count(p) for p in set(owners.values())}
+    assert handed_over(work, producer) == []  # nothing sent before the round
+    asyncio.run(work.fire())
+    assert handed_over(work, producer) == sorted(f"c{i}" for i in range(6))

@@ -55,7 +55,7 @@ def handler() -> tuple[RecordHandler, Sink, StateCache]:
     progress = SimpleNamespace(of={})  # each input partition's (end, read): caught up unless a test says
     progress.input_progress = lambda tp, mark: progress.of.get(tp, (0, 0))
     progress.fetch_mark = lambda tp: None
-    due = DueWork(SimpleNamespace(consumer=progress), SimpleNamespace(items=lambda: []), states, pipeline, metrics,
+    due = DueWork(SimpleNamespace(consumer=progress), SimpleNamespace(scan=lambda: []), states, pipeline, metrics,
                   observer, T["ticks"])
     return RecordHandler(app, None, pipeline, states, sink, due, observer, T["ticks"]), sink, states
 

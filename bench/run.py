@@ -323,7 +323,7 @@ def wait_handling(worker: WorkerProcess, timeout: float = 1800) -> tuple[float, 
         if metric_sum(worker.get("/metrics")[1].decode(), "remarket_due_index_rebuilds_total") >= 1:
             handling = time.perf_counter() - worker.started
             scans = re.findall(r"due-work index rebuilt in (\d+) ms", worker.log_tail(400))
-            return handling, (int(scans[0]) / 1000 if scans else None)
+            return handling, (int(scans[-1]) / 1000 if scans else None)  # the log is the app id's: this worker's is last
         time.sleep(0.25)
     raise TimeoutError(f"no due-work index rebuild {timeout} s after ready\n{worker.log_tail()}")
 

@@ -319,7 +319,7 @@ class StateFacts(BaseModel):
         end = document.find(_FACTS_END)
         if end > 0:
             facts = cls.model_validate_json(document[:end] + b"}")
-            if facts.model_fields_set != _ONLY_THE_ID:
+            if facts.__pydantic_fields_set__ != _ONLY_THE_ID:  # model_fields_set, without its property call
                 return facts
         return cls.model_validate_json(document)
 

@@ -50,7 +50,8 @@ REBUILD_TURN_SECONDS = 0.01
 """How long the index rebuild's table scan runs before the event loop gets a turn. The scan
 decoded every state the worker holds (50-80 µs each): ~4,000 customers held the loop for 163 ms,
 1,000,000 would hold it for about a minute, with the web views (the liveness probe) unanswered.
-(It now decodes only what it reads, StateFacts: 26.5 µs per state with the rest of the scan.)"""
+(It now decodes only what it reads, StateFacts, written first in each state's JSON, straight from
+the store: ~18 µs per state in a worker, 18 s for 1,000,000 customers.)"""
 
 
 FOLLOW_UP_SECONDS = 0.05

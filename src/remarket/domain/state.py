@@ -291,10 +291,10 @@ class StateFacts(BaseModel):
     """What the due-work index, the store-wide view and the segment gauges read of a stored
     state, decoded without the rest (held events, orders, contacts, pending sends): the worker
     scans every state it holds after each assignment change, with records waiting: 67.5 µs per
-    state decoding whole states, 26.5 decoding these (bench/rebuild.py), 14 since they are written
-    first. The same names, aliases and
-    types as CustomerState's fields (a test holds them to it); the domain functions that read
-    them (store.contribution, lifecycle.tier_of, email_activity, site_activity) take either."""
+    state decoding whole states, 26.5 decoding these, 14.7 since they are written first
+    (bench/rebuild.py). The same names, aliases and types as CustomerState's fields (a test holds
+    them to it); the domain functions that read them (store.contribution, lifecycle.tier_of,
+    email_activity, site_activity) take either."""
 
     model_config = ConfigDict(extra="ignore", ser_json_bytes="base64", val_json_bytes="base64",
                               validate_by_name=True, validate_by_alias=True)
@@ -324,7 +324,7 @@ class StateFacts(BaseModel):
         return cls.model_validate_json(document)
 
 
-_ONLY_THE_ID = {"customer_id"}
+_ONLY_THE_ID = frozenset({"customer_id"})
 _FIELD_NAMES = frozenset(CustomerState.model_fields)
 _CONTAINER_FIELDS = tuple(
     name for name, info in CustomerState.model_fields.items()

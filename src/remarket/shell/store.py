@@ -107,5 +107,5 @@ class FaustMemoryStore:
             self.put(partition, key, value)
 
     def scan(self) -> list[tuple[None, bytes, bytes]]:
-        return [(None, key, value) for key, value in self._data.items()]  # a copy: a commit may write
-        # while a scan of it waits its turn
+        # a copy: a commit may write while a scan of it waits its turn
+        return [(None, key, value) for key, value in self._data.items()]

@@ -361,6 +361,8 @@ def test_a_long_rebuild_lets_the_event_loop_run_but_no_record_be_handled():
 
     _, turns = asyncio.run(scan_and_watch())
     assert turns >= 5  # a turn every REBUILD_TURN_SECONDS of scanning (the old scan gave none)
+    held = work.metrics.registry.get_sample_value("remarket_due_index_rebuild_seconds")
+    assert 40 * REBUILD_TURN_SECONDS / 4 <= held < 5  # what on-call sees: how long records were held
     assert locked_at_turns and all(locked_at_turns[1:])  # records held off from the scan's start
     assert handed_over(work, producer) == sorted(f"c{i}" for i in range(40))
     assert not work.handling_lock.locked()

@@ -15,7 +15,8 @@ no state; the median of `--repeat` passes is printed. Times are the process's CP
 `--digest` fixes the clock (the traffic's time and `received_at`) so that two commits can be
 compared: the SHA-256 of every record `handle` returns (role, key, value, headers but the
 dead-letter's wall-clock time), of what else the shell reads from `Handled`, and of every final
-state. Same digest, same behaviour on this traffic.
+state's content (its JSON with sorted keys, not its stored bytes). Same digest, same behaviour on
+this traffic.
 
 `--workload latency` is the traffic of bench/run.py's `measure_latency` instead: each event is a
 fresh customer's first paid order (`lat-<i>`, order.paid, total 20.0), folded under
@@ -79,6 +80,10 @@ def latency_traffic(events: int, fixed_clock: bool) -> list[tuple[bytes, bytes]]
     return traffic
 
 
+def _canonical(state: CustomerState) -> bytes:
+    return orjson.dumps(orjson.loads(state.to_json()), option=orjson.OPT_SORT_KEYS)
+
+
 def _digest_handled(digest, handled: Handled) -> None:
     for record in handled.records:
         headers = [(k, v) for k, v in record.headers if k not in WALL_CLOCK_HEADERS]
@@ -122,8 +127,8 @@ def one_pass(records: list[SourceRecord], received_at: datetime, digest=None, po
                 states[key] = handled.new_state
     advance_s = time.process_time() - started
     if digest is not None:
-        for key in sorted(states):
-            digest.update(key + b"=" + states[key].to_bytes())
+        for key in sorted(states):  # the state's content, not its stored bytes (key order, compression)
+            digest.update(key + b"=" + _canonical(states[key]))
     return {"events_s": events_s, "advance_s": advance_s, "advanced": advanced, "customers": len(states)}
 
 

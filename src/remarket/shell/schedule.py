@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import heapq
 from datetime import datetime
-from typing import Iterable
 
 
 class DueIndex:
@@ -44,10 +43,6 @@ class DueIndex:
                 del self._due[customer_id]
                 due.append((customer_id, at))
         return due
-
-    def rebuild(self, entries: Iterable[tuple[str, datetime | None]]) -> None:
-        self._due = {cid: at for cid, at in entries if at is not None}
-        self._compact()
 
     @classmethod
     def of(cls, due: dict[str, datetime]) -> "DueIndex":

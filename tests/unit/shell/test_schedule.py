@@ -24,11 +24,13 @@ def test_rescheduling_replaces_the_old_due_time():
     assert index.pop_due(T0 + timedelta(days=1)) == [] and len(index) == 0
 
 
-def test_rebuild_from_state_replaces_everything():
-    index = DueIndex()
-    index.set("gone", T0)
-    index.rebuild([("a", T0), ("b", None)])
+def test_an_index_made_from_the_scan_holds_what_it_was_given_and_no_more():
+    index = DueIndex.of({"a": T0, "b": T0 + timedelta(minutes=5)})
+    assert len(index) == 2 and index.earliest() == T0
     assert index.pop_due(T0) == [("a", T0)]
+    index.set("c", T0 - timedelta(minutes=1))
+    assert index.pop_due(T0 + timedelta(minutes=5)) == [("c", T0 - timedelta(minutes=1)),
+                                                        ("b", T0 + timedelta(minutes=5))]
 
 
 def test_the_earliest_due_time_skips_customers_rescheduled_or_removed():

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -249,7 +249,7 @@ class DueWork:
         if self._rebalancing():
             return False
         started = time.perf_counter()
-        due: dict[int, dict[str, datetime]] = {}  # partition -> customer -> due time
+        due: defaultdict[int, dict[str, datetime]] = defaultdict(dict)  # partition -> customer -> due time
         held = 0
         segments: Counter[tuple[str, str]] = Counter()
         store = StoreTrends(self.pipeline.policy)  # store-wide knowledge is derived from the states held
@@ -260,7 +260,7 @@ class DueWork:
             if state.due_at is not None:
                 if partition is None:
                     partition = owner_partition(key, self.partitions)
-                (due.get(partition) or due.setdefault(partition, {}))[key.decode()] = state.due_at
+                due[partition][key.decode()] = state.due_at
             store.add(state)
             if (segment := self.pipeline.segment(state)) is not None:
                 segments[segment] += 1

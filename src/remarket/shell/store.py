@@ -3,8 +3,9 @@
 faust's stores find a key's partition from the event being processed (a context variable its
 stream sets) or, outside a stream, by asking every partition's database. The worker always
 knows the partition (its record's), so it reads and writes that partition's database directly;
-restore writes whole batches with the changelog offset they reach. Private API of faust 0.15's
-stores (`_db_for_partition`, `_key_index`, `offset_key`, memory `data`).
+restore writes whole batches with the changelog offset they reach; the due-work index rebuild
+scans the active partitions' databases. Private API of faust 0.15's stores (`_db_for_partition`,
+`_dbs`, `_dbs_for_actives`, `_key_index`, `offset_key`, memory `data`).
 """
 from __future__ import annotations
 

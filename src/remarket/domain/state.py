@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 import threading
 from importlib import resources
 
+import orjson
 import zstandard
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from remarket.domain.compact_json import compact_encoder
 from remarket.domain.events import InboundEvent, PromotionType, stored_json
 from remarket.domain.vocabulary import Stage
 
@@ -40,7 +42,6 @@ _FORMAT_ZSTD_DICTIONARY_1_JSON = b"\x02"
 _FACTS_END = b',"pv":"'
 _ZSTD_LEVEL = 1  # levels up to 3 save no more than 1 % here and cost more CPU
 _MAX_STATE_JSON = 64 << 20  # only for a frame that does not say its size (zstandard's and cramjam's do)
-_WITHOUT_BUFFER = {"buffer"}
 _DICTIONARY_1 = zstandard.ZstdCompressionDict(
     (resources.files("remarket") / "data" / "state-dictionary-1.zstd").read_bytes())
 _DICTIONARY_1.precompute_compress(level=_ZSTD_LEVEL)  # once, shared by every thread's compressor
@@ -241,14 +242,9 @@ class CustomerState(BaseModel):
             super().__setattr__(name, value)
 
     def to_json(self) -> bytes:
-        if not self.buffer:
-            return self.model_dump_json(exclude_defaults=True, by_alias=True).encode()
-        # The held events are most of a state's JSON while they wait, and the state is encoded at
-        # every commit that changed it: each event's JSON is made once (`stored_json`) and spliced
-        # in. Same JSON document as pydantic's, the buffer last (key order does not matter).
-        rest = self.model_dump_json(exclude_defaults=True, by_alias=True, exclude=_WITHOUT_BUFFER).encode()
-        held = b",".join([stored_json(event) for event in self.buffer])
-        return rest[:-1] + (b',"buffer":[' if len(rest) > 2 else b'"buffer":[') + held + b"]}"
+        """pydantic's `model_dump_json(exclude_defaults=True, by_alias=True)`, byte for byte, made
+        by `_state_json` at about half its cost (the state is encoded at every commit that changed it)."""
+        return _state_json(self)
 
     def to_bytes(self) -> bytes:
         return _FORMAT_ZSTD_DICTIONARY_1_JSON + _zstd.compressor.compress(self.to_json())
@@ -324,6 +320,13 @@ class StateFacts(BaseModel):
         return cls.model_validate_json(document)
 
 
+def _held_events_json(held: list[InboundEvent]) -> orjson.Fragment:
+    """The held events are most of a state's JSON while they wait: each event's JSON is made once
+    (`stored_json`) and put in as it is."""
+    return orjson.Fragment(b"[" + b",".join([stored_json(event) for event in held]) + b"]")
+
+
+_state_json = compact_encoder(CustomerState, fields_as_json={"buffer": _held_events_json})
 _ONLY_THE_ID = frozenset({"customer_id"})
 _FIELD_NAMES = frozenset(CustomerState.model_fields)
 _CONTAINER_FIELDS = tuple(

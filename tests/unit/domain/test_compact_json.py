@@ -1,0 +1,134 @@
+"""A state's JSON is pydantic's `model_dump_json(exclude_defaults=True, by_alias=True)`, byte for
+byte, though remarket.domain.compact_json writes it: for states the core makes, for every field
+of every stored model away from its default, and for the values orjson and pydantic could write
+differently (non-UTC offsets, microseconds, floats, escapes, big ints)."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import AwareDatetime, BaseModel, Field
+
+from remarket.domain.compact_json import compact_encoder
+from remarket.domain.events import PromotionType, parse_event
+from remarket.domain.state import (Attention, CustomerState, Offer, OpenOrder, PendingSend, Proposal,
+                                   ring_add)
+from remarket.domain.vocabulary import Stage
+
+from .factories import T0, Driver, event, minutes, paid, placed, view
+from .test_properties import _fast, histories
+
+
+def pydantic_json(state: CustomerState) -> bytes:
+    return state.model_dump_json(exclude_defaults=True, by_alias=True).encode()
+
+
+@_fast
+@given(histories())
+def test_every_state_the_core_makes_is_written_as_pydantic_writes_it(events):
+    driver = Driver()
+    for e in events:
+        driver.feed(e)
+        if driver.state is not None:
+            assert driver.state.to_json() == pydantic_json(driver.state)
+
+
+def a_state_with_every_field_set() -> CustomerState:
+    berlin = timezone(timedelta(hours=1))
+    held = parse_event(orjson.dumps({
+        "event_id": "e-1", "customer_id": "c-ü", "occurred_at": "2026-12-07T08:46:35.302902+05:30",
+        "event_type": "order.paid", "order_id": "o-1", "total": 12.5, "coupon_type": "gift",
+        "context": {"timezone": "Asia/Kolkata", "country": "IN"}, "items": [{"product_id": "p-1", "quantity": 2}]}))
+    offer = Offer(type=PromotionType.GIFT, percent=12.5, min_spend=30.0, valid=86_400, boost=True)
+    proposal = Proposal(kind="winback", ref="r-1", rule="churned", valid=3600, stage="churned", offer=offer,
+                        products=("p-1", "p\"2"), order="o-1", cart="k-1", events=("e-1",), detail="why\n",
+                        since=5, retry=6)
+    order = OpenOrder(at=7, event_id="e-2", cart_id="k-2", total=1e16, coupon_type=PromotionType.DISCOUNT)
+    return CustomerState(
+        customer_id="c-\u00fc\u2028\x01", upto=1, due_at=datetime(2026, 12, 7, 8, 46, 35, 1, tzinfo=berlin),
+        orders=3, spent=0.1 + 0.2, products={"p-1": Attention(last=9, views=2, since=8, event_id="e-3")},
+        email_engagements=[1, 2], site_visits=[3], stage=Stage.CHURNED, policy_version="pv-1", clock=11,
+        buffer=[held], recent_event_hashes=ring_add(b"", "e-1", 4), events_by_family={"orders": 2},
+        last_seen_by_family={"orders": datetime(2026, 12, 7, tzinfo=UTC), "visits": T0 + minutes(1)},
+        timezone="Europe/Berlin", country="DE", first_order=12, last_order=13, redeemed={"gift": 1},
+        paid_orders=ring_add(b"", "o-1", 4), closed_orders=ring_add(b"", "o-2", 4),
+        closed_carts=ring_add(b"", "k-1", 4), open_orders={"o-3": order}, open_checkouts={"k-3": order},
+        email_bounces=1, consent={"sms": False, "email": True}, stage_since=14, reactivations=1, campaign_due=15,
+        campaign_seq=2, festival_due=16, festival_done=17, early_due=18, early_for=19, last_reminded=20,
+        contacts=[21], couponed={"p-1": 22}, bought_couponed=ring_add(b"", "p-1", 4),
+        pending=[PendingSend(id="a-1", kind="reminder", ch="email", at=23, stage="new", order="o-3", cart="k-3",
+                             products=("p-1",), hold=True)],
+        waiting=[proposal])
+
+
+def test_every_field_of_every_stored_model_away_from_its_default_is_written_as_pydantic_writes_it():
+    state = a_state_with_every_field_set()
+    written = orjson.loads(state.to_json())
+    for model, document in [(CustomerState, written), (Attention, written["products"]["p-1"]),
+                            (OpenOrder, written["open_orders"]["o-3"]), (PendingSend, written["pend"][0]),
+                            (Proposal, written["wait"][0]), (Offer, written["wait"][0]["offer"])]:
+        assert set(document) == {info.alias or name for name, info in model.model_fields.items()}, model
+    assert state.to_json() == pydantic_json(state)
+    assert CustomerState.from_bytes(state.to_bytes()) == state
+
+
+def test_a_state_at_its_defaults_is_written_as_pydantic_writes_it():
+    state = CustomerState(customer_id="c1", policy_version="1")
+    assert state.to_json() == pydantic_json(state) == b'{"customer_id":"c1","pv":"1"}'
+
+
+@given(text=st.text(), number=st.floats(), whole=st.integers(-2**63, 2**63 - 1),
+       moment=st.datetimes(min_value=datetime(1980, 1, 1), timezones=st.timezones()))
+def test_strings_floats_ints_and_times_are_written_as_pydantic_writes_them(text, number, whole, moment):
+    """Times from 1980 on: offsets in whole minutes (before ~1972 some zones had seconds in their
+    offset, which pydantic truncates and orjson rounds; neither keeps them)."""
+    state = CustomerState(customer_id=text, policy_version="1", spent=number, clock=whole,
+                          last_seen_by_family={text: moment}, country=text)
+    assert state.to_json() == pydantic_json(state)
+
+
+def test_an_int_beyond_64_bits_is_still_written_as_pydantic_writes_it():
+    state = CustomerState(customer_id="c1", policy_version="1", clock=2**70)
+    assert state.to_json() == pydantic_json(state)
+
+
+def test_values_the_core_assigns_without_validation_are_written_as_pydantic_writes_them():
+    state = CustomerState(customer_id="c1", policy_version="1")
+    state.spent = 3  # an int in a float field
+    state.products = {"p": Attention(last=1)}
+    assert state.to_json() == pydantic_json(state)
+
+
+def test_a_field_of_a_kind_it_does_not_know_is_refused_when_the_model_is_compiled():
+    class WithASet(BaseModel):
+        tags: set[str] = Field(default_factory=set)
+
+    with pytest.raises(TypeError, match="WithASet.tags"):
+        compact_encoder(WithASet)
+
+    class WithPlainBytes(BaseModel):  # written as UTF-8 by pydantic unless the model says base64
+        raw: bytes = b""
+
+    with pytest.raises(TypeError, match="base64"):
+        compact_encoder(WithPlainBytes)
+
+
+def test_a_default_factory_that_is_not_an_empty_container_is_refused():
+    class WithAFullDefault(BaseModel):
+        seen: list[int] = Field(default_factory=lambda: [1])
+
+    with pytest.raises(TypeError, match="empty containers"):
+        compact_encoder(WithAFullDefault)
+
+
+def test_other_models_are_written_as_pydantic_writes_them():
+    class Note(BaseModel):
+        at: AwareDatetime
+        tags: tuple[str, ...] = ()
+        by: dict[str, list[Offer]] = Field(default_factory=dict)
+
+    note = Note(at=T0, tags=("a",), by={"x": [Offer(type=PromotionType.GIFT, percent=1.0, valid=1)]})
+    assert compact_encoder(Note)(note) == note.model_dump_json(exclude_defaults=True, by_alias=True).encode()

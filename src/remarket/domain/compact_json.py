@@ -23,7 +23,7 @@ from enum import Enum
 from typing import Any
 
 import orjson
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, PlainSerializer, WrapSerializer
 from pydantic_core import PydanticUndefined
 
 # orjson writes a UTC time with "Z", other offsets as "+05:30", and microseconds only when there
@@ -53,6 +53,9 @@ def compact_encoder(model: type[BaseModel], *, fields_as_json: Mapping[str, Call
 
 def _compile(model: type[BaseModel], fields_as_json: Mapping[str, Callable[[Any], Any]] = {}
              ) -> Callable[[BaseModel], dict[str, Any]]:
+    decorators = model.__pydantic_decorators__
+    if decorators.field_serializers or decorators.model_serializers:
+        raise TypeError(f"{model.__name__}: serializers of its own are not known to compact_json")
     names: dict[str, Any] = {}  # what the generated function refers to: defaults, converters
     lines = [f"def {model.__name__}_compact(instance):", "    fields = instance.__dict__", "    out = {}"]
     for index, (name, info) in enumerate(model.model_fields.items()):
@@ -60,7 +63,9 @@ def _compile(model: type[BaseModel], fields_as_json: Mapping[str, Callable[[Any]
             names[f"as_json_{index}"] = fields_as_json[name]
             value = f"as_json_{index}(value)"
         else:
-            value = _converted("value", info.annotation, model, names, f"{model.__name__}.{name}")
+            where = f"{model.__name__}.{name}"
+            _refuse_serializers(info.metadata, where)
+            value = _converted("value", info.annotation, model, names, where)
         lines.append(f"    value = fields[{name!r}]")
         key = info.alias or name
         at_default = _default_test(info, index, names)
@@ -111,6 +116,9 @@ def _converted(value: str, annotation: Any, owner: type[BaseModel], names: dict[
         encoder = f"compact_{annotation.__name__}"
         names.setdefault(encoder, _compile(annotation))
         return f"{encoder}({value})"
+    if origin is typing.Annotated:  # constraints and validators: written as the type they annotate
+        _refuse_serializers(annotation.__metadata__, where)
+        return _converted(value, args[0], owner, names, where, depth)
     if origin in (typing.Union, types.UnionType):
         present = [arg for arg in args if arg is not type(None)]
         if len(present) == 1:
@@ -123,3 +131,8 @@ def _converted(value: str, annotation: Any, owner: type[BaseModel], names: dict[
         inner = _converted(item, args[0], owner, names, where, depth + 1)
         return value if inner == item else f"[{inner} for {item} in {value}]"
     raise TypeError(f"{where}: {annotation!r} is not a type compact_json knows how to write as pydantic does")
+
+
+def _refuse_serializers(metadata: Any, where: str) -> None:
+    if any(isinstance(item, (PlainSerializer, WrapSerializer)) for item in metadata):
+        raise TypeError(f"{where}: a serializer of its own is not known to compact_json")

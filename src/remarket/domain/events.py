@@ -11,6 +11,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
+from remarket.domain.compact_json import compact_encoder
+
 SCHEMA_VERSION = 1
 
 def _a_json_number(value: object) -> object:
@@ -177,6 +179,10 @@ EVENT_MODELS: dict[str, type[_EventBase]] = {
 """Event families (the prefix of `event_type`) and their model; a topic accepts one or more."""
 
 
+_STORED_JSON = {model: compact_encoder(model) for model in EVENT_MODELS.values()}
+"""Each event model's `model_dump_json(exclude_defaults=True, by_alias=True)`, byte for byte, at
+about a third of the cost (remarket.domain.compact_json)."""
+
 # The slots read through their descriptors: an unset slot read as `event._ts` falls back to
 # pydantic's `BaseModel.__getattr__`, which cost more than the time conversion it saves (~1.5 µs a
 # miss, and every event misses once).
@@ -191,7 +197,7 @@ def stored_json(event: InboundEvent) -> bytes:
     try:
         return _stored_json_slot.__get__(event)
     except AttributeError:
-        encoded = event.model_dump_json(exclude_defaults=True, by_alias=True).encode()
+        encoded = _STORED_JSON[type(event)](event)
         _stored_json_slot.__set__(event, encoded)
         return encoded
 

@@ -1,4 +1,4 @@
-"""A state's JSON is pydantic's `model_dump_json(exclude_defaults=True, by_alias=True)`, byte for
+"""A state's and a held event's JSON is pydantic's `model_dump_json(exclude_defaults=True, by_alias=True)`, byte for
 byte, though remarket.domain.compact_json writes it: for states the core makes, for every field
 of every stored model away from its default, and for the values orjson and pydantic could write
 differently (non-UTC offsets, microseconds, floats, escapes, big ints)."""
@@ -10,10 +10,12 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import AwareDatetime, BaseModel, Field
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, field_serializer
 
 from remarket.domain.compact_json import compact_encoder
-from remarket.domain.events import PromotionType, parse_event
+from remarket.domain.events import PromotionType, parse_event, stored_json
 from remarket.domain.state import (Attention, CustomerState, Offer, OpenOrder, PendingSend, Proposal,
                                    ring_add)
 from remarket.domain.vocabulary import Stage
@@ -132,3 +134,43 @@ def test_other_models_are_written_as_pydantic_writes_them():
 
     note = Note(at=T0, tags=("a",), by={"x": [Offer(type=PromotionType.GIFT, percent=1.0, valid=1)]})
     assert compact_encoder(Note)(note) == note.model_dump_json(exclude_defaults=True, by_alias=True).encode()
+
+
+EVERY_EVENT_FIELD = [  # every field of every event model away from its default
+    {"event_type": "visit.product_view", "product_id": "p-1", "url": "https://shop.example/p/1?q=\u00e9\""},
+    {"event_type": "cart.checkout_started", "cart_id": "k-1", "total": 0.30000000000000004, "currency": "USD",
+     "items": [{"product_id": "p-1", "quantity": 3, "unit_price": 9.99}, {"product_id": "p-2"}]},
+    {"event_type": "order.paid", "order_id": "o-1", "cart_id": "k-1", "total": 1e9, "currency": "GBP",
+     "items": [{"product_id": "p-1"}], "coupon_type": "free_shipping"},
+    {"event_type": "email.click", "message_id": "m-1", "action_id": "a-1"},
+    {"event_type": "consent.updated", "channel": "sms", "granted": False},
+]
+
+
+@pytest.mark.parametrize("fields", EVERY_EVENT_FIELD, ids=lambda fields: fields["event_type"])
+def test_every_field_of_every_event_model_is_written_as_pydantic_writes_it(fields):
+    held = parse_event(orjson.dumps({"event_id": "e-1", "customer_id": "c-1",
+                                     "occurred_at": "2026-12-07T08:46:35.5-03:00",
+                                     "context": {"timezone": "Asia/Kolkata", "country": "IN"}, **fields}))
+    model = type(held)
+    written = orjson.loads(stored_json(held))
+    assert set(written) == {info.alias or name for name, info in model.model_fields.items()} - {"schema_version"}
+    assert stored_json(held) == held.model_dump_json(exclude_defaults=True, by_alias=True).encode()
+
+
+def test_a_model_with_serializers_of_its_own_is_refused():
+    class Rounded(BaseModel):
+        total: float = 0.0
+
+        @field_serializer("total")
+        def _rounded(self, total: float) -> float:
+            return round(total)
+
+    with pytest.raises(TypeError, match="serializers"):
+        compact_encoder(Rounded)
+
+    class Shouted(BaseModel):
+        name: Annotated[str, PlainSerializer(str.upper)] | None = None
+
+    with pytest.raises(TypeError, match="Shouted.name"):
+        compact_encoder(Shouted)

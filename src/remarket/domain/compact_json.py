@@ -39,7 +39,8 @@ def compact_encoder(model: type[BaseModel], *, fields_as_json: Mapping[str, Call
     """The encoder of `model`. `fields_as_json` names fields written by a function of their value
     instead (one that returns an `orjson.Fragment` of JSON made elsewhere, say); such a field is
     still left out at its default. Falls back to pydantic for a value orjson refuses (an int
-    beyond 64 bits): slower, never wrong."""
+    beyond 64 bits): slower, never wrong. The bytes returned hold orjson's ~4 KiB buffer
+    whatever their length: copy them (`bytes(memoryview(...))`) before keeping them for long."""
     to_dict = _compile(model, fields_as_json)
 
     def encode(instance: BaseModel) -> bytes:

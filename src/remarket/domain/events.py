@@ -197,7 +197,9 @@ def stored_json(event: InboundEvent) -> bytes:
     try:
         return _stored_json_slot.__get__(event)
     except AttributeError:
-        encoded = _STORED_JSON[type(event)](event)
+        # A copy: the bytes orjson returns keep its whole ~4 KiB buffer allocated, and these stay
+        # as long as the event is held (+140 MB peak RSS in the throughput benchmark).
+        encoded = bytes(memoryview(_STORED_JSON[type(event)](event)))
         _stored_json_slot.__set__(event, encoded)
         return encoded
 

@@ -4,6 +4,7 @@ of every stored model away from its default, and for the values orjson and pydan
 differently (non-UTC offsets, microseconds, floats, escapes, big ints)."""
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
@@ -174,3 +175,16 @@ def test_a_model_with_serializers_of_its_own_is_refused():
 
     with pytest.raises(TypeError, match="Shouted.name"):
         compact_encoder(Shouted)
+
+
+def test_a_held_events_stored_json_takes_no_more_memory_than_its_length():
+    """orjson's bytes keep its ~4 KiB buffer: a held event keeps its JSON as long as it waits."""
+    held = parse_event(orjson.dumps({"event_id": "e-1", "customer_id": "c-1", "occurred_at": "2026-12-07T08:46:35Z",
+                                     "event_type": "visit.page_view"}))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = stored_json(held)
+        assert tracemalloc.get_traced_memory()[0] - before < len(kept) + 200
+    finally:
+        tracemalloc.stop()

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from remarket.domain.events import Channel, Identifier, PromotionType
+from remarket.domain.model_json import json_encoder
 from remarket.domain.vocabulary import Activity, Stage
 
 ACTION_SCHEMA_VERSION = 1
@@ -139,3 +140,12 @@ def action_id_for(customer_id: str, kind: ActionKind | str, trigger_ref: str) ->
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+
+
+_MESSAGE_JSON = {Action: json_encoder(Action), Withdrawal: json_encoder(Withdrawal)}
+
+
+def message_json(message: Action | Withdrawal) -> bytes:
+    """`message.model_dump_json()`, byte for byte (every field, as senders read it), at a third of
+    its cost (remarket.domain.model_json)."""
+    return _MESSAGE_JSON[type(message)](message)

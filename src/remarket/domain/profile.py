@@ -9,6 +9,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from remarket.domain.lifecycle import email_activity, promotion_preference, rfm_of, site_activity, tier_of
+from remarket.domain.model_json import json_encoder
 from remarket.domain.policy import Policy
 from remarket.domain.score import repurchase_score
 from remarket.domain.state import CustomerState, StateFacts, from_ts, to_ts
@@ -42,6 +43,14 @@ class CustomerProfile(BaseModel):
     policy_version: str
     as_of: AwareDatetime
     schema_version: int = PROFILE_SCHEMA_VERSION
+
+
+_PROFILE_JSON = json_encoder(CustomerProfile)
+
+
+def profile_json(profile: CustomerProfile) -> bytes:
+    """`profile.model_dump_json()`, byte for byte, at a third of its cost (remarket.domain.model_json)."""
+    return _PROFILE_JSON(profile)
 
 
 def segment_key(state: CustomerState | StateFacts, now: int, policy: Policy) -> tuple[str, str, str, str]:

@@ -18,7 +18,7 @@ import orjson
 import zstandard
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from remarket.domain.compact_json import compact_encoder
+from remarket.domain.model_json import compact_encoder
 from remarket.domain.events import InboundEvent, PromotionType, stored_json
 from remarket.domain.vocabulary import Stage
 

@@ -19,11 +19,11 @@ import orjson
 from pydantic import ValidationError
 
 from remarket.catalog import Catalog
-from remarket.domain.actions import Action, Withdrawal
+from remarket.domain.actions import Action, Withdrawal, message_json
 from remarket.domain.events import EventType, family_of, inbound_event_adapter
 from remarket.domain.policy import Policy
 from remarket.domain.process import Outcome, RejectedEvent, advance, apply
-from remarket.domain.profile import segment_key
+from remarket.domain.profile import profile_json, segment_key
 from remarket.domain.state import CustomerState, StateFacts
 from remarket.domain.store import StoreTrends
 from remarket.shell.ticks import Tick
@@ -304,7 +304,7 @@ class Pipeline:
                            segment_change=(self.segment(before), None) if before is not None else None)
         change = None
         if outcome.profile is not None:
-            records.append(OutRecord("profiles", key, outcome.profile.model_dump_json().encode(), JSON_HEADERS))
+            records.append(OutRecord("profiles", key, profile_json(outcome.profile), JSON_HEADERS))
             change = (self.segment(before), (outcome.profile.stage, outcome.profile.tier))
         return Handled(label, new_state=outcome.state, records=records, customer_id=customer_id,
                        due_at=outcome.state.due_at, core=outcome, event_type=event_type, expired=expired,
@@ -388,7 +388,7 @@ def action_record(action: Action | Withdrawal) -> OutRecord:
     return OutRecord(
         "holdout" if action.holdout else "actions",
         action.customer_id.encode(),
-        action.model_dump_json().encode(),
+        message_json(action),
         [*JSON_HEADERS, (ACTION_KIND_HEADER, str(action.kind).encode())],
     )
 

@@ -1,7 +1,8 @@
-"""A state's and a held event's JSON is pydantic's `model_dump_json(exclude_defaults=True, by_alias=True)`, byte for
-byte, though remarket.domain.compact_json writes it: for states the core makes, for every field
-of every stored model away from its default, and for the values orjson and pydantic could write
-differently (non-UTC offsets, microseconds, floats, escapes, big ints)."""
+"""What remarket.domain.model_json writes is pydantic's `model_dump_json`, byte for byte: a state's
+and a held event's (`exclude_defaults=True, by_alias=True`), an action's, a withdrawal's and a
+profile's (every field). For those the core makes, for every field of every model set, and for
+the values orjson and pydantic could write differently (offsets, microseconds, floats, escapes,
+big ints)."""
 from __future__ import annotations
 
 import tracemalloc
@@ -15,7 +16,12 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, field_serializer
 
-from remarket.domain.compact_json import compact_encoder
+from remarket.domain.actions import (Action, ActionKind, Coupon, CouponUnit, Reason, Withdrawal, WithdrawalReason,
+                                     message_json)
+from remarket.domain.events import Channel
+from remarket.domain.model_json import compact_encoder
+from remarket.domain.profile import CustomerProfile, Rfm, profile_json
+from remarket.domain.vocabulary import Activity
 from remarket.domain.events import PromotionType, parse_event, stored_json
 from remarket.domain.state import (Attention, CustomerState, Offer, OpenOrder, PendingSend, Proposal,
                                    ring_add)
@@ -188,3 +194,43 @@ def test_a_held_events_stored_json_takes_no_more_memory_than_its_length():
         assert tracemalloc.get_traced_memory()[0] - before < len(kept) + 200
     finally:
         tracemalloc.stop()
+
+
+def pydantic_full_json(message: BaseModel) -> bytes:
+    return message.model_dump_json().encode()
+
+
+@_fast
+@given(histories())
+def test_every_action_withdrawal_and_profile_the_core_makes_is_written_as_pydantic_writes_it(events):
+    driver = Driver()
+    driver.feed(*events).run_until(events[-1].occurred_at + timedelta(days=400))
+    for message in [*driver.actions, *driver.withdrawals]:
+        assert message_json(message) == pydantic_full_json(message)
+    for outcome in driver.outcomes:
+        if outcome.profile is not None:
+            assert profile_json(outcome.profile) == pydantic_full_json(outcome.profile)
+
+
+def test_every_field_of_an_action_a_withdrawal_and_a_profile_is_written_as_pydantic_writes_it():
+    at = datetime(2026, 12, 7, 8, 46, 35, 120, tzinfo=timezone(timedelta(hours=-3)))
+    action = Action(
+        action_id="a-1", kind=ActionKind.LIFECYCLE_CHURNED, customer_id="c-1", channel=Channel.SMS, send_after=at,
+        expires_at=T0, coupon=Coupon(type=PromotionType.GIFT, value=15, unit=CouponUnit.PERCENT, min_spend=30.5,
+                                     valid_until=T0, extra_percent=10.0),
+        product_ids=["p-1", "p-2"], order_id="o-1", policy_version="pv-1", holdout=True, created_at=T0,
+        referral_ask=True, reason=Reason(rule="churned_winback", stage=Stage.CHURNED, tier="gold", top_value=True,
+                                         email_activity=Activity.LAPSING, site_activity=Activity.INACTIVE,
+                                         repurchase_score=0.25, triggering_event_ids=["e-1"], detail="why \u00e9"))
+    withdrawal = Withdrawal(action_id="w-1", withdrawn_action_id="a-1", withdrawn_kind=ActionKind.LIFECYCLE_CHURNED,
+                            customer_id="c-1", channel=Channel.EMAIL, withdrawn_send_after=at,
+                            reason=WithdrawalReason.ORDER_PAID, policy_version="pv-1", holdout=True, created_at=T0)
+    profile = CustomerProfile(customer_id="c-1", stage="mature", tier="gold", rfm=Rfm(r=5, f=3, m=1),
+                              email_activity="active", site_activity="lapsing", orders=3, total_spent=99.9,
+                              last_order_at=at, repurchase_score=1.0, promotion_preference="gift", reactivations=2,
+                              policy_version="pv-1", as_of=T0)
+    for message, written in [(action, message_json(action)), (withdrawal, message_json(withdrawal)),
+                             (profile, profile_json(profile))]:
+        assert written == pydantic_full_json(message)
+        assert set(orjson.loads(written)) == set(type(message).model_fields)  # every field, by name
+    assert orjson.loads(message_json(action))["coupon"]["value"] == 15.0  # an int in a float field

@@ -64,6 +64,9 @@ def main() -> None:
                         help="bench/run.py's traffic, or its latency workload (policy.latency.toml)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/remarket-profile"))
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only the thread holding the GIL: a thread waiting for it (after a "
+                             "switch request) otherwise shows as busy in whatever frame it stopped at")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="remarket-profile-"))
     broker = LocalBroker(workdir / "kafka")
@@ -91,7 +94,8 @@ def main() -> None:
         raw = args.out.with_suffix(".txt")
         with open(workdir / "worker.log", "wb") as out:
             worker = subprocess.Popen([SPY, "record", "-r", "100", "-f", "raw", "-o", str(raw),
-                                       "-d", str(int(args.seconds)), "--", PY, "-m", "remarket.cli", "worker"],
+                                       "-d", str(int(args.seconds)), *(["--gil"] if args.gil else []),
+                                       "--", PY, "-m", "remarket.cli", "worker"],
                                       env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
         started = time.monotonic()
         while worker.poll() is None:

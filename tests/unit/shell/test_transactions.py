@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, defaultdict
 from types import SimpleNamespace
 
-from aiokafka.errors import CoordinatorNotAvailableError
+from aiokafka.errors import CoordinatorNotAvailableError, KafkaError
 from aiokafka.producer.sender import Sender, TxnOffsetCommitHandler
 from aiokafka.producer.transaction_manager import TransactionManager
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from faust.exceptions import ProducerSendError
 from faust.types import TP
 import pytest
 
@@ -55,22 +56,18 @@ class Monitor:
 
 
 class Producer:
+    """faust's producer: a plain aiokafka producer, one per transaction, a lock per transaction."""
+
     def __init__(self) -> None:
         self.sent: list[dict] = []
         self.plain = TransactionProducer(None, self.sent)  # at-least-once: one producer, no transaction
+        self._trn_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def _ensure_producer(self):
         return self.plain
 
     async def flush(self) -> None:
         self.sent.append({"flush": True})
-
-    async def send(self, topic, key, value, partition, timestamp, headers, transactional_id=None):
-        self.sent.append({"topic": topic, "key": key, "value": value, "partition": partition,
-                          "headers": headers, "transactional_id": transactional_id})
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(SimpleNamespace(topic=topic, partition=partition or 0, offset=7))
-        return future
 
 
 class Batch:
@@ -107,6 +104,13 @@ class TransactionProducer:
         self.next_offset = 100
         self._txn_manager = TxnState()
         self._sender = Sender.__new__(Sender)  # aiokafka's, never started
+
+    async def send(self, topic, value=None, key=None, partition=None, timestamp_ms=None, headers=None):
+        self.sent.append({"topic": topic, "key": key, "value": value, "partition": partition,
+                          "headers": headers, "transactional_id": self.transactional_id})
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(SimpleNamespace(topic=topic, partition=partition or 0, offset=7))
+        return future
 
     def create_batch(self) -> Batch:
         return Batch(self.batch_room)
@@ -206,6 +210,30 @@ def test_at_least_once_sends_without_a_transaction():
     s, producer, _ = sink(exactly_once=False)
     asyncio.run(s.send(OutRecord("actions", b"c-1", b"{}"), SOURCE))
     assert producer.sent[0]["transactional_id"] is None
+
+
+def test_an_output_waits_while_faust_holds_its_transaction_and_a_failed_send_is_faust_s_error():
+    s, producer, _ = sink()
+
+    async def scenario() -> None:
+        async with producer._trn_locks["shop-0-3"]:  # faust begins or commits that transaction
+            sending = asyncio.ensure_future(s.send(OutRecord("actions", b"c-1", b"{}"), SOURCE))
+            await asyncio.sleep(0.01)
+            assert producer.sent == [] and not sending.done()
+        await sending
+        assert [p["transactional_id"] for p in producer.sent] == ["shop-0-3"]
+
+        async def refused(*args, **kwargs):
+            raise KafkaError("broker says no")
+
+        producer._transaction_producers["shop-0-3"].send = refused
+        with pytest.raises(ProducerSendError, match="broker says no"):
+            await s.send(OutRecord("actions", b"c-1", b"{}"), SOURCE)
+        del producer._transaction_producers["shop-0-3"]  # none for the source (faust's own error)
+        with pytest.raises(ProducerSendError, match="No transaction producer"):
+            await s.send(OutRecord("actions", b"c-1", b"{}"), SOURCE)
+
+    asyncio.run(scenario())
 
 
 def test_the_partitions_transactions_commit_concurrently_each_with_its_offsets_and_a_new_one_begins():

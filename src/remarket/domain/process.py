@@ -11,8 +11,8 @@ read-only view the caller derives from the customers it holds (store.py); `UNKNO
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from remarket.domain.actions import Action, Withdrawal
 from remarket.domain.contact import Effects
@@ -31,10 +31,9 @@ class RejectedEvent(ValueError):
     """A well-formed event the core refuses (e.g. far in the future); it goes to the dead letters."""
 
 
-@dataclass(frozen=True, slots=True)  # one per call of the core: no per-instance __dict__
-class Outcome:
+class Outcome(NamedTuple):  # one per call of the core: a frozen dataclass's __init__ cost ~1.4 µs
     state: CustomerState | None  # None: the customer was erased
-    actions: tuple[Action, ...] = field(default=())
+    actions: tuple[Action, ...] = ()
     duplicate: bool = False
     profile: CustomerProfile | None = None  # set when stage, tier or activity changed
     transitions: tuple[tuple[str, str], ...] = ()  # (from_stage, to_stage)

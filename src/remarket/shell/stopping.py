@@ -26,7 +26,8 @@ class Worker(LoggingWorker):
 
 
 def stop_without_committing(message: Any, exc: BaseException) -> None:
-    """A record whose outcome could not be written or sent must not be skipped.
+    """A record whose outcome could not be written or sent must not be skipped. `message`: the
+    record (topic, partition, offset), or the partition whose records could not be written.
 
     An agent's stream acked such a record anyway, and faust's fetch loop would end with the
     exception; either way the offset could be committed past it (seen: a dead-letter copy too
@@ -34,8 +35,8 @@ def stop_without_committing(message: Any, exc: BaseException) -> None:
     by the next worker) and the offset uncommitted: the record is handled again after the restart.
     Loud and never silent.
     """
-    log.critical("cannot carry out %s[%d]@%d (%s: %s): stopping without committing, so it is handled again "
-                 "after the restart", message.topic, message.partition, message.offset, type(exc).__name__, exc,
-                 exc_info=exc)
+    where = f"{message.topic}[{message.partition}]" + (f"@{message.offset}" if hasattr(message, "offset") else "")
+    log.critical("cannot carry out %s (%s: %s): stopping without committing, so it is handled again after the "
+                 "restart", where, type(exc).__name__, exc, exc_info=exc)
     logging.shutdown()
     os._exit(EXIT_CANNOT_CARRY_OUT)

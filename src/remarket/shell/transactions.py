@@ -230,6 +230,18 @@ class TransactionalSink:
         for batch in flushed:
             batch.sent.extend(await self._produce_changelog(
                 batch.partition, TP(self.changelog_topic, batch.partition), batch.records))
+        if not self.exactly_once:  # faust flushes, then commits the offsets whatever became of the records
+            await self.app.producer.flush()
+            self._stop_unless_written(flushed)
+
+    def _stop_unless_written(self, flushed: list[Flushed]) -> None:
+        """Every changelog record of the commit was written, or the worker stops before the offsets
+        are committed: a state missing from the changelog is lost to whoever restores it next,
+        while its events count as handled. (Exactly-once, the transaction fails to commit instead.)"""
+        for batch in flushed:
+            for future, _ in batch.sent:
+                if future.done() and not future.cancelled() and (error := future.exception()) is not None:
+                    stop_without_committing(TP(self.changelog_topic, batch.partition), error)
 
     async def resume(self) -> None:
         """The commit is over: send what records handled meanwhile produced, in order, into the
@@ -381,6 +393,10 @@ class TransactionalSink:
                 return
             if (error := done.exception()) is not None:
                 sensors.error(producer, error, state)
+                # aiokafka retried what can be retried: the record is not written. Its source must
+                # not be committed past (at-least-once commits after a flush that does not raise;
+                # this runs before that flush returns, so before the commit).
+                stop_without_committing(source, error)
             else:
                 sensors.completed(producer, state, done.result())
 

@@ -5,7 +5,7 @@ import asyncio
 from collections import Counter, defaultdict
 from types import SimpleNamespace
 
-from aiokafka.errors import CoordinatorNotAvailableError, KafkaError
+from aiokafka.errors import CoordinatorNotAvailableError, KafkaError, RecordTooLargeError, TopicAuthorizationFailedError
 from aiokafka.producer.sender import Sender, TxnOffsetCommitHandler
 from aiokafka.producer.transaction_manager import TransactionManager
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
@@ -272,7 +272,7 @@ def test_at_least_once_writes_the_changelog_only_after_what_the_committed_record
     assert [p.get("topic") for p in producer.sent] == ["remarket.actions"]  # handling may go on now
     asyncio.run(s.while_handling(flushed))
     assert [p.get("topic", "flush") for p in producer.sent] == ["remarket.actions", "flush",
-                                                                "shop-customers-changelog"]
+                                                                "shop-customers-changelog", "flush"]
     s.after_commit(flushed, True)
     assert store == {b"c-1": state("c-1").to_bytes()}
 
@@ -439,3 +439,52 @@ def test_at_least_once_encodes_a_large_commit_a_slice_at_a_time_with_records_han
 
     assert asyncio.run(scenario()) >= 3  # one turn of the loop per slice at least
     assert store == {key: state(key.decode()).to_bytes() for key in keys}
+
+
+@pytest.mark.parametrize("exactly_once", [True, False])
+def test_an_output_the_producer_could_not_write_stops_the_worker_before_its_source_is_committed(
+        monkeypatch, exactly_once):
+    s, producer, _ = sink(exactly_once)
+    stopped: list[tuple] = []
+    monkeypatch.setattr("remarket.shell.transactions.stop_without_committing",
+                        lambda message, exc: stopped.append((message, type(exc).__name__)))
+    written = asyncio.Event()
+
+    async def not_written(topic, value=None, key=None, partition=None, timestamp_ms=None, headers=None):
+        future = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(future.set_exception, TopicAuthorizationFailedError())
+        asyncio.get_running_loop().call_soon(written.set)
+        return future
+
+    for producer_of_source in (producer._transaction_producers["shop-0-3"], producer.plain):
+        producer_of_source.send = not_written
+
+    async def scenario() -> None:
+        await s.send(OutRecord("actions", b"c-1", b"{}"), SOURCE)
+        await written.wait()
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert stopped == [(SOURCE, "TopicAuthorizationFailedError")]
+
+
+def test_at_least_once_a_changelog_record_not_written_stops_the_worker_before_the_offsets_commit(monkeypatch):
+    s, producer, _ = sink(exactly_once=False)
+    stopped: list[tuple] = []
+    monkeypatch.setattr("remarket.shell.transactions.stop_without_committing",
+                        lambda message, exc: stopped.append((message, type(exc).__name__)))
+
+    async def refused(batch, topic, *, partition):
+        future = asyncio.get_running_loop().create_future()
+        future.set_exception(RecordTooLargeError())
+        return future
+
+    producer.plain.send_batch = refused
+    s.states.put(3, b"c-1", state("c-1"))
+
+    async def scenario() -> None:
+        flushed = await s.before_commit({TP("remarket.orders", 3): 42})
+        await s.while_handling(flushed)  # then faust flushes and commits the offsets
+
+    asyncio.run(scenario())
+    assert stopped == [(TP("shop-customers-changelog", 3), "RecordTooLargeError")]

@@ -47,6 +47,9 @@ def test_a_profile_the_broker_refuses_stops_the_worker_uncommitted_and_is_writte
     set_topic_configs(deployment.bootstrap, t["profiles"], {"cleanup.policy": "compact", "retention.ms": "-1"})
     worker.start(REMARKET_PROCESSING_GUARANTEE=guarantee)
     profiles = run(consume_all(deployment.bootstrap, t["profiles"], expect=1, timeout=60))
-    assert [record.key for record in profiles] == [b"cust-big"]
+    # at-least-once may write it twice: a record is handled again when a rebalance comes before its
+    # commit (seen once in CI, on a busy machine); exactly-once writes it once
+    assert {record.key for record in profiles} == {b"cust-big"}
+    assert len(profiles) == 1 or guarantee == "at_least_once", profiles
     wait_until(lambda: (view := worker.customer("cust-big")) and view["state"]["events_by_family"] == {"visits": 1},
                message="the event handled once after the restart")

@@ -6,7 +6,9 @@ prints one JSON line (events/s wall and per CPU-second between the 5 % and 95 % 
         before @85ca582  after @HEAD  gc-default REMARKET_GC_YOUNG_THRESHOLD=700
 
 A side is a name followed by REMARKET_* settings and/or `@REV`: the worker of that revision (a
-git worktree, as `bench/run.py --throughput-baseline` makes). The median per side is printed last.
+git worktree, as `bench/run.py --throughput-baseline` makes). A side's
+REMARKET_PROCESSING_GUARANTEE overrides --guarantee (exactly-once against at-least-once, paired).
+The median per side is printed last.
 """
 from __future__ import annotations
 
@@ -86,7 +88,9 @@ def main() -> None:
             results: dict[str, list[dict]] = {name: [] for name, _, _ in sides}
             for round_ in range(1, args.rounds + 1):
                 for name, env, rev in sides:
-                    result = run.run_worker_throughput(bootstrap, workdir, args.events, args.guarantee, **env)
+                    side_env = dict(env)  # a side may set its own guarantee: REMARKET_PROCESSING_GUARANTEE=...
+                    guarantee = side_env.pop("REMARKET_PROCESSING_GUARANTEE", args.guarantee)
+                    result = run.run_worker_throughput(bootstrap, workdir, args.events, guarantee, **side_env)
                     result.update(side=name, round=round_, rev=rev, settings={k: v for k, v in env.items() if k != "PYTHONPATH"})
                     results[name].append(result)
                     print(json.dumps(result), flush=True)

@@ -181,7 +181,7 @@ EVENT_MODELS: dict[str, type[_EventBase]] = {
 
 _STORED_JSON = {model: compact_encoder(model) for model in EVENT_MODELS.values()}
 """Each event model's `model_dump_json(exclude_defaults=True, by_alias=True)`, byte for byte, at
-about a third of the cost (remarket.domain.model_json)."""
+about 40 % of the cost (remarket.domain.model_json)."""
 
 # The slots read through their descriptors: an unset slot read as `event._ts` falls back to
 # pydantic's `BaseModel.__getattr__`, which cost more than the time conversion it saves (~1.5 µs a

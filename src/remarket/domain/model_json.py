@@ -4,12 +4,12 @@
 A changed customer state is encoded at every commit that changed it (and the Quix contender
 encodes one per record): pydantic took ~9 µs for the ~550 bytes of a typical state, most of it
 walking ~45 fields to find the ~10 not at their default. Actions and profiles, every field
-written, go out once each. Here each model's fields become one
-straight-line Python function, compiled once (as `dataclasses` builds `__init__`): it reads each
-field, skips it when at its default, converts what orjson cannot write as pydantic does (bytes as
-base64, nested models the same way) and leaves the rest to orjson (~2 µs for the document).
+written, go out once each. Here each model's fields become one straight-line Python function,
+compiled once (as `dataclasses` builds `__init__`): it reads each field, skips it when at its
+default, converts what orjson cannot write as pydantic does (bytes as base64, nested models the
+same way) and leaves the rest to orjson (~2 µs for the document).
 
-Only the field types the state uses are known; any other makes `compact_encoder` raise when the
+Only the field types remarket's models use are known; any other makes the encoder raise when the
 model is compiled, at import, so a new field of a new kind cannot be written wrong. tests/unit/
 domain/test_model_json.py holds every field to pydantic's bytes.
 """

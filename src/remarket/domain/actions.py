@@ -140,8 +140,6 @@ def action_id_for(customer_id: str, kind: ActionKind | str, trigger_ref: str) ->
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-
-
 _MESSAGE_JSON = {Action: json_encoder(Action), Withdrawal: json_encoder(Withdrawal)}
 
 

@@ -18,8 +18,8 @@ import orjson
 import zstandard
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from remarket.domain.model_json import compact_encoder
 from remarket.domain.events import InboundEvent, PromotionType, stored_json
+from remarket.domain.model_json import compact_encoder
 from remarket.domain.vocabulary import Stage
 
 # Stored state formats, told apart by the first byte; every one of them still loads. Format 0 (plain

@@ -3,10 +3,10 @@
 Changed customer states are produced here at the commit, into the transaction that commits the
 records that changed them (shell.state_cache), and reach RocksDB only after it committed.
 
-The only module that reaches into faust's and aiokafka's transaction internals
-(`_transaction_producers`, `_trn_locks`, `_txn_manager`, `_ensure_producer`; the consumer's are in shell.delivery,
-the store's in shell.store): pinned faust-streaming 0.15.x; a faust upgrade must re-check them
-(the crash and scale-out tests fail if they break).
+The only module that reaches into faust's and aiokafka's producer and transaction internals
+(`_transaction_producers`, `_trn_locks`, `_txn_manager`, `_ensure_producer`; the consumer's are in
+shell.delivery, the store's in shell.store): pinned faust-streaming 0.15.x; a faust upgrade must
+re-check them (the crash and scale-out tests fail if they break).
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ import asyncio
 from collections import Counter, defaultdict
 from types import SimpleNamespace
 
-from aiokafka.errors import CoordinatorNotAvailableError, KafkaError, RecordTooLargeError, TopicAuthorizationFailedError
+from aiokafka.errors import (CoordinatorNotAvailableError, KafkaError, RecordTooLargeError,
+                             TopicAuthorizationFailedError)
 from aiokafka.producer.sender import Sender, TxnOffsetCommitHandler
 from aiokafka.producer.transaction_manager import TransactionManager
 from aiokafka.structs import OffsetAndMetadata, TopicPartition

@@ -16,7 +16,8 @@ the committed offset (faust's own loop moves the read offset past a record whose
 suspension cancelled).
 
 Private API of faust-streaming 0.15 (`Consumer._drain_messages`, `_wait_next_records`,
-`_read_offset`, `_unacked_messages`, `_add_gap`, `_n_acked`, `_new_consumer_thread`) and
+`_read_offset`, `_unacked_messages`, `_add_gap`, `_n_acked`, `_new_consumer_thread`), mode-streaming 0.7's
+ServiceThread (`_serve`, `_thread_started`, `_thread_running`, `_gather_remaining_tasks`) and
 aiokafka 0.14 (`AIOKafkaConsumer._fetch_max_wait_ms`): faust is pinned, and the crash,
 scale-out and rebalance tests fail if this breaks. It is one of the two modules that reach into
 faust's internals (the other is `transactions`); `fetch_sessions` reaches into aiokafka's fetcher.
@@ -24,7 +25,7 @@ faust's internals (the other is `transactions`); `fetch_sessions` reaches into a
 from __future__ import annotations
 
 import asyncio
-import sys
+import inspect
 from time import monotonic, perf_counter
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
@@ -33,6 +34,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
 from faust.types import TP
 from mode import Service
+from mode.utils.futures import maybe_async
 
 from remarket.shell.fetch_sessions import FetchMark, fetch_in_sessions
 
@@ -49,15 +51,6 @@ arrived meanwhile cannot be fetched: actions came in bursts every ~1.6 s, and at
 the exactly-once p50 latency went from ~0.1 s to ~1.3 s, for the rest of the run
 (docs/benchmarks.md). Bounding the wait bounds that stall; an idle worker sends ~10 fetches a
 second per broker."""
-
-
-GIL_SWITCH_INTERVAL_SECONDS = 0.0005
-"""How long the event loop's thread may keep the GIL while faust's consumer thread waits for it
-(Python's default: 5 ms). The consumer thread reads each fetch answer and hands its records over,
-and every step of that waits for the GIL while records are handled: at 840 events/s (the worker
-~70 % busy) records were 17-21 ms old when handled (p50; 10-11 ms at 0.5 ms), an echo process of
-the same CPU per event delivered in 7 ms (docs/benchmarks.md). Only a thread that asks for the
-GIL makes the other give it up, so a thread alone runs as before."""
 
 
 TURN_AFTER_SECONDS = 0.002
@@ -104,15 +97,66 @@ def install(app: Any, handler: Handler, topics: Iterable[str], hooks: CommitHook
                                             fetch_max_wait_ms)
 
 
-class _ConsumerThread(AIOKafkaConsumerThread):
+class _ConsumerInLoop(AIOKafkaConsumerThread):
+    """faust's consumer "thread", run as tasks of the worker's event loop instead of a thread.
+
+    faust runs its aiokafka consumer in a thread with an event loop of its own and hands each
+    fetch across (a method queue, a future resolved from the other loop, a self-pipe write to
+    wake it). Under the GIL the two threads never run Python at once, so the thread bought no
+    parallelism; it cost the hand-over and the wait for the GIL at every step: records were
+    17-21 ms old when handled at 840 events/s, an echo process of the same CPU per event
+    delivered in 7 ms (docs/benchmarks.md). Here the same service runs in the worker's loop, and
+    a call into it is a plain await. The consumer's fetcher and heartbeat are tasks of that loop,
+    which the handler leaves every TURN_AFTER_SECONDS.
+
+    mode's ServiceThread, started without its thread: `_serve` (start, wait until stopped, shut
+    down) runs as a task; it must not sweep the loop's remaining tasks as a thread's own loop's
+    are swept (they are the worker's).
+    """
+
+    def __init__(self, consumer: Any, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
+        self._close_thread_loop_on_stop = False  # the worker's loop
+        self._serving: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        assert not self._thread_started.is_set()
+        self._thread_started.set()
+        self._thread_running = self.parent_loop.create_future()
+        self._serving = self.parent_loop.create_task(self._serve())
+        self._serving.add_done_callback(_retrieve_exception)  # a crash reaches faust through crash()
+        try:
+            if not self.should_stop:
+                await self._thread_running
+        finally:
+            self._thread_running = None
+
+    async def _keepalive2(self) -> None:  # wakes a thread's loop: there is none
+        return None
+
+    async def _gather_remaining_tasks(self) -> None:  # the worker's tasks: not ours to cancel
+        return None
+
+    async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await maybe_async(fun(*args, **kwargs))  # as mode's method queue: sync or async
+
+    async def cast_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        result = fun(*args, **kwargs)
+        if inspect.isawaitable(result):
+            asyncio.ensure_future(result)
+
     def _create_worker_consumer(self, transport: Any) -> Any:
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)  # from now on two threads share the GIL
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.consumer.fetch_max_wait_ms  # read when it starts its fetcher
         consumer._fetch_min_bytes = self.consumer.fetch_min_bytes
         fetch_in_sessions(consumer, self.consumer.fetch_sessions)  # notes every answer's ends, either way
-        self.consumer.kafka = consumer  # read by input_progress (plain attribute reads, as faust's highwater)
+        self.consumer.kafka = consumer  # read by input_progress
         return consumer
+
+
+def _retrieve_exception(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
@@ -122,7 +166,7 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
     fetch_sessions: bool = True
     fetch_min_bytes: int = 1
     fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS
-    kafka: Any = None  # the aiokafka consumer in faust's consumer thread
+    kafka: Any = None  # the aiokafka consumer (shell.delivery._ConsumerInLoop)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -156,7 +200,7 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
         return end, read
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        return _ConsumerInLoop(self, loop=self.loop, beacon=self.beacon)
 
     _commit_holds_handling = False
 

@@ -243,7 +243,7 @@ class DueWork:
             return await self._rebuild()
 
     def _rebalancing(self) -> bool:
-        return bool(getattr(self.app, "rebalancing", False))  # set by faust's consumer thread at once
+        return bool(getattr(self.app, "rebalancing", False))  # set by faust's consumer at once
 
     async def _rebuild(self) -> bool:
         if self._rebalancing():

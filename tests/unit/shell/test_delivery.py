@@ -201,15 +201,39 @@ def test_commits_start_an_interval_apart_however_long_each_takes(tmp_path, monke
     assert slept == [0.05, 0.02, 0.0, 0.05, 0.05]
 
 
-def test_the_consumer_thread_gets_the_gil_within_half_a_millisecond(tmp_path):
-    import sys
+def test_the_consumer_runs_in_the_worker_loop_and_leaves_its_tasks_alone_when_it_stops(tmp_path, monkeypatch):
+    import threading
 
-    from remarket.shell.delivery import GIL_SWITCH_INTERVAL_SECONDS
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-    default = sys.getswitchinterval()
-    try:
-        sys.setswitchinterval(0.005)  # Python's default
-        _consumers_of(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path))
-        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL_SECONDS == 0.0005
-    finally:
-        sys.setswitchinterval(default)
+    started_in, stopped_in = [], []
+
+    async def on_start(self):  # the aiokafka consumer would connect: not here
+        started_in.append(threading.get_ident())
+
+    async def on_thread_stop(self):
+        stopped_in.append(threading.get_ident())
+
+    monkeypatch.setattr(AIOKafkaConsumerThread, "on_start", on_start)
+    monkeypatch.setattr(AIOKafkaConsumerThread, "on_thread_stop", on_thread_stop)
+
+    async def scenario():
+        worker = Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path), Policy(), load_catalog())
+        service = worker.app.consumer._new_consumer_thread()
+        assert service.thread_loop is asyncio.get_running_loop()
+        bystander = asyncio.ensure_future(asyncio.sleep(30))  # one of the worker's own tasks
+        threads = threading.active_count()
+        await asyncio.wait_for(service.start(), 5)
+        assert threading.active_count() == threads and service._thread is None  # no thread started
+
+        async def where(*args):
+            return threading.get_ident(), args
+
+        assert await service.call_thread(where, 1, 2) == (threading.get_ident(), (1, 2))  # a plain await
+        assert await service.call_thread(lambda x: x + 1, 1) == 2  # faust calls plain functions too
+        await asyncio.wait_for(service.stop(), 5)
+        assert started_in == stopped_in == [threading.get_ident()]
+        assert not bystander.done()  # a thread's own loop is swept of its tasks at stop: not the worker's
+        bystander.cancel()
+
+    asyncio.run(scenario())

@@ -44,9 +44,16 @@ def test_the_fetch_settings_reach_the_consumer_that_fetches(tmp_path):
     assert (default._fetch_min_bytes, default._fetch_max_wait_ms) == (1, FETCH_MAX_WAIT_MS)  # answer at once
 
 
-class Record:  # a fetched record and its message (hashable: faust keeps the unacked in a set)
+class Record:  # a fetched record, as aiokafka hands it over
     def __init__(self, offset: int) -> None:
-        self.offset = offset
+        self.offset, self.key, self.value, self.headers, self.timestamp = offset, b"k", b"v", [], 1_700_000_000_000
+
+
+def acking(**parts):
+    """The parts of faust's consumer that acking a record touches, with `parts`."""
+    return SimpleNamespace(_unacked_messages=set(), _committed_offset=defaultdict(lambda: None),
+                           _acked_index=defaultdict(set), _acked=defaultdict(list), _waiting_for_ack=None,
+                           _n_acked=0, **parts)
 
 
 def test_a_long_batch_gives_the_event_loop_turns_while_it_is_handled():
@@ -61,10 +68,8 @@ def test_a_long_batch_gives_the_event_loop_turns_while_it_is_handled():
         handled.append(message.offset)
 
     tp = TP("remarket.orders", 0)
-    consumer = SimpleNamespace(
-        handler=handler, _to_message=lambda tp, record: record, _unacked_messages=set(),
-        _read_offset={tp: None}, _unhandled={}, _commit_every=None, _n_acked=0, flow_active=True,
-        ack=lambda message: None,
+    consumer = acking(
+        handler=handler, _read_offset={tp: None}, _unhandled={}, _commit_every=None, flow_active=True,
         app=SimpleNamespace(consumer_generation_id=1, topics=SimpleNamespace(acks_enabled_for=lambda topic: True)))
     batch = [Record(offset) for offset in range(30)]
 
@@ -82,10 +87,9 @@ def delivering_consumer(handler, handled_topics: set[str], in_transaction: bool 
     monitor = SimpleNamespace(track_tp_end_offset=lambda tp, offset: None, messages_received_total=0,
                               messages_received_by_topic={t: 0 for t in handled_topics}, tp_read_offsets={},
                               stream_inbound_time={})
-    consumer = SimpleNamespace(
-        handler=handler, handled_topics=frozenset(handled_topics), _to_message=lambda tp, record: record,
-        _unacked_messages=set(), _unhandled={}, _commit_every=None, _n_acked=0, flow_active=True,
-        _buffered_partitions=set(), ack=lambda message: None, highwater=lambda tp: None,
+    consumer = acking(
+        handler=handler, handled_topics=frozenset(handled_topics), _unhandled={}, _commit_every=None,
+        flow_active=True, _buffered_partitions=set(), highwater=lambda tp: None,
         in_transaction=in_transaction, kafka=SimpleNamespace(_subscription=subscription, _fetcher=fetcher),
         app=SimpleNamespace(consumer_generation_id=1, monitor=monitor,
                             topics=SimpleNamespace(acks_enabled_for=lambda topic: True)))
@@ -101,9 +105,10 @@ def delivering_consumer(handler, handled_topics: set[str], in_transaction: bool 
 TICKS = TP("remarket.ticks", 0)
 
 
-class Fetched:
+class Fetched(Record):
     def __init__(self, tp: TP, offset: int) -> None:
-        self.tp, self.offset = tp, offset
+        super().__init__(offset)
+        self.tp = tp
 
 
 def test_input_progress_counts_a_fetched_record_as_read_only_once_it_is_handled():
@@ -237,3 +242,28 @@ def test_the_consumer_runs_in_the_worker_loop_and_leaves_its_tasks_alone_when_it
         bystander.cancel()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_acks_each_handled_record_as_faust_would_and_is_waited_for_while_in_flight():
+    tp = TP("remarket.orders", 0)
+    seen = []
+
+    async def handler(message) -> None:
+        seen.append((message.topic, message.partition, message.offset, message.timestamp, message.tp,
+                     len(consumer._unacked_messages), list(consumer._acked[tp])))
+        if message.offset == 11:
+            consumer.flow_active = False  # a rebalance begins: the rest is fetched again after its seek
+
+    consumer = acking(handler=handler, _read_offset=defaultdict(lambda: None), _unhandled={}, _commit_every=None,
+                      flow_active=True, app=SimpleNamespace(consumer_generation_id=1,
+                                                            topics=SimpleNamespace(acks_enabled_for=lambda t: True)))
+    consumer._committed_offset[tp] = 10  # offsets below the committed one are not acked (faust's ack)
+    handled, last = asyncio.run(BatchDeliveryConsumer._handle_batch(consumer, tp, [Record(o) for o in (9, 10, 11, 12)], 1))
+    assert (handled, last) == (3, 11)
+    # one marker in flight while a record is handled (wait_empty waits for it); each record acked
+    # before the next is handled, so a commit between two records covers the first
+    assert seen == [("remarket.orders", 0, 9, 1_700_000_000.0, tp, 1, []),
+                    ("remarket.orders", 0, 10, 1_700_000_000.0, tp, 1, []),
+                    ("remarket.orders", 0, 11, 1_700_000_000.0, tp, 1, [10])]
+    assert consumer._acked[tp] == [10, 11] and consumer._acked_index[tp] == {10, 11} and consumer._n_acked == 2
+    assert not consumer._unacked_messages and consumer._read_offset[tp] == 11

@@ -26,7 +26,6 @@ faust's internals (the other is `transactions`); `fetch_sessions` reaches into a
 from __future__ import annotations
 
 import asyncio
-import inspect
 from time import monotonic, perf_counter
 from typing import Any, Awaitable, Callable, Iterable, Mapping, NamedTuple, Protocol
 
@@ -139,8 +138,7 @@ class _ConsumerInLoop(AIOKafkaConsumerThread):
     """
 
     def __init__(self, consumer: Any, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
-        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
-        self._close_thread_loop_on_stop = False  # the worker's loop
+        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)  # a loop given: never closed here
         self._serving: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -155,19 +153,11 @@ class _ConsumerInLoop(AIOKafkaConsumerThread):
         finally:
             self._thread_running = None
 
-    async def _keepalive2(self) -> None:  # wakes a thread's loop: there is none
-        return None
-
     async def _gather_remaining_tasks(self) -> None:  # the worker's tasks: not ours to cancel
         return None
 
     async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await maybe_async(fun(*args, **kwargs))  # as mode's method queue: sync or async
-
-    async def cast_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        result = fun(*args, **kwargs)
-        if inspect.isawaitable(result):
-            asyncio.ensure_future(result)
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)

@@ -159,6 +159,15 @@ class _ConsumerInLoop(AIOKafkaConsumerThread):
     async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await maybe_async(fun(*args, **kwargs))  # as mode's method queue: sync or async
 
+    async def _fetch_records(self, consumer: Any, active_partitions: Any, timeout: float | None = None,
+                             max_records: int | None = None) -> Any:
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        # aiokafka's position is past these records now: until each is handled, its partition is
+        # read only up to it (input_progress), with no turn of the loop in between in which due
+        # work could find the input read up and run ahead of a record not handled yet
+        self.consumer.handed_over(records)
+        return records
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.consumer.fetch_max_wait_ms  # read when it starts its fetcher
@@ -212,6 +221,12 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
         if read is None and state.has_valid_position:
             read = state.position
         return end, read
+
+    def handed_over(self, records: Mapping[TP, list[Any]]) -> None:
+        """aiokafka handed these records over (its read position is past them): until each is
+        handled, input_progress counts its partition as read up to its first record."""
+        self._unhandled.update((tp, batch[0].offset) for tp, batch in records.items()
+                               if batch and tp.topic in self.handled_topics)
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerInLoop(self, loop=self.loop, beacon=self.beacon)
@@ -276,10 +291,11 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)  # a fetch can return at once, again and again: let others run
-                if records and not self.should_stop:
-                    if self.flow_active:
-                        await self._deliver(records, active)
-                    else:  # as faust: what was fetched while suspended is read again after the seek
+                if records and not self.should_stop and self.flow_active:
+                    await self._deliver(records, active)
+                else:
+                    self._unhandled.clear()  # not delivered: read again after the seek (or never)
+                    if records and not self.should_stop:  # as faust: fetched while suspended
                         await self.perform_seek()
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
@@ -301,9 +317,7 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
     async def _deliver(self, records: dict[TP, list[Any]], active: set[TP] | None) -> None:
         generation = self.app.consumer_generation_id
         monitor = self.app.monitor
-        unhandled = self._unhandled  # aiokafka's position is past the whole fetch already
-        unhandled.update((tp, batch[0].offset) for tp, batch in records.items()
-                         if batch and tp.topic in self.handled_topics)
+        unhandled = self._unhandled  # the fetch's first records (handed_over): aiokafka's position is past them
         try:
             for tp, batch in records.items():
                 if not self.flow_active or self.app.consumer_generation_id != generation:

@@ -98,6 +98,7 @@ def delivering_consumer(handler, handled_topics: set[str], in_transaction: bool 
     consumer.input_progress = lambda tp, mark=None: BatchDeliveryConsumer.input_progress(
         consumer, tp, mark if mark is not None else consumer.fetch_mark(TICKS))
     consumer.fetch_mark = lambda tp: BatchDeliveryConsumer.fetch_mark(consumer, tp)
+    consumer.handed_over = lambda records: BatchDeliveryConsumer.handed_over(consumer, records)
     consumer._read_offset = defaultdict(lambda: None)  # as faust's
     return consumer
 
@@ -134,6 +135,9 @@ async def _input_progress_through_a_fetch() -> None:
         consumer.kafka._subscription.subscription.assignment.state_value(tp).seek(end)  # past what getmany handed over
 
     records = {orders: [Fetched(orders, offset) for offset in (10, 11, 12)], visits: [Fetched(visits, 3)]}
+    assert consumer.input_progress(orders) == (13, 13)  # aiokafka's position: past the fetch it handed over
+    consumer.handed_over(records)  # as it hands them over (the consumer's fetch, below)
+    assert consumer.input_progress(orders) == (13, 10) and consumer.input_progress(visits) == (4, 3)
     await BatchDeliveryConsumer._deliver(consumer, records, None)
     assert seen == [(10, (13, 10), (4, 3)), (11, (13, 11), (4, 3)), (12, (13, 12), (4, 3)),
                     (3, (13, 13), (4, 3))]  # orders done, visits' record being handled
@@ -267,3 +271,32 @@ def test_a_batch_acks_each_handled_record_as_faust_would_and_is_waited_for_while
                     ("remarket.orders", 0, 11, 1_700_000_000.0, tp, 1, [10])]
     assert consumer._acked[tp] == [10, 11] and consumer._acked_index[tp] == {10, 11} and consumer._n_acked == 2
     assert not consumer._unacked_messages and consumer._read_offset[tp] == 11
+
+
+def test_a_fetch_counts_as_not_read_from_the_moment_aiokafka_hands_it_over(tmp_path, monkeypatch):
+    """aiokafka moves its read position past a fetch as it hands the records over; the due work
+    of a partition waits until its input is read up. Had the records been noted only when their
+    delivery began (a turn of the loop later), due work could find the input read up meanwhile and
+    remind a customer whose payment was in that very fetch (seen: tests/integration/test_outage_backlog.py)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    orders = TP("remarket.orders", 0)
+    fetched = {orders: [Fetched(orders, 40), Fetched(orders, 41)]}
+    noted_when_returned = []
+
+    async def fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
+        return fetched
+
+    monkeypatch.setattr(AIOKafkaConsumerThread, "_fetch_records", fetch_records)
+
+    async def scenario():
+        worker = Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path), Policy(), load_catalog())
+        consumer = worker.app.consumer
+        consumer.handled_topics = frozenset({"remarket.orders"})
+        service = consumer._new_consumer_thread()
+        records = await service._fetch_records(None, {orders})
+        noted_when_returned.append(dict(consumer._unhandled))
+        return records
+
+    assert asyncio.run(scenario()) is fetched
+    assert noted_when_returned == [{orders: 40}]

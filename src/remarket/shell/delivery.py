@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from time import monotonic, perf_counter
-from typing import Any, Awaitable, Callable, Iterable, Mapping, NamedTuple, Protocol
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -37,6 +37,7 @@ from mode import Service
 from mode.utils.futures import maybe_async, notify
 
 from remarket.shell.fetch_sessions import FetchMark, fetch_in_sessions
+from remarket.shell.pipeline import SourceRecord
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -60,20 +61,6 @@ of hundreds of records held the loop for its whole length: the producer could no
 actions already decided, the commit timer could not start a commit, and broker answers to the
 commit under way waited (AddPartitionsToTxn took 73 ms on average at 528 events/s). A turn costs
 ~10 µs."""
-
-
-class Delivered(NamedTuple):
-    """A record as the handler gets it: what faust's ConsumerMessage gave it (its timestamp in
-    seconds), made for a fraction of the cost."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Any
-    timestamp: float | None
-    tp: TP
 
 
 class _InFlight:
@@ -336,7 +323,7 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
             unhandled.clear()
 
     async def _handle_batch(self, tp: TP, batch: list[Any], generation: int) -> tuple[int, int]:
-        """Each record to the handler as a `Delivered`, acked as faust's `ack` would once handled.
+        """Each record to the handler as a `SourceRecord`, acked as faust's `ack` would once handled.
 
         faust's ConsumerMessage (14 fields, made per record) and its `ack` (a lock, a topic look-up,
         a weak set) were ~3 % of the worker's CPU; they are done once per batch here. wait_empty
@@ -370,8 +357,8 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
                     committed = self._committed_offset[tp]
                 unhandled[tp] = offset
                 timestamp = record.timestamp
-                await handler(Delivered(tp.topic, tp.partition, offset, record.key, record.value, record.headers,
-                                        None if timestamp is None else timestamp / 1000.0, tp))
+                await handler(SourceRecord(tp.topic, tp.partition, offset, record.key, record.value,
+                                           record.headers or (), None if timestamp is None else timestamp / 1000.0, tp))
                 # faust's Consumer.ack, with no await since the handler returned: a commit chooses
                 # its offsets with handling held off, so it sees this record acked
                 if acks_enabled and (committed is None or offset >= committed) and offset not in acked_index:

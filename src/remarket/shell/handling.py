@@ -26,17 +26,16 @@ class RecordHandler:
         self.due_work, self.observer, self._ticks_topic = due_work, observer, ticks_topic
         self._table_sensors: TableSensors | None = None
 
-    async def handle_or_stop(self, message: Any) -> None:
+    async def handle_or_stop(self, message: SourceRecord) -> None:
         try:
             async with self.sink.lock:  # no commit in the middle of a record
                 await self.handle(message)
         except Exception as exc:
             stop_without_committing(message, exc)
 
-    async def handle(self, message: Any) -> Handled:
+    async def handle(self, message: SourceRecord) -> Handled:
         started = time.perf_counter()
-        record = SourceRecord(message.topic, message.partition, message.offset, message.key, message.value,
-                              message.headers or ())
+        record = message  # the fetch loop delivers the pipeline's record (shell.delivery)
         key = message.key
         if key is None and message.topic == self._ticks_topic:
             handled = await self._handle_partition_tick(record, message, started)

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property, lru_cache
-from typing import Final, NamedTuple, Sequence
+from typing import Any, Final, NamedTuple, Sequence
 
 from aiokafka.partitioner import murmur2
 
@@ -83,6 +83,10 @@ class SourceRecord(NamedTuple):  # one per record consumed: a frozen dataclass's
     key: bytes | None
     value: bytes | None
     headers: Headers = ()  # the producer's own (traceparent and the like): dead letters keep them
+    # For the worker's shell, which hands this same tuple from its fetch loop to the handler
+    # (shell.delivery): the producer's timestamp in seconds, and faust's topic-partition.
+    timestamp: float | None = None
+    tp: Any = None
 
 
 class OutRecord(NamedTuple):  # one per record produced: a frozen dataclass's __init__ cost ~1 µs

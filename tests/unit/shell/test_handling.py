@@ -17,7 +17,7 @@ from remarket.shell.due_work import DueWork
 from remarket.shell.handling import RecordHandler
 from remarket.shell.metrics import Metrics
 from remarket.shell.observe import Observer
-from remarket.shell.pipeline import Pipeline, owner_partition
+from remarket.shell.pipeline import Pipeline, SourceRecord, owner_partition
 from remarket.shell.state_cache import StateCache
 from remarket.shell.store import FaustMemoryStore
 from remarket.shell.ticks import tick_value
@@ -61,8 +61,8 @@ def handler() -> tuple[RecordHandler, Sink, StateCache]:
 
 
 def message(role: str, partition: int, offset: int, key: bytes | None, value: bytes):
-    return SimpleNamespace(topic=T[role], partition=partition, offset=offset, key=key, value=value, headers=[],
-                           tp=(T[role], partition), timestamp=None)
+    """A record as the fetch loop hands it to the handler (shell.delivery)."""
+    return SourceRecord(T[role], partition, offset, key, value, (), None, TP(T[role], partition))
 
 
 def paid_order_placed(customer: str, at: datetime) -> bytes:

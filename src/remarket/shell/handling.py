@@ -33,35 +33,35 @@ class RecordHandler:
         except Exception as exc:
             stop_without_committing(message, exc)
 
-    async def handle(self, message: SourceRecord) -> Handled:
+    async def handle(self, record: SourceRecord) -> Handled:
+        """One record as the fetch loop delivers it (shell.delivery): the pipeline's own record."""
         started = time.perf_counter()
-        record = message  # the fetch loop delivers the pipeline's record (shell.delivery)
-        key = message.key
-        if key is None and message.topic == self._ticks_topic:
-            handled = await self._handle_partition_tick(record, message, started)
+        key = record.key
+        if key is None and record.topic == self._ticks_topic:
+            handled = await self._handle_partition_tick(record, started)
         else:
             state = None
             if key is not None:
                 self._table_sensors = sensors = table_sensors(self.app, self.table, self._table_sensors)
                 sensors.got(key)
-                state = self.states.get(message.partition, key)
+                state = self.states.get(record.partition, key)
             handled = self.pipeline.handle(record, state, datetime.now(timezone.utc))
-            await self._carry_out(handled, key, message, started)
-            if message.partition in self.due_work.waiting:  # this record may be the one it waits for
-                await self._advance_due(message, (message.tp, message.offset))
-        self.observer.processed_offsets[message.tp] = message.offset  # lag, and whether a tick was read
-        self.sink.processed(message.tp, message.offset)  # what commit_before_revoke commits
+            await self._carry_out(handled, key, record, started)
+            if record.partition in self.due_work.waiting:  # this record may be the one it waits for
+                await self._advance_due(record, (record.tp, record.offset))
+        self.observer.processed_offsets[record.tp] = record.offset  # lag, and whether a tick was read
+        self.sink.processed(record.tp, record.offset)  # what commit_before_revoke commits
         return handled
 
-    async def _handle_partition_tick(self, record: SourceRecord, message: Any, started: float) -> Handled:
+    async def _handle_partition_tick(self, record: SourceRecord, started: float) -> Handled:
         """Advance every customer of the partition due by the tick's time, in its transaction,
         once the partition's input is read up to where it ends now (shell.due_work says why)."""
         now = self.pipeline.partition_tick(record)
         if isinstance(now, Handled):  # not a valid tick: dead-lettered
-            await self._carry_out(now, None, message, started)
+            await self._carry_out(now, None, record, started)
             return now
-        self.due_work.tick_read(message.partition, now)
-        if not await self._advance_due(message):
+        self.due_work.tick_read(record.partition, now)
+        if not await self._advance_due(record):
             self.observer.tick_waited_for_input()
         return Handled("tick")
 

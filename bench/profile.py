@@ -64,6 +64,7 @@ def main() -> None:
                         help="bench/run.py's traffic, or its latency workload (policy.latency.toml)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/remarket-profile"))
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--gil", action="store_true",
                         help="sample only the thread holding the GIL: a thread waiting for it (after a "
                              "switch request) otherwise shows as busy in whatever frame it stopped at")
@@ -93,7 +94,7 @@ def main() -> None:
         asyncio.run(produce_all(bootstrap, EVENTS_TOPIC, events))
         raw = args.out.with_suffix(".txt")
         with open(workdir / "worker.log", "wb") as out:
-            worker = subprocess.Popen([SPY, "record", "-r", "100", "-f", "raw", "-o", str(raw),
+            worker = subprocess.Popen([SPY, "record", "-r", str(args.rate), "-f", "raw", "-o", str(raw),
                                        "-d", str(int(args.seconds)), *(["--gil"] if args.gil else []),
                                        "--", PY, "-m", "remarket.cli", "worker"],
                                       env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)

@@ -104,6 +104,20 @@ class SendSensors:
         self._tallies.count(self._metrics.total_sent_messages)
         self._metrics.producer_send_latency.observe(monitor.ms_since(state))
 
+    def completed_many(self, producer: Any, states: list[float], metadata: Any) -> None:
+        """`completed` for each record of a produce batch (`metadata`: the batch's)."""
+        monitor = self.monitor
+        if self._metrics is None or type(monitor).on_send_completed is not PrometheusMonitor.on_send_completed:
+            for state in states:
+                monitor.on_send_completed(producer, state, metadata)
+            return
+        now, latencies = monitor.time(), monitor.send_latency
+        histogram = self._metrics.producer_send_latency
+        for state in states:  # Monitor.on_send_completed, and the histogram in milliseconds
+            latencies.append(now - state)
+            histogram.observe((now - state) * 1000.0)
+        self._tallies.count(self._metrics.total_sent_messages, len(states))
+
     def error(self, producer: Any, exc: BaseException, state: float) -> None:
         self.monitor.on_send_error(producer, exc, state)
 

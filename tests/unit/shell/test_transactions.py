@@ -489,3 +489,130 @@ def test_at_least_once_a_changelog_record_not_written_stops_the_worker_before_th
 
     asyncio.run(scenario())
     assert stopped == [(TP("shop-customers-changelog", 3), "RecordTooLargeError")]
+
+
+
+def real_producer(transactional_id: str | None, partitions: int = 4, batch_bytes: int = 16384):
+    """aiokafka's own producer (made in a running loop), never started, with the outputs topic's
+    metadata given and, transactional, a transaction begun."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.structs import PartitionMetadata
+
+    from remarket.shell.pipeline import KeyPartitioner
+
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9", transactional_id=transactional_id,
+                                partitioner=KeyPartitioner(), max_batch_size=batch_bytes)
+    producer._metadata._partitions["remarket.actions"] = {
+        p: PartitionMetadata("remarket.actions", p, 1, [1], [1], None) for p in range(partitions)}
+    if transactional_id is not None:
+        producer._txn_manager.set_pid_and_epoch(7, 0)
+        producer._txn_manager.begin_transaction()
+    return producer
+
+
+def batches_of(producer, topic: str = "remarket.actions") -> dict[int, list]:
+    return {tp.partition: list(batches) for tp, batches in producer._message_accumulator._batches.items()
+            if tp.topic == topic and batches}
+
+
+@pytest.mark.parametrize("exactly_once", [True, False])
+def test_outputs_go_into_aiokafka_s_batches_without_send_and_are_reported_once_their_batch_is_written(
+        exactly_once, monkeypatch):
+    """Each output lands in the batch of the partition aiokafka's `send` would pick (its transaction
+    has that partition added), in order; faust's sensors count each record when it goes in and
+    again when the broker answers for its batch; a failed batch stops the worker without committing."""
+    from remarket.shell import transactions
+
+    s, producer, _ = sink(exactly_once)
+    stopped = []
+    monkeypatch.setattr(transactions, "stop_without_committing", lambda source, exc: stopped.append((source, exc)))
+
+    async def scenario() -> None:
+        real = real_producer("shop-0-3" if exactly_once else None)
+        if exactly_once:
+            producer._transaction_producers["shop-0-3"] = real
+            producer._trn_locks["shop-0-3"] = asyncio.Lock()
+        else:
+            producer._producer = real
+        for i in range(6):
+            await s.send(OutRecord("actions", b"c-%d" % (i % 2), b"v%d" % i), SOURCE)
+        assert producer.sent == []  # not through `send`
+        expected = {real._partition("remarket.actions", None, key, None, key, None) for key in (b"c-0", b"c-1")}
+        batches = batches_of(real)
+        assert set(batches) == expected and all(len(b) == 1 and b[0].record_count == 3 for b in batches.values())
+        if exactly_once:
+            assert {tp.partition for tp in real._txn_manager.partitions_to_add()} == expected
+        assert s.app.monitor.messages_sent_by_topic == {"remarket.actions": 6} and s.app.monitor.completed == 0
+        first, second = (batches[p][0] for p in sorted(batches))
+        first.done(base_offset=10)
+        await asyncio.sleep(0)  # the batch's future calls back in the next loop turn
+        assert s.app.monitor.completed == 3 and stopped == []
+        second.failure(KafkaError("not written"))
+        await asyncio.sleep(0)
+        assert s.app.monitor.completed == 3 and [(src, type(e)) for src, e in stopped] == [(SOURCE, KafkaError)]
+        real._closed = True  # never started: nothing to stop
+
+    asyncio.run(scenario())
+
+
+def test_an_output_goes_through_send_when_it_cannot_go_straight_into_a_batch_and_later_ones_stay_behind_it():
+    """An unknown topic, faust holding the transaction's lock, no open transaction, a record larger
+    than a batch: through `send` (which waits or raises as before). While such a send waits, later
+    outputs wait behind it, so they reach their partition in the order they were sent."""
+    s, producer, _ = sink()
+    s.topic_names["later"] = "remarket.later"
+    through_send: list[bytes] = []
+    release: asyncio.Event | None = None
+
+    async def send(topic, value=None, key=None, partition=None, timestamp_ms=None, headers=None):
+        through_send.append(value)
+        if release is not None:
+            await release.wait()
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(SimpleNamespace(topic=topic, partition=0, offset=1))
+        return future
+
+    def records_in_batches() -> int:
+        return sum(b.record_count for bs in batches_of(real).values() for b in bs)
+
+    async def scenario() -> None:
+        nonlocal release, real
+        real = real_producer("shop-0-3", batch_bytes=200)
+        real.send = send
+        producer._transaction_producers["shop-0-3"] = real
+        lock = producer._trn_locks["shop-0-3"] = asyncio.Lock()
+
+        await s.send(OutRecord("later", b"c-0", b"topic not known yet"), SOURCE)
+        async with lock:  # faust begins or commits the transaction
+            sending = asyncio.ensure_future(s.send(OutRecord("actions", b"c-0", b"locked"), SOURCE))
+            await asyncio.sleep(0.01)
+            assert through_send == [b"topic not known yet"] and not sending.done()
+        await sending
+        real._txn_manager.is_in_transaction = lambda: False
+        await s.send(OutRecord("actions", b"c-0", b"no transaction"), SOURCE)
+        del real._txn_manager.is_in_transaction
+        await s.send(OutRecord("actions", b"c-0", b"first"), SOURCE)  # straight into a new batch
+        await s.send(OutRecord("actions", b"c-0", b"x" * 500), SOURCE)  # no room left in it
+        assert through_send == [b"topic not known yet", b"locked", b"no transaction", b"x" * 500]
+        assert records_in_batches() == 1
+
+        release = asyncio.Event()
+        waiting = asyncio.ensure_future(s.send(OutRecord("actions", b"c-0", b"y" * 500), SOURCE))
+        await asyncio.sleep(0)
+        behind = asyncio.ensure_future(s.send(OutRecord("actions", b"c-0", b"small"), SOURCE))
+        await asyncio.sleep(0.01)
+        assert through_send[-1] == b"y" * 500 and not behind.done() and records_in_batches() == 1
+        release.set()
+        await asyncio.gather(waiting, behind)
+        assert through_send[-2:] == [b"y" * 500, b"small"]
+        # nothing waits now: into a batch (another partition's: c-0's is full, as aiokafka leaves a
+        # batch once a record did not fit)
+        other = next(key for key in (b"c-%d" % i for i in range(1, 20))
+                     if real._partition("remarket.actions", None, key, None, key, None)
+                     != real._partition("remarket.actions", None, b"c-0", None, b"c-0", None))
+        await s.send(OutRecord("actions", other, b"straight in"), SOURCE)
+        assert through_send[-1] == b"small" and records_in_batches() == 2
+        real._closed = True
+
+    real = None
+    asyncio.run(scenario())

@@ -21,7 +21,7 @@ from remarket.domain.events import InboundEvent, event_ts, family_of
 from remarket.domain.fold import fold
 from remarket.domain.money import unknown_currency
 from remarket.domain.policy import Policy
-from remarket.domain.profile import CustomerProfile, profile_of, segment_key
+from remarket.domain.profile import CustomerProfile, final_segment_key, profile_of
 from remarket.domain.rules import withdrawals
 from remarket.domain.state import CustomerState, from_ts, id_hash, later, new_state, ring_has, ring_with, to_ts
 from remarket.domain.store import UNKNOWN, StoreView
@@ -101,8 +101,9 @@ def _finish(before: CustomerState | None, state: CustomerState, due: int | None,
         state.policy_version = policy.version
     profile = None
     if state.upto is not None and (before is None or state.upto != before.upto):
-        now_key = segment_key(state, state.upto, policy)
-        before_key = (segment_key(before, before.upto, policy) if before is not None and before.upto is not None
+        # `state` is final from here on (the caller stores it; the core never changes it again)
+        now_key = final_segment_key(state, state.upto, policy)
+        before_key = (final_segment_key(before, before.upto, policy) if before is not None and before.upto is not None
                       else None)
         if now_key != before_key:
             profile = profile_of(state, from_ts(state.upto), policy)

@@ -59,6 +59,25 @@ def segment_key(state: CustomerState | StateFacts, now: int, policy: Policy) -> 
             site_activity(state, now, policy))
 
 
+_SEGMENT = CustomerState.__dict__["_segment"]  # the slot's descriptor: an unset slot read through it
+# raises AttributeError at once, not through pydantic's BaseModel.__getattr__
+
+
+def final_segment_key(state: CustomerState, now: int, policy: Policy) -> tuple[str, str, str, str]:
+    """`segment_key` of a state the core will not change again (one it returned, or is about to),
+    remembered on the state for `now` and `policy`: the core asks for it again when the state is
+    the `before` of the customer's next record, at the same `upto`."""
+    try:
+        at, of, key = _SEGMENT.__get__(state)
+        if at == now and of is policy:
+            return key
+    except AttributeError:  # decoded from bytes, or not asked yet
+        pass
+    key = segment_key(state, now, policy)
+    _SEGMENT.__set__(state, (now, policy, key))
+    return key
+
+
 def profile_of(state: CustomerState, now: datetime, policy: Policy) -> CustomerProfile:
     """The profile at `now` (time-dependent fields evaluated at `now`; stage as last processed)."""
     at = to_ts(now)

@@ -179,6 +179,12 @@ class Proposal(_Record):
 
 
 class CustomerState(BaseModel):
+    # Slots, not fields nor private attributes: invisible to validation, serialisation, equality
+    # and copies (a working copy starts without them). What the core and the store-wide view work
+    # out from a state once it is final (the core changes working copies, never a state it
+    # returned): its segment key (profile.segment_key) and its store contribution (store.py),
+    # each asked again when the state is the `before` of the customer's next record.
+    __slots__ = ("_segment", "_store_part")
     # Stored with short aliases (bytes per customer add up); Python names everywhere else.
     model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64",
                               validate_by_name=True, validate_by_alias=True)

@@ -100,6 +100,24 @@ def _same_contribution(before: CustomerState, after: CustomerState) -> bool:
     return before.orders == after.orders and before.spent == after.spent and before.products == after.products
 
 
+_STORE_PART = CustomerState.__dict__["_store_part"]  # the slot's descriptor: an unset slot read through
+# it raises AttributeError at once, not through pydantic's BaseModel.__getattr__
+
+
+def _kept_part(state: CustomerState | StateFacts) -> Contribution | None:
+    if type(state) is not CustomerState:
+        return None
+    try:
+        return _STORE_PART.__get__(state)
+    except AttributeError:  # decoded from bytes: not through `update` yet
+        return None
+
+
+def _keep_part(state: CustomerState | StateFacts, part: Contribution) -> None:
+    if type(state) is CustomerState:
+        _STORE_PART.__set__(state, part)
+
+
 def contribution(state: CustomerState | StateFacts | None) -> Contribution:
     if state is None:
         return NOTHING
@@ -142,10 +160,16 @@ class StoreTrends(StoreView):
             self.add(state)
 
     def update(self, before: CustomerState | None, after: CustomerState | None) -> None:
-        """One customer moved from `before` to `after` (None: unknown / erased)."""
+        """One customer moved from `before` to `after` (None: unknown / erased). Both are final:
+        the core changes working copies, never a state it returned (`after`'s contribution is
+        kept on it for the customer's next record, when it is the `before`)."""
         if before is not None and after is not None and _same_contribution(before, after):
+            if (part := _kept_part(before)) is not None:
+                _keep_part(after, part)
             return  # most events: a page view, an email open (and no contribution built to see it)
         old, new = self._contribution(before), contribution(after)
+        if after is not None:
+            _keep_part(after, new)
         if old == new:  # most events: a page view, an email open
             return
         if old.value != new.value:
@@ -163,9 +187,14 @@ class StoreTrends(StoreView):
         return _Others(self, self._contribution(state))
 
     def _contribution(self, state: CustomerState | None) -> Contribution:
-        """contribution(state), remembered for the last state asked about: the pipeline asks for the
-        stored state twice (excluding before the core runs, update after)."""
-        if state is not None and state is self._last_state:
+        """contribution(state) of a stored state: kept on it by `update` when it was the `after`
+        of the customer's previous record; else remembered for the last state asked about (the
+        pipeline asks for the stored state twice: excluding before the core runs, update after)."""
+        if state is None:
+            return NOTHING
+        if (part := _kept_part(state)) is not None:
+            return part
+        if state is self._last_state:
             return self._last_contribution
         part = contribution(state)
         self._last_state, self._last_contribution = state, part

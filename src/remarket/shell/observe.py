@@ -81,8 +81,8 @@ class Observer:
     def move_segment(self, before: tuple[str, str] | None, after: tuple[str, str] | None) -> None:
         for segment, step in ((before, -1), (after, 1)):
             if segment is not None:
-                self._segments[segment] += step
-                self._segment_gauge(segment).set(max(0, self._segments[segment]))
+                self._segments[segment] += step  # the gauge takes the latest at a scrape (a lock per set)
+                self._tallies.set(self._segment_gauge(segment), max(0, self._segments[segment]))
 
     def _segment_gauge(self, segment: tuple[str, str]) -> Any:
         """The segment's labelled gauge, looked up once (a move per new customer or stage change)."""
@@ -94,7 +94,7 @@ class Observer:
     def reset_segments(self, segments: Counter[tuple[str, str]]) -> None:
         """After a rebuild from the table: these are the customers this worker holds now."""
         for segment in set(self._segments) | set(segments):
-            self._segment_gauge(segment).set(segments[segment])
+            self._tallies.set(self._segment_gauge(segment), segments[segment])
         self._segments = segments
 
     def update_lag(self, consumer: Any) -> None:

@@ -1,5 +1,5 @@
-"""Per-record metric updates added up in plain Python, handed to prometheus-client when the
-registry is collected (a scrape of /metrics).
+"""Per-record metric updates added up (or, for a gauge, the latest value kept) in plain Python,
+handed to prometheus-client when the registry is collected (a scrape of /metrics).
 
 prometheus-client takes a lock for every `inc` and walks the buckets for every `observe`: with a
 few counters and two histograms per record that was ~6 % of the worker's samples while it drained
@@ -21,6 +21,10 @@ class Tallies:
     def __init__(self) -> None:
         self._counts: dict[Any, float] = {}  # a counter (or its labelled child) -> amount not yet added
         self._observed: dict[Histogram, _Observed] = {}
+        self._values: dict[Any, float] = {}  # a gauge (or its labelled child) -> its latest value, not yet set
+
+    def set(self, gauge: Any, value: float) -> None:
+        self._values[gauge] = value
 
     def count(self, counter: Any, amount: float = 1) -> None:
         self._counts[counter] = self._counts.get(counter, 0) + amount
@@ -37,6 +41,9 @@ class Tallies:
         counts, self._counts = self._counts, {}
         for counter, amount in counts.items():
             counter.inc(amount)
+        values, self._values = self._values, {}
+        for gauge, value in values.items():
+            gauge.set(value)
         for observed in self._observed.values():
             observed.flush()
 
@@ -73,6 +80,10 @@ class Immediate:
     @staticmethod
     def observe(histogram: Histogram, value: float) -> None:
         histogram.observe(value)
+
+    @staticmethod
+    def set(gauge: Any, value: float) -> None:
+        gauge.set(value)
 
     @staticmethod
     def flush() -> None:

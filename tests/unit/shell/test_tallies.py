@@ -62,3 +62,20 @@ def test_a_plain_registry_gets_its_updates_at_once():
     tallies.count(counter.labels("applied"))
     tallies.observe(histogram, 0.05)
     assert counter.labels("applied")._value.get() == 1 and histogram._sum.get() == 0.05
+
+
+def test_a_gauge_shows_its_latest_value_at_the_scrape():
+    from prometheus_client import Gauge
+
+    registry = TallyingRegistry()
+    gauge = Gauge("remarket_test_customers", "Customers.", ["stage"], registry=registry)
+    for value in (3, 5, 4):
+        registry.tallies.set(gauge.labels("new"), value)
+    registry.tallies.set(gauge.labels("churned"), 0)
+    assert gauge.labels("new")._value.get() == 0  # not before the scrape
+    assert _samples(registry)[("remarket_test_customers", (("stage", "new"),))] == 4
+    assert _samples(registry)[("remarket_test_customers", (("stage", "churned"),))] == 0
+    gauge.labels("new").set(9)  # set elsewhere after the scrape: nothing tallied overwrites it
+    assert _samples(registry)[("remarket_test_customers", (("stage", "new"),))] == 9
+    tallies_of(CollectorRegistry()).set(gauge.labels("new"), 1)  # no tallies: at once
+    assert gauge.labels("new")._value.get() == 1

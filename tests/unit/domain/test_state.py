@@ -26,3 +26,31 @@ def test_a_new_state_from_a_string_subclass_is_validated_as_before():
 
     fresh, validated = new_state(Name("c1"), "v"), CustomerState(customer_id=Name("c1"), policy_version="v")
     assert fresh == validated and type(fresh.customer_id) is type(validated.customer_id)
+
+
+def test_what_the_core_keeps_on_a_final_state_stays_off_its_working_copies_and_its_json():
+    """A state the core returned keeps its segment key (and the store view its contribution) for
+    the customer's next record; a working copy, which the core then changes, starts without them,
+    and neither is part of the stored state."""
+    from datetime import UTC, datetime, timedelta
+
+    import pytest
+
+    from remarket.domain.policy import Policy
+    from remarket.domain.process import apply
+    from remarket.domain.profile import final_segment_key, segment_key
+
+    from .factories import view
+
+    policy, at = Policy(), datetime(2025, 6, 2, 12, tzinfo=UTC)
+    first = apply(None, view(at), policy).state
+    state = apply(first, view(at + timedelta(minutes=1), product="p2"), policy).state
+    kept = CustomerState.__dict__["_segment"].__get__(state)
+    assert kept == (state.upto, policy, segment_key(state, state.upto, policy))
+    assert final_segment_key(state, state.upto, policy) is kept[2]
+    assert final_segment_key(state, state.upto + 86_400 * 400, policy) == segment_key(
+        state, state.upto + 86_400 * 400, policy)  # another time: worked out, not the kept one
+    copy = state.working_copy()
+    with pytest.raises(AttributeError):
+        CustomerState.__dict__["_segment"].__get__(copy)
+    assert CustomerState.from_bytes(state.to_bytes()) == state and b"_segment" not in state.to_json()

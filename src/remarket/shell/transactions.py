@@ -26,7 +26,7 @@ from faust.exceptions import ProducerSendError
 from faust.types import TP
 
 from remarket.shell.faust_metrics import SendSensors, TableSensors, table_sensors
-from remarket.shell.pipeline import OutRecord
+from remarket.shell.pipeline import KeyPartitioner, OutRecord, key_hash
 from remarket.shell.state_cache import StateCache, encoded
 from remarket.shell.stopping import stop_without_committing
 
@@ -446,10 +446,16 @@ class TransactionalSink:
         accumulator = getattr(producer, "_message_accumulator", None)
         if accumulator is None or accumulator._closed or accumulator._exception is not None \
                 or producer._key_serializer is not None or producer._value_serializer is not None \
-                or producer._metadata._partitions.get(topic) is None:
+                or not (partitions := producer._metadata._partitions.get(topic)):
             return False
-        key, value = out.key, out.value
-        tp = TopicPartition(topic, producer._partition(topic, out.partition, key, value, key, value))
+        key, value, partition = out.key, out.value, out.partition
+        if partition is None and key is not None and type(producer._partitioner) is KeyPartitioner:
+            # what `_partition` gives, without its two lists per record: KeyPartitioner takes
+            # `list(partitions)[hash % n]`, and a topic's partitions are 0 .. n-1, in that order
+            partition = key_hash(key) % len(partitions)
+        else:
+            partition = producer._partition(topic, partition, key, value, key, value)
+        tp = TopicPartition(topic, partition)
         pending = accumulator._batches.get(tp)
         batch = pending[-1] if pending else accumulator._append_batch(accumulator.create_builder(), tp)
         written = self._written

@@ -616,3 +616,25 @@ def test_an_output_goes_through_send_when_it_cannot_go_straight_into_a_batch_and
 
     real = None
     asyncio.run(scenario())
+
+
+def test_each_output_lands_in_the_partition_aiokafka_s_partitioner_picks():
+    """The partition is worked out without aiokafka's `_partition` (two lists per record): the same
+    one, for any key, with 3, 4 or 12 partitions."""
+    from collections import Counter as Tally
+
+    for partitions in (3, 4, 12):
+        s, producer, _ = sink()
+
+        async def scenario() -> None:
+            real = real_producer("shop-0-3", partitions=partitions)
+            producer._transaction_producers["shop-0-3"] = real
+            producer._trn_locks["shop-0-3"] = asyncio.Lock()
+            keys = [b"c-%d" % i for i in range(200)] + [b"", b"\xff" * 40]
+            for key in keys:
+                await s.send(OutRecord("actions", key, b"v"), SOURCE)
+            expected = Tally(real._partition("remarket.actions", None, key, None, key, None) for key in keys)
+            assert {p: sum(b.record_count for b in bs) for p, bs in batches_of(real).items()} == dict(expected)
+            real._closed = True
+
+        asyncio.run(scenario())

@@ -267,12 +267,14 @@ class CustomerState(BaseModel):
         for name in _CONTAINER_FIELDS:
             fields[name] = fields[name].copy()  # list.copy / dict.copy: a new container, empty or not
         # What pydantic's model_copy does, without its generic path (once per event): no extra
-        # fields (extra="forbid"), no private attributes.
+        # fields (extra="forbid"), no private attributes; set through BaseModel's own slot
+        # descriptors (object.__setattr__ looks each name up). The set of fields given is shared:
+        # only pydantic's __setattr__ adds to it, and `__setattr__` below bypasses it for fields.
         copy = object.__new__(CustomerState)
-        object.__setattr__(copy, "__dict__", fields)
-        object.__setattr__(copy, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
-        object.__setattr__(copy, "__pydantic_extra__", None)
-        object.__setattr__(copy, "__pydantic_private__", None)
+        _DICT_SLOT.__set__(copy, fields)
+        _FIELDS_SET_SLOT.__set__(copy, _FIELDS_SET_SLOT.__get__(self))
+        _EXTRA_SLOT.__set__(copy, None)
+        _PRIVATE_SLOT.__set__(copy, None)
         return copy
 
 
@@ -334,6 +336,9 @@ def _held_events_json(held: list[InboundEvent]) -> orjson.Fragment:
 
 
 _state_json = compact_encoder(CustomerState, fields_as_json={"buffer": _held_events_json})
+_DICT_SLOT, _FIELDS_SET_SLOT, _EXTRA_SLOT, _PRIVATE_SLOT = (
+    BaseModel.__dict__[name] for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__",
+                                          "__pydantic_private__"))
 _ONLY_THE_ID = frozenset({"customer_id"})
 _FIELD_NAMES = frozenset(CustomerState.model_fields)
 _CONTAINER_FIELDS = tuple(

@@ -183,6 +183,7 @@ class TransactionalSink:
         self._transactional_ids: dict[tuple[str, int], str] = {}
         self._sends_waiting = 0  # `send`s that went the slow way and have not returned yet
         self._written: Any = None  # a done future: see `_append_output`
+        self._output_tps: dict[str, list[TopicPartition]] = {}
         self._committing: dict[str, tuple[int, deque[tuple[OutRecord, Any]]]] = {}
         """Exactly-once: the transactions a commit under way covers, each with its partition and
         the outputs of records handled meanwhile. Those records are not in its offsets, so their outputs must
@@ -455,7 +456,10 @@ class TransactionalSink:
             partition = key_hash(key) % len(partitions)
         else:
             partition = producer._partition(topic, partition, key, value, key, value)
-        tp = TopicPartition(topic, partition)
+        tps = self._output_tps.get(topic)
+        if tps is None or len(tps) <= partition:
+            tps = self._output_tps[topic] = [TopicPartition(topic, p) for p in range(max(partition + 1, len(partitions)))]
+        tp = tps[partition]  # one per partition, not one per record
         pending = accumulator._batches.get(tp)
         batch = pending[-1] if pending else accumulator._append_batch(accumulator.create_builder(), tp)
         written = self._written

@@ -426,7 +426,8 @@ class TransactionalSink:
         a closed or failed producer, serializers, a full batch.
 
         `send`, its two coroutines, a future and a done-callback per record, and faust's sensors
-        called per record at completion were ~18 µs per output (docs/benchmarks.md). aiokafka
+        called per record at completion were 12-13 µs of CPU per output, this 4-6
+        (bench/send_path.py, docs/benchmarks.md). aiokafka
         0.14's `_metadata._partitions`, `_partition`, `_key_serializer`, `_value_serializer`,
         `_txn_manager` and its accumulator's `_batches`, `_closed`, `_exception`, `_append_batch`,
         `create_builder`, and MessageBatch's `future` and `append`."""

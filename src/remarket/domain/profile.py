@@ -12,7 +12,7 @@ from remarket.domain.lifecycle import email_activity, promotion_preference, rfm_
 from remarket.domain.model_json import json_encoder
 from remarket.domain.policy import Policy
 from remarket.domain.score import repurchase_score
-from remarket.domain.state import CustomerState, StateFacts, from_ts, to_ts
+from remarket.domain.state import SEGMENT, CustomerState, StateFacts, from_ts, keep, kept, to_ts
 
 PROFILE_SCHEMA_VERSION = 1
 
@@ -59,22 +59,14 @@ def segment_key(state: CustomerState | StateFacts, now: int, policy: Policy) -> 
             site_activity(state, now, policy))
 
 
-_SEGMENT = CustomerState.__dict__["_segment"]  # the slot's descriptor: an unset slot read through it
-# raises AttributeError at once, not through pydantic's BaseModel.__getattr__
-
-
 def final_segment_key(state: CustomerState, now: int, policy: Policy) -> tuple[str, str, str, str]:
     """`segment_key` of a state the core will not change again (one it returned, or is about to),
-    remembered on the state for `now` and `policy`: the core asks for it again when the state is
-    the `before` of the customer's next record, at the same `upto`."""
-    try:
-        at, of, key = _SEGMENT.__get__(state)
-        if at == now and of is policy:
-            return key
-    except AttributeError:  # decoded from bytes, or not asked yet
-        pass
+    kept on the state for `now` and `policy`: the core asks for it again when the state is the
+    `before` of the customer's next record, at the same `upto`."""
+    if (known := kept(state, SEGMENT)) is not None and known[0] == now and known[1] is policy:
+        return known[2]
     key = segment_key(state, now, policy)
-    _SEGMENT.__set__(state, (now, policy, key))
+    keep(state, SEGMENT, (now, policy, key))
     return key
 
 

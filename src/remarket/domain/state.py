@@ -12,6 +12,7 @@ import math
 from datetime import UTC, datetime
 
 import threading
+from typing import Any
 from importlib import resources
 
 import orjson
@@ -336,6 +337,23 @@ def _held_events_json(held: list[InboundEvent]) -> orjson.Fragment:
 
 
 _state_json = compact_encoder(CustomerState, fields_as_json={"buffer": _held_events_json})
+SEGMENT, STORE_PART = CustomerState.__dict__["_segment"], CustomerState.__dict__["_store_part"]  # its slots
+
+
+def kept(state: CustomerState, slot: Any) -> Any:
+    """What is kept in one of a final state's slots (`SEGMENT`, `STORE_PART`); None when nothing is
+    (decoded from bytes, or not asked yet). Read through the slot's descriptor: an unset slot
+    raises at once, not through pydantic's BaseModel.__getattr__."""
+    try:
+        return slot.__get__(state)
+    except AttributeError:
+        return None
+
+
+def keep(state: CustomerState, slot: Any, value: Any) -> None:
+    slot.__set__(state, value)
+
+
 _DICT_SLOT, _FIELDS_SET_SLOT, _EXTRA_SLOT, _PRIVATE_SLOT = (
     BaseModel.__dict__[name] for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__",
                                           "__pydantic_private__"))

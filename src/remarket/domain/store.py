@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from remarket.domain.policy import Policy
-from remarket.domain.state import CustomerState, StateFacts
+from remarket.domain.state import STORE_PART, CustomerState, StateFacts, keep, kept
 
 DAY = 86_400
 _STEP = math.log(1.01)  # value buckets 1 % wide: the threshold is exact to 1 %
@@ -100,22 +100,13 @@ def _same_contribution(before: CustomerState, after: CustomerState) -> bool:
     return before.orders == after.orders and before.spent == after.spent and before.products == after.products
 
 
-_STORE_PART = CustomerState.__dict__["_store_part"]  # the slot's descriptor: an unset slot read through
-# it raises AttributeError at once, not through pydantic's BaseModel.__getattr__
-
-
 def _kept_part(state: CustomerState | StateFacts) -> Contribution | None:
-    if type(state) is not CustomerState:
-        return None
-    try:
-        return _STORE_PART.__get__(state)
-    except AttributeError:  # decoded from bytes: not through `update` yet
-        return None
+    return kept(state, STORE_PART) if type(state) is CustomerState else None  # StateFacts keep nothing
 
 
 def _keep_part(state: CustomerState | StateFacts, part: Contribution) -> None:
     if type(state) is CustomerState:
-        _STORE_PART.__set__(state, part)
+        keep(state, STORE_PART, part)
 
 
 def contribution(state: CustomerState | StateFacts | None) -> Contribution:

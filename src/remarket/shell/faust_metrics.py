@@ -8,10 +8,9 @@ each histogram divides on the way in. Counters and gauges keep faust's names.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from aiohttp.web import Response
-from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 
@@ -95,25 +94,20 @@ class SendSensors:
         return monitor.time()
 
     def completed(self, producer: Any, state: float, metadata: Any) -> None:
-        monitor = self.monitor
-        if self._metrics is None or type(monitor).on_send_completed is not PrometheusMonitor.on_send_completed:
-            monitor.on_send_completed(producer, state, metadata)
-            return
-        # PrometheusMonitor.on_send_completed, its counter tallied (once per record produced)
-        Monitor.on_send_completed(monitor, producer, state, metadata)
-        self._tallies.count(self._metrics.total_sent_messages)
-        self._metrics.producer_send_latency.observe(monitor.ms_since(state))
+        self.completed_many(producer, (state,), metadata)
 
-    def completed_many(self, producer: Any, states: list[float], metadata: Any) -> None:
-        """`completed` for each record of a produce batch (`metadata`: the batch's)."""
+    def completed_many(self, producer: Any, states: Sequence[float], metadata: Any) -> None:
+        """faust's `on_send_completed` for each record of a produce batch (`metadata`: the batch's)."""
         monitor = self.monitor
         if self._metrics is None or type(monitor).on_send_completed is not PrometheusMonitor.on_send_completed:
             for state in states:
                 monitor.on_send_completed(producer, state, metadata)
             return
+        # PrometheusMonitor.on_send_completed (Monitor's, then its counter, tallied, and its
+        # histogram in milliseconds), with the time read once for the batch
         now, latencies = monitor.time(), monitor.send_latency
         histogram = self._metrics.producer_send_latency
-        for state in states:  # Monitor.on_send_completed, and the histogram in milliseconds
+        for state in states:
             latencies.append(now - state)
             histogram.observe((now - state) * 1000.0)
         self._tallies.count(self._metrics.total_sent_messages, len(states))

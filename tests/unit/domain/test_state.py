@@ -34,23 +34,21 @@ def test_what_the_core_keeps_on_a_final_state_stays_off_its_working_copies_and_i
     and neither is part of the stored state."""
     from datetime import UTC, datetime, timedelta
 
-    import pytest
-
     from remarket.domain.policy import Policy
     from remarket.domain.process import apply
     from remarket.domain.profile import final_segment_key, segment_key
+    from remarket.domain.state import SEGMENT, STORE_PART, kept
 
     from .factories import view
 
     policy, at = Policy(), datetime(2025, 6, 2, 12, tzinfo=UTC)
     first = apply(None, view(at), policy).state
     state = apply(first, view(at + timedelta(minutes=1), product="p2"), policy).state
-    kept = CustomerState.__dict__["_segment"].__get__(state)
-    assert kept == (state.upto, policy, segment_key(state, state.upto, policy))
-    assert final_segment_key(state, state.upto, policy) is kept[2]
+    known = kept(state, SEGMENT)
+    assert known == (state.upto, policy, segment_key(state, state.upto, policy))
+    assert final_segment_key(state, state.upto, policy) is known[2]
     assert final_segment_key(state, state.upto + 86_400 * 400, policy) == segment_key(
         state, state.upto + 86_400 * 400, policy)  # another time: worked out, not the kept one
-    copy = state.working_copy()
-    with pytest.raises(AttributeError):
-        CustomerState.__dict__["_segment"].__get__(copy)
-    assert CustomerState.from_bytes(state.to_bytes()) == state and b"_segment" not in state.to_json()
+    assert kept(state.working_copy(), SEGMENT) is None and kept(state.working_copy(), STORE_PART) is None
+    decoded = CustomerState.from_bytes(state.to_bytes())
+    assert decoded == state and kept(decoded, SEGMENT) is None and b"_segment" not in state.to_json()

@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     gc_thresholds: tuple[Annotated[int, Field(ge=100)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field(
         (10_000, 20, 10), description="Python's garbage-collection thresholds (`gc.set_threshold`), set when "
         "the worker starts: net new objects before a young collection, then young collections per middle "
-        "one, middle per full. JSON, e.g. [700, 10, 10] (Python's own). The worker keeps its customers' states "
-        "decoded (object trees), so each collection walks many: fewer of them, ~9 % more events/s drained.")
+        "one, middle per full. JSON, e.g. [700, 10, 10] (Python's own). Young and middle collections walk "
+        "nothing in the worker (shell/heap.py), so these matter little now; kept for a comparison.")
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
     lookup_token: SecretStr | None = Field(

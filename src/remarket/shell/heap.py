@@ -9,13 +9,18 @@ a state is a wide `__dict__` of lists and dicts), and a full collection walked a
 collections"). Those walks find almost no garbage: the states are trees, freed by their last
 reference, not cycles.
 
-So whatever survives any collection is frozen (`gc.freeze`, which moves every tracked object to
-the permanent generation in constant time) and later collections leave it out: each object is
-walked at most once, by the young collection after it was made. Frozen objects are still freed
-when their last reference goes; only a reference cycle among them that becomes garbage stays,
-so every `SWEEP_SECONDS` a full collection unfreezes first and walks everything (`sweep_if_due`,
-from the worker's tick: with nothing left in the middle generation, Python's own full
-collections no longer come).
+So young collections walk nothing: when one starts, everything is frozen first (`gc.freeze`,
+which moves every tracked object to the permanent generation in constant time), and whatever
+survives any other collection is frozen too. Frozen objects are still freed when their last
+reference goes; only a reference cycle that becomes garbage stays, so every `SWEEP_SECONDS` a
+full collection unfreezes first and walks everything (`sweep_if_due`, from the worker's tick:
+with nothing left in the middle generation, Python's own full collections no longer come).
+
+Before 2026-12-07 young collections still walked what was made since the last one (each object
+once): in a drain that was every state made meanwhile, up to ~140,000 objects and 150 ms per
+collection (a frozen object's release lowers the count that triggers them, so they came late and
+big), ~7 µs per event in all, for ~15 cyclic objects found per 30 s (docs/benchmarks.md, "Young
+collections walk nothing"). A cycle that dies now waits for the sweep: at most `SWEEP_SECONDS`.
 
 faust's RocksDB store closes a partition's database by dropping the handle and calling
 `gc.collect()` (revoke and stop); a handle held in a frozen cycle would stay open there.
@@ -38,7 +43,7 @@ of a full collection as before) every ten minutes instead of several a minute.""
 
 
 class LongLivedHeap:
-    """Freezes what survives each collection; see the module docstring."""
+    """Freezes everything before each young collection and what survives the others; see the module docstring."""
 
     def __init__(self, sweep_seconds: float = SWEEP_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         if sweep_seconds <= 0:
@@ -85,7 +90,9 @@ class LongLivedHeap:
 
     def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
-            if info["generation"] == 2:
+            if info["generation"] < 2:
+                gc.freeze()  # nothing left for it to walk (module docstring)
+            else:
                 self.full_collections += 1
                 if self._clock() - self._last_sweep >= self.sweep_seconds:
                     gc.unfreeze()  # this one walks everything: cycles among long-lived objects are found

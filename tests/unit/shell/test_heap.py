@@ -1,5 +1,6 @@
-"""LongLivedHeap: what survives a collection is left out of the next ones, garbage is still
-collected, a periodic sweep finds cycles among frozen objects, and faust's store closes thaw first."""
+"""LongLivedHeap: young collections walk nothing, what survives a collection is left out of the next
+ones, garbage is still collected, a periodic sweep finds cycles among frozen objects, and faust's
+store closes thaw first."""
 from __future__ import annotations
 
 import asyncio
@@ -71,10 +72,36 @@ def test_survivors_of_a_young_collection_are_frozen(heap: LongLivedHeap, generat
     assert heap.full_collections == 0
 
 
-def test_a_cycle_dead_before_the_young_collection_is_collected(heap: LongLivedHeap) -> None:
+@pytest.mark.parametrize("generation", [0, 1])
+def test_a_young_collection_walks_nothing(heap: LongLivedHeap, generation: int) -> None:
+    """Everything is frozen when it starts: the states made since the last one are not walked."""
+    seen: list[int] = []
+
+    def probe(phase: str, info: dict) -> None:  # runs after the heap's own callback
+        if phase == "start":
+            seen.append(sum(len(gc.get_objects(g)) for g in range(3)))
+
+    gc.disable()
+    gc.callbacks.append(probe)
+    try:
+        kept = [[i] for i in range(1_000)]
+        assert walked_by_collections(kept) == len(kept)  # before: in the young generation
+        gc.collect(generation)
+    finally:
+        gc.callbacks.remove(probe)
+        gc.enable()
+    assert len(seen) == 1 and seen[0] < 10  # what remains is the callbacks' own arguments
+    assert walked_by_collections(kept) == 0
+
+
+def test_a_cycle_dead_before_a_young_collection_waits_for_the_sweep(heap: LongLivedHeap, clock: Clock) -> None:
     head, alive = cycle()
     del head
     gc.collect(0)
+    gc.collect(1)
+    assert alive() is not None  # the trade: found only by the sweep, at most sweep_seconds later
+    clock.now += 60
+    assert heap.sweep_if_due() is True
     assert alive() is None
 
 

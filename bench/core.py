@@ -4,6 +4,7 @@
     PYTHONPATH=src .venv/bin/python bench/core.py --events 200000 --customers 20000
     PYTHONPATH=src .venv/bin/python bench/core.py --digest              # also: hash of every output
     PYTHONPATH=src .venv/bin/python bench/core.py --workload latency    # the action path, 10,000 events
+    PYTHONPATH=src .venv/bin/python bench/core.py --gc worker           # the collector as the worker runs it
 
 No broker, no Faust: the traffic of bench/run.py (`generate_events`, same seed) is folded through
 the exact `Pipeline` the worker runs, states kept decoded between records as the worker's write
@@ -26,6 +27,7 @@ campaign action at once (the event-to-action path). No due work is advanced afte
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import statistics
 import sys
@@ -132,6 +134,28 @@ def one_pass(records: list[SourceRecord], received_at: datetime, digest=None, po
     return {"events_s": events_s, "advance_s": advance_s, "advanced": advanced, "customers": len(states)}
 
 
+def _timed_collections(mode: str) -> dict:
+    """Set the collector up as `mode` says and time each collection from here on (wall clock)."""
+    if mode == "off":
+        gc.disable()
+    elif mode == "worker":
+        from remarket.settings import Settings
+        from remarket.shell.heap import LongLivedHeap
+        LongLivedHeap().start(Settings.model_fields["gc_thresholds"].default)
+    timed = {"n": 0, "ms": 0.0, "longest": 0.0, "started": 0.0}
+
+    def timer(phase: str, info: dict) -> None:
+        if phase == "start":
+            timed["started"] = time.perf_counter()
+        else:
+            ms = (time.perf_counter() - timed["started"]) * 1000
+            timed["n"] += 1
+            timed["ms"] += ms
+            timed["longest"] = max(timed["longest"], ms)
+    gc.callbacks.append(timer)
+    return timed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", choices=("default", "latency"), default="default",
@@ -140,6 +164,11 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=4_000, help="default workload only")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--digest", action="store_true", help="fixed clock; print the hash of every output")
+    parser.add_argument("--gc", choices=("python", "worker", "off"), default="python",
+                        help="python: Python's collector as it comes (the default, as before); worker: as "
+                             "the worker runs it (shell.heap.LongLivedHeap with settings.gc_thresholds, "
+                             "started after the traffic is made); off: no collections. The time the "
+                             "collections took is printed")
     args = parser.parse_args()
     latency = args.workload == "latency"
     if latency:
@@ -155,6 +184,7 @@ def main() -> None:
     records = [SourceRecord(run.EVENTS_TOPIC, owner_partition(key, catalog.partitions) if key else 0, offset,
                             key or None, value) for offset, (key, value) in enumerate(events)]
     received_at = (FIXED_NOW if args.digest else datetime.now(timezone.utc)) + timedelta(minutes=1)
+    collections = _timed_collections(args.gc)
     passes = []
     for _ in range(args.repeat):
         digest = hashlib.sha256() if args.digest else None
@@ -175,6 +205,8 @@ def main() -> None:
         per_advance = statistics.median(1e6 * p["advance_s"] / p["advanced"] for p in passes)
         summary += f", {per_advance:.1f} µs/advance ({1e6 / per_advance:,.0f} advances/s)"
     print(summary)
+    print(f"garbage collection ({args.gc}): {collections['n']} collections, {collections['ms']:,.0f} ms in all "
+          f"({1000 * collections['ms'] / (n * len(passes)):.1f} µs per event of the traffic, due work included), longest {collections['longest']:.1f} ms")
     if args.digest:
         digests = {p["digest"] for p in passes}
         assert len(digests) == 1, f"passes differ: {digests}"

@@ -20,7 +20,8 @@ Before 2026-12-07 young collections still walked what was made since the last on
 once): in a drain that was every state made meanwhile, up to ~140,000 objects and 150 ms per
 collection (a frozen object's release lowers the count that triggers them, so they came late and
 big), ~7 µs per event in all, for ~400 cyclic objects found per 100,000-event drain (~15 per
-30 s of the latency workload; docs/benchmarks.md, "Young collections walk nothing"). A cycle that dies now waits for the sweep: at most `SWEEP_SECONDS`.
+30 s of the latency workload; docs/benchmarks.md, "Young collections walk nothing"). A cycle
+that dies now waits for the sweep: at most `SWEEP_SECONDS`.
 
 faust's RocksDB store closes a partition's database by dropping the handle and calling
 `gc.collect()` (revoke and stop); a handle held in a frozen cycle would stay open there.

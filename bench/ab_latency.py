@@ -46,6 +46,8 @@ def add_harness_arguments(parser: argparse.ArgumentParser, rounds: int) -> None:
     parser.add_argument("--rate", type=float, required=True, help="events per second")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--client", choices=run.LATENCY_CLIENTS, default=run.LATENCY_CLIENTS[0],
+                        help="the harness's load generator and reader")
 
 
 def main() -> None:
@@ -70,7 +72,7 @@ def main() -> None:
                     workdir = Path(tempfile.mkdtemp(prefix="ab-latency-"))
                     cpu, started = broker_cpu(), time.time()
                     result = asyncio.run(run.measure_latency(args.bootstrap, workdir, args.rate, args.seconds,
-                                                             guarantee, float(commit)))
+                                                             guarantee, float(commit), args.client))
                     result.update(side=name, rev=rev, settings={k: v for k, v in env.items() if k != "PYTHONPATH"},
                                   broker_cores=(broker_cpu() - cpu) / (time.time() - started))
                     p99s.setdefault((setting, name), []).append(result["p99_ms"])

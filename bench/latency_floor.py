@@ -90,7 +90,8 @@ def main() -> None:
         for burn in args.burn_us:
             EchoRun.burn_us = burn
             result = asyncio.run(run.measure_latency(args.bootstrap, Path(tempfile.mkdtemp(prefix="latency-floor-")),
-                                                     args.rate, args.seconds, "at_least_once", 0.1))
+                                                     args.rate, args.seconds, "at_least_once", 0.1,
+                                                     args.client))
             result.update(side=f"echo, {burn:g} µs burnt per event")
             print(json.dumps(result), flush=True)
 

@@ -3,6 +3,11 @@
     .venv/bin/python bench/profile.py --events 40000 --seconds 30 --out /tmp/profile-eos
     .venv/bin/python bench/profile.py --guarantee at_least_once ...
     .venv/bin/python bench/profile.py --workload latency ...   # each event a new customer's first paid order
+    .venv/bin/python bench/profile.py --live 1600 ...          # the events arrive at 1,600/s while sampled
+
+By default the events are produced before the worker starts, so it drains a backlog (large
+fetches and batches). `--live RATE` produces them at RATE events/s once the worker is ready, as
+the latency runs and the soak do: the live regime, where each fetch brings a few records.
 
 Writes `<out>.txt` (py-spy raw: one folded stack per line, with its sample count) and prints
 the top functions by own and by total samples, so two commits can be compared (A/B figures
@@ -23,6 +28,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from run import CATALOG, EVENTS_TOPIC, PY, ROOT, generate_events, latency_event, log, produce_all  # bench/run.py
 
 from remarket.devkit.broker import LocalBroker, free_port
@@ -54,6 +60,39 @@ def summarise(raw: Path, top: int) -> str:
     return "\n".join(lines)
 
 
+async def produce_paced(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]], rate: float,
+                        until: float) -> int:
+    """Send the events at `rate` per second (each on time, in groups every 5 ms) until they run out
+    or the monotonic clock reaches `until`; how many were sent."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    sent = 0
+    try:
+        started = time.monotonic()
+        while sent < len(events) and time.monotonic() < until:
+            due = min(len(events), int((time.monotonic() - started) * rate) + 1)
+            for key, value in events[sent:due]:
+                await producer.send(topic, value, key=key or None)
+            sent = max(sent, due)
+            await asyncio.sleep(0.005)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def _cpu_seconds(pids: set[str]) -> float:
+    """User + system CPU seconds of these processes so far (the worker py-spy started)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=40_000)
@@ -65,6 +104,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/remarket-profile"))
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument("--live", type=float, default=None, metavar="RATE",
+                        help="produce the events at RATE per second once the worker is ready, instead of before it starts")
     parser.add_argument("--gil", action="store_true",
                         help="sample only the thread holding the GIL: a thread waiting for it (after a "
                              "switch request) otherwise shows as busy in whatever frame it stopped at")
@@ -91,7 +132,8 @@ def main() -> None:
                       (latency_event("profile", i) for i in range(args.events))]
         else:
             events = generate_events(args.events, args.customers)
-        asyncio.run(produce_all(bootstrap, EVENTS_TOPIC, events))
+        if args.live is None:
+            asyncio.run(produce_all(bootstrap, EVENTS_TOPIC, events))
         raw = args.out.with_suffix(".txt")
         with open(workdir / "worker.log", "wb") as out:
             worker = subprocess.Popen([SPY, "record", "-r", str(args.rate), "-f", "raw", "-o", str(raw),
@@ -99,6 +141,20 @@ def main() -> None:
                                        "--", PY, "-m", "remarket.cli", "worker"],
                                       env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
         started = time.monotonic()
+        if args.live is not None:
+            while http_get(port, "/readyz")[0] != 200:
+                if worker.poll() is not None or time.monotonic() - started > 120:
+                    raise SystemExit("the worker did not become ready")
+                time.sleep(0.2)
+            children |= set(subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
+                                           text=True).stdout.split())
+            log(f"ready after {time.monotonic() - started:.1f} s; producing at {args.live:,.0f} events/s")
+            cpu_before = _cpu_seconds(children)
+            paced = time.monotonic()
+            asyncio.run(produce_paced(bootstrap, EVENTS_TOPIC, events, args.live,
+                                      until=started + args.seconds - 1))
+            cpu = _cpu_seconds(children) - cpu_before
+            log(f"produced for {time.monotonic() - paced:.1f} s; the worker's CPU meanwhile {cpu:.1f} s")
         while worker.poll() is None:
             children |= set(subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True,
                                            text=True).stdout.split())

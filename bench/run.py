@@ -11,7 +11,8 @@ Contenders, each one process consuming the same pre-produced topic (4 partitions
       exactly-once on and off
   (c) Quix Streams running remarket's same per-record pipeline in its stateful apply
 Then: event->action latency at half the rate the worker sustains on the latency workload (a new
-customer's first paid order, answered at once: ~4x the cost of an average event), restore time of N customers' state from the
+customer's first paid order, answered at once: ~4x the cost of an average event; produced and its
+action read back through librdkafka, `--latency-client`), restore time of N customers' state from the
 changelog, bytes of state per customer, peak RSS.
 """
 from __future__ import annotations
@@ -209,8 +210,15 @@ def latency_workload_rate(bootstrap: str, workdir: Path, n: int, guarantee: str)
         worker.stop()
 
 
+LATENCY_CLIENTS = ("librdkafka", "aiokafka")
+"""The latency harness's Kafka client for its load generator and reader. librdkafka (confluent-kafka),
+as storefronts produce, does its I/O in C threads: it leaves the 2-core machine to the broker and
+the worker. The aiokafka harness, the only one before 2026-12-07, spent ~0.3 ms of Python per
+event itself (docs/benchmarks.md): kept for comparison with the earlier figures."""
+
+
 async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: float,
-                          guarantee: str, commit_interval: float) -> dict:
+                          guarantee: str, commit_interval: float, client: str = "librdkafka") -> dict:
     tag = uuid.uuid4().hex[:6]
     topics = latency_topics(tag)
     env = {f"REMARKET_TOPIC_{role.upper()}": name for role, name in topics.items()}
@@ -218,49 +226,119 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
     worker = WorkerRun(bootstrap, f"bench-lat-{tag}", workdir, REMARKET_PROCESSING_GUARANTEE=guarantee,
                        REMARKET_COMMIT_INTERVAL_SECONDS=str(commit_interval),
                        REMARKET_POLICY_FILE=str(ROOT / "bench" / "policy.latency.toml"), **env)
-    sent: dict[str, float] = {}
-    latencies: list[float] = []
     try:
         await asyncio.to_thread(worker.wait_ready)
-        consumer = AIOKafkaConsumer(topics["actions"], bootstrap_servers=bootstrap, group_id=None,
-                                    auto_offset_reset="earliest", isolation_level="read_committed")
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-        await consumer.start()
-        await producer.start()
-
-        total = int(rate * seconds)
-
-        async def read_actions(until: float) -> None:
-            while time.perf_counter() < until and len(latencies) < total:
-                batch = await consumer.getmany(timeout_ms=200)
-                now = time.perf_counter()
-                for records in batch.values():
-                    for record in records:
-                        customer = record.key.decode()  # one event per customer: its action answers it
-                        if customer in sent:
-                            latencies.append(now - sent.pop(customer))
-
-        reader = asyncio.create_task(read_actions(time.perf_counter() + seconds + 60))
-        started, cpu_started = time.perf_counter(), worker.cpu_seconds()
-        for i in range(total):
-            target = started + i / rate
-            if (delay := target - time.perf_counter()) > 0:
-                await asyncio.sleep(delay)
-            customer, value = latency_event(tag, i)
-            sent[customer] = time.perf_counter()
-            await producer.send(topics["visits"], value, key=customer.encode())
-        sending, worker_cpu = time.perf_counter() - started, worker.cpu_seconds() - cpu_started
-        await reader
-        await producer.stop()
-        await consumer.stop()
+        harness = _librdkafka_harness if client == "librdkafka" else _aiokafka_harness
+        cpu_started = time.process_time()
+        figures = await harness(bootstrap, topics, tag, rate, seconds, worker)
+        figures["harness_cores"] = (time.process_time() - cpu_started) / figures.pop("sending_s")
     finally:
         worker.stop()
-    latencies.sort()
+    latencies = sorted(figures.pop("latencies"))
+    total = int(rate * seconds)
     q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000  # noqa: E731
-    return {"rate": rate, "events": total, "actions_seen": len(latencies), "missing": len(sent),
+    return {"rate": rate, "events": total, "actions_seen": len(latencies), "missing": figures.pop("missing"),
             "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99), "guarantee": guarantee,
-            "commit_interval_s": commit_interval,
+            "commit_interval_s": commit_interval, "client": client,
             # while events arrive: how busy the worker was, and its CPU per event (against the drain's)
+            **figures}
+
+
+async def _aiokafka_harness(bootstrap: str, topics: dict[str, str], tag: str, rate: float, seconds: float,
+                            worker) -> dict:
+    """One event per send (linger 0), read back by a read_committed consumer, in this event loop."""
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    consumer = AIOKafkaConsumer(topics["actions"], bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", isolation_level="read_committed")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    total = int(rate * seconds)
+
+    async def read_actions(until: float) -> None:
+        while time.perf_counter() < until and len(latencies) < total:
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    customer = record.key.decode()  # one event per customer: its action answers it
+                    if customer in sent:
+                        latencies.append(now - sent.pop(customer))
+
+    reader = asyncio.create_task(read_actions(time.perf_counter() + seconds + 60))
+    started, cpu_started = time.perf_counter(), worker.cpu_seconds()
+    for i in range(total):
+        target = started + i / rate
+        if (delay := target - time.perf_counter()) > 0:
+            await asyncio.sleep(delay)
+        customer, value = latency_event(tag, i)
+        sent[customer] = time.perf_counter()
+        await producer.send(topics["visits"], value, key=customer.encode())
+    sending, worker_cpu = time.perf_counter() - started, worker.cpu_seconds() - cpu_started
+    await reader
+    await producer.stop()
+    await consumer.stop()
+    return {"latencies": latencies, "missing": len(sent), "sending_s": sending,
+            "worker_cores": worker_cpu / sending, "worker_cpu_ms_per_event": 1000 * worker_cpu / total}
+
+
+async def _librdkafka_harness(bootstrap: str, topics: dict[str, str], tag: str, rate: float, seconds: float,
+                              worker) -> dict:
+    """The same load and reading through confluent-kafka: each event produced on its own (linger 0,
+    acks=all, idempotent off as a plain storefront client), the actions read back read_committed
+    by a thread polling librdkafka's queue (each poll answers at its first message, and takes what
+    else is queued); both stamp the same perf_counter."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    total = int(rate * seconds)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all",
+                         "enable.idempotence": False, "socket.nagle.disable": True})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-lat-reader-{tag}",
+                         "enable.auto.commit": False, "isolation.level": "read_committed",
+                         "fetch.wait.max.ms": 100, "socket.nagle.disable": True})
+    partitions = consumer.list_topics(topics["actions"], timeout=10).topics[topics["actions"]].partitions
+    consumer.assign([TopicPartition(topics["actions"], p, OFFSET_BEGINNING) for p in partitions])
+    until = time.perf_counter() + seconds + 60
+
+    def read_actions() -> None:
+        while time.perf_counter() < until and len(latencies) < total:
+            first = consumer.poll(0.2)  # consume(n, timeout) would wait the whole timeout for n
+            if first is None:
+                continue
+            now = time.perf_counter()
+            for message in [first, *consumer.consume(num_messages=1000, timeout=0)]:
+                if message.error() is not None:
+                    continue
+                customer = message.key().decode()  # one event per customer: its action answers it
+                if (at := sent.pop(customer, None)) is not None:
+                    latencies.append(now - at)
+
+    reader = asyncio.create_task(asyncio.to_thread(read_actions))
+    failures: list[str] = []
+
+    def delivered(error, message) -> None:  # noqa: ANN001
+        if error is not None:
+            failures.append(str(error))
+
+    started, cpu_started = time.perf_counter(), worker.cpu_seconds()
+    for i in range(total):
+        target = started + i / rate
+        if (delay := target - time.perf_counter()) > 0:
+            await asyncio.sleep(delay)
+        customer, value = latency_event(tag, i)
+        sent[customer] = time.perf_counter()
+        producer.produce(topics["visits"], value, key=customer.encode(), on_delivery=delivered)
+        producer.poll(0)
+    sending, worker_cpu = time.perf_counter() - started, worker.cpu_seconds() - cpu_started
+    await asyncio.to_thread(producer.flush, 30)
+    await reader
+    consumer.close()
+    if failures:
+        raise RuntimeError(f"{len(failures)} events not produced, e.g. {failures[0]}")
+    return {"latencies": latencies, "missing": len(sent), "sending_s": sending,
             "worker_cores": worker_cpu / sending, "worker_cpu_ms_per_event": 1000 * worker_cpu / total}
 
 
@@ -268,7 +346,7 @@ def median_latency(runs: list[dict]) -> dict:
     """Each percentile's median over the runs (single runs on 2 shared cores move p99 by ±50 %),
     and every run's p99."""
     middle = dict(runs[0])
-    for key in ("p50_ms", "p95_ms", "p99_ms", "worker_cores", "worker_cpu_ms_per_event"):
+    for key in ("p50_ms", "p95_ms", "p99_ms", "worker_cores", "worker_cpu_ms_per_event", "harness_cores"):
         middle[key] = statistics.median(r[key] for r in runs)
     middle["missing"] = sum(r["missing"] for r in runs)
     middle["runs_p99_ms"] = [round(r["p99_ms"]) for r in runs]
@@ -418,8 +496,8 @@ def markdown(results: dict, command: str) -> str:
         f"| b/c per CPU-second (exactly-once) | {cpu('b_remarket_eos') / cpu('c_quix_eos'):.2f} | ≥ 1.5 |",
         f"| b/c per CPU-second (at-least-once) | {cpu('b_remarket_alo') / cpu('c_quix_alo'):.2f} | ≥ 1.5 |",
         "", "| event → action latency (median of runs) | rate ev/s | p50 ms | p95 ms | p99 ms | each run's p99 | missing "
-            "| worker CPU, cores | worker CPU ms per event |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|",
+            "| worker CPU, cores | worker CPU ms per event | harness CPU, cores |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     if (sustained := results.get("latency_sustained")) is not None:
         rows[-2:-2] = ["", f"Latency workload sustained (exactly-once, drained): {sustained['rate']:,.0f} events/s "
@@ -429,7 +507,8 @@ def markdown(results: dict, command: str) -> str:
         rows.append(f"| {lat['guarantee']}, commit every {lat['commit_interval_s']} s | {lat['rate']:.0f} | "
                     f"{lat['p50_ms']:.1f} | {lat['p95_ms']:.1f} | {lat['p99_ms']:.1f} | "
                     f"{', '.join(map(str, lat.get('runs_p99_ms', [])))} | {lat['missing']} | "
-                    f"{lat['worker_cores']:.2f} | {lat['worker_cpu_ms_per_event']:.2f} |")
+                    f"{lat['worker_cores']:.2f} | {lat['worker_cpu_ms_per_event']:.2f} | "
+                    f"{lat.get('harness_cores', float('nan')):.2f} ({lat.get('client', 'aiokafka')}) |")
     r, s = results.get("restore"), results["state"]
     rows += ["", "| state | value | target |", "|---|---:|---:|"]
     if r is not None:
@@ -463,6 +542,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="throughput runs per contender, all contenders in turn; the median is reported")
     parser.add_argument("--latency-seconds", type=float, default=30)
+    parser.add_argument("--latency-client", choices=LATENCY_CLIENTS, default=LATENCY_CLIENTS[0],
+                        help="the latency harness's load generator and reader (docs/benchmarks.md)")
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--skip", default="", help="comma list: throughput,quix,latency,restore")
@@ -540,7 +621,7 @@ def main() -> None:
                     log(f"latency run {repetition}/{args.latency_repeat} at {half:.0f} ev/s, {guarantee}, "
                         f"commit every {commit} s")
                     runs_of.setdefault((guarantee, commit), []).append(asyncio.run(measure_latency(
-                        bootstrap, workdir, half, args.latency_seconds, guarantee, commit)))
+                        bootstrap, workdir, half, args.latency_seconds, guarantee, commit, args.latency_client)))
                     log(json.dumps(runs_of[(guarantee, commit)][-1]))
             results["latency"] = [median_latency(runs) for runs in runs_of.values()]
 

@@ -52,13 +52,22 @@ class Settings(BaseSettings):
         True, description="Fetch within incremental fetch sessions (KIP-227): each fetch names only the "
         "partitions whose position moved. Off: every fetch names every assigned partition, as aiokafka does.")
     fetch_min_bytes: int = Field(
-        1, ge=1, le=1 << 20, description="New-record bytes the broker gathers before it answers a fetch (or "
-        "until fetch_max_wait_ms passes); 1 answers at the first record. Fewer, fuller fetches cost less CPU "
+        1, ge=1, le=1 << 20, description="New-record bytes the broker gathers before it answers a fetch "
+        "after an answer with no records (or until fetch_max_wait_ms passes; while records flow, "
+        "fetch_gather_ms and fetch_gather_bytes apply); 1 answers at the first record. Fewer, fuller fetches cost less CPU "
         "when records trickle in: at 840 events/s, 16384 with a 10 ms wait took ~10 % off the worker's CPU "
         "per event, for up to 10 ms more per record and ~100 fetches a second when idle (docs/benchmarks.md).")
     fetch_max_wait_ms: int = Field(
         100, ge=1, le=1000, description="How long the broker may hold a fetch that has not gathered "
         "fetch_min_bytes (why not longer: FETCH_MAX_WAIT_MS in shell/delivery.py).")
+    fetch_gather_ms: int = Field(
+        5, ge=0, le=100, description="While records flow, how long a fetch may wait to gather "
+        "fetch_gather_bytes: after an answer that brought records, the next fetch to that broker asks for "
+        "this wait; after an empty one, fetch_min_bytes and fetch_max_wait_ms again (an idle worker long-polls, "
+        "the first record after a pause is answered at once). Up to this many ms more per record, for fewer, "
+        "fuller fetches (docs/benchmarks.md). 0 turns it off.")
+    fetch_gather_bytes: int = Field(
+        65536, ge=1, le=1 << 20, description="New-record bytes a gathering fetch waits for (fetch_gather_ms).")
     producer_linger_ms: int | None = Field(
         None, ge=0, le=1000, description="How long sends wait to share a produce request. Unset: 100 under "
         "exactly-once (nothing is visible before the commit, which sends what lingers) and 5 under "

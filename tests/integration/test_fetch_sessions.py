@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
 from remarket.shell import fetch_sessions
-from remarket.shell.fetch_sessions import SessionClient, SessionFetcher, fetch_in_sessions
+from remarket.shell.fetch_sessions import Gathering, SessionClient, SessionFetcher, fetch_in_sessions
 
 PARTITIONS = 8
 IDLE_PARTITIONS = 4
@@ -204,3 +204,66 @@ def test_a_session_the_broker_lost_is_reopened_and_no_record_is_lost(kafka_boots
     for p in range(4):
         assert got[p] == list(range(p, records, 4)), f"partition {p}"
     assert [s.opened for s in sessions.values()] == [3], "opened, reopened after each of the two losses"
+
+
+def test_while_records_flow_fetches_gather_and_the_first_record_after_a_pause_is_fetched_at_once(
+        kafka_bootstrap, monkeypatch):
+    """A trickle, one record every ~5 ms: once an answer brought records, each fetch asks the broker
+    to gather (here up to 60 ms, for more bytes than ever come), so answers come ~60 ms apart with
+    many records each; once an answer came back empty, the next fetch answers at its first record."""
+    topic = f"fs-gather-{uuid.uuid4().hex[:8]}"
+    records, gather_ms = 150, 60
+    fetches: list[tuple[int, int, float, bool]] = []  # (min bytes, max wait, answered at, brought records)
+    send = SessionClient.send
+
+    async def noting_send(self, node_id, request, **kwargs):
+        response = await send(self, node_id, request, **kwargs)
+        if isinstance(request, fetch_sessions.FetchRequest):
+            brought = any(part[-1] for _, parts in response.topics for part in parts)
+            fetches.append((request._min_bytes, request._max_wait_ms, time.monotonic(), brought))
+        return response
+
+    monkeypatch.setattr(SessionClient, "send", noting_send)
+
+    async def scenario():
+        await make_topics(kafka_bootstrap, (topic, 1))
+        tp = TopicPartition(topic, 0)
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, fetch_max_wait_ms=100, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        fetch_in_sessions(consumer, True, Gathering(min_bytes=1 << 20, max_wait_ms=gather_ms))
+        await consumer.start()
+        consumer.assign([tp])
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=0)
+        await producer.start()
+        got: dict[int, list[int]] = defaultdict(list)
+        try:
+            await asyncio.sleep(1.0)  # the first fetches: nothing there yet
+
+            async def trickle():
+                for n in range(records):
+                    await producer.send(topic, str(n).encode(), partition=0)
+                    await asyncio.sleep(0.005)
+                await producer.flush()
+
+            started = time.monotonic()
+            await asyncio.gather(trickle(), read(consumer, records, got))
+            flowing = (started, time.monotonic())
+            await asyncio.sleep(0.5)  # a pause: fetches come back empty
+            paused = time.monotonic()
+            await producer.send_and_wait(topic, str(records).encode(), partition=0)
+            await read(consumer, records + 1, got)
+            return got[0], flowing, paused
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    got, (started, ended), paused = asyncio.run(scenario())
+    assert got == list(range(records + 1)), "lost, repeated or out of order"
+    during = [f for f in fetches if started <= f[2] <= ended and f[3]]
+    gathered = [f for f in during if (f[0], f[1]) == (1 << 20, gather_ms)]
+    assert len(gathered) >= len(during) / 2, during  # plain fetches: the flow's first, and after a lull
+    # the broker held each gathering fetch its whole wait (its byte count is never reached)
+    assert len(gathered) <= (ended - started) / (gather_ms / 1000) + 2, (len(gathered), ended - started)
+    assert records / len(during) >= 3, "the answers did not gather"
+    after_pause = [f for f in fetches if f[2] > paused and f[3]]
+    assert after_pause and (after_pause[0][0], after_pause[0][1]) == (1, 100), fetches[-5:]

@@ -20,7 +20,7 @@ from remarket.domain.policy import Policy
 from remarket.settings import Settings
 from remarket.shell import delivery, faust_fixes, faust_metrics, views
 from remarket.shell.due_work import FOLLOW_UP_SECONDS, DueWork
-from remarket.shell.faust_app import faust_app, rocksdb_options
+from remarket.shell.faust_app import faust_app, fetch_gathering, rocksdb_options
 from remarket.shell.handling import RecordHandler
 from remarket.shell.heap import LongLivedHeap
 from remarket.shell.kafka import client_config
@@ -89,7 +89,8 @@ class Worker:
         self.handler = RecordHandler(app, self.table, self.pipeline, self.states, self.sink, self.due_work,
                                      self.observer, self._ticks_topic)
         delivery.install(app, self.handler.handle_or_stop, consumed, self.sink, self.settings.fetch_sessions,
-                         self.settings.fetch_min_bytes, self.settings.fetch_max_wait_ms)
+                         self.settings.fetch_min_bytes, self.settings.fetch_max_wait_ms,
+                         fetch_gathering(self.settings))
         app.timer(self.settings.tick_interval_seconds, name="due-work")(self._on_tick_timer)
         app.task(self._keep_due_work_current)
         app.task(self._watch_broker)

@@ -36,7 +36,7 @@ from faust.types import TP
 from mode import Service
 from mode.utils.futures import maybe_async, notify
 
-from remarket.shell.fetch_sessions import FetchMark, fetch_in_sessions
+from remarket.shell.fetch_sessions import FetchMark, Gathering, fetch_in_sessions
 from remarket.shell.pipeline import SourceRecord
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -90,21 +90,23 @@ class CommitHooks(Protocol):
 
 
 def consumer_class(handler: Handler, topics: Iterable[str], hooks: CommitHooks, fetch_sessions: bool = True,
-                   fetch_min_bytes: int = 1, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> type[FaustAIOKafkaConsumer]:
+                   fetch_min_bytes: int = 1, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
+                   fetch_gathering: Gathering | None = None) -> type[FaustAIOKafkaConsumer]:
     """faust's aiokafka consumer, delivering records of `topics` to `handler` in batches."""
     return type("BatchDeliveryConsumer", (BatchDeliveryConsumer,),
                 {"handler": staticmethod(handler), "handled_topics": frozenset(topics), "hooks": hooks,
                  "fetch_sessions": fetch_sessions, "fetch_min_bytes": fetch_min_bytes,
-                 "fetch_max_wait_ms": fetch_max_wait_ms})
+                 "fetch_max_wait_ms": fetch_max_wait_ms, "fetch_gathering": fetch_gathering})
 
 
 def install(app: Any, handler: Handler, topics: Iterable[str], hooks: CommitHooks, fetch_sessions: bool = True,
-            fetch_min_bytes: int = 1, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
+            fetch_min_bytes: int = 1, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
+            fetch_gathering: Gathering | None = None) -> None:
     """Make `app` create its consumer as a batch-delivery consumer (before it creates one)."""
     if app._consumer is not None:
         raise RuntimeError("the app's consumer exists already: install batch delivery before it starts")
     app.transport.Consumer = consumer_class(handler, topics, hooks, fetch_sessions, fetch_min_bytes,
-                                            fetch_max_wait_ms)
+                                            fetch_max_wait_ms, fetch_gathering)
 
 
 class _ConsumerInLoop(AIOKafkaConsumerThread):
@@ -159,7 +161,8 @@ class _ConsumerInLoop(AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.consumer.fetch_max_wait_ms  # read when it starts its fetcher
         consumer._fetch_min_bytes = self.consumer.fetch_min_bytes
-        fetch_in_sessions(consumer, self.consumer.fetch_sessions)  # notes every answer's ends, either way
+        # notes every answer's ends, either way
+        fetch_in_sessions(consumer, self.consumer.fetch_sessions, self.consumer.fetch_gathering)
         self.consumer.kafka = consumer  # read by input_progress
         return consumer
 
@@ -176,6 +179,7 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
     fetch_sessions: bool = True
     fetch_min_bytes: int = 1
     fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS
+    fetch_gathering: Gathering | None = None
     kafka: Any = None  # the aiokafka consumer (shell.delivery._ConsumerInLoop)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -9,6 +9,7 @@ from faust.tables import TableManager
 
 from remarket.catalog import Catalog
 from remarket.settings import Settings
+from remarket.shell.fetch_sessions import Gathering
 from remarket.shell.kafka import bootstrap_of, ssl_context
 from remarket.shell.pipeline import KeyPartitioner
 
@@ -24,6 +25,13 @@ def producer_linger_seconds(settings: Settings) -> float:
     if settings.producer_linger_ms is not None:
         return settings.producer_linger_ms / 1000
     return PRODUCER_LINGER_SECONDS[settings.processing_guarantee]
+
+
+def fetch_gathering(settings: Settings) -> Gathering | None:
+    """How fetches gather while records flow (shell.fetch_sessions); None when turned off."""
+    if settings.fetch_gather_ms == 0:
+        return None
+    return Gathering(min_bytes=settings.fetch_gather_bytes, max_wait_ms=settings.fetch_gather_ms)
 
 
 class TablesDeclaredBeforeStart(TableManager):

@@ -25,6 +25,12 @@ aiokafka keeps is simply the last one heard, however old: after a broker restart
 reminder passed an order paid in the backlog (CI, 2026-12-04), most likely because the ticks
 partition answered while the orders partition still answered NOT_LEADER.
 
+Fetches gather while records flow (`Gathering`): after an answer that brought records, the next
+fetch to that broker asks it to wait until `min_bytes` have come or `max_wait_ms` passed; after an
+empty answer, the consumer's own minimum (1 byte: answer at the first record) and long wait. A live
+stream at 1,600 events/s made ~1,600 fetches a second, one record each, and every answer woke the
+worker, the broker and the handler for one record; an idle worker still long-polls as before.
+
 Private API of aiokafka 0.14 (`Fetcher._proc_fetch_request`, `Fetcher._client`, `TopicPartition
 State.timestamp`): aiokafka is pinned below 0.15, and tests/integration/test_fetch_sessions.py
 fails if this breaks. The records are still handled by aiokafka's own code.
@@ -81,6 +87,19 @@ class FetchMark:
         if heard is None:
             return False
         return (heard.node_id == self.node_id and heard.answer >= self.answer) or heard.asked_at >= self.read_at
+
+
+@dataclass(frozen=True, slots=True)
+class Gathering:
+    """How a fetch asks when its broker's last answer brought records (see the module's doc)."""
+
+    min_bytes: int
+    max_wait_ms: int
+
+    def applied_to(self, request: FetchRequest) -> FetchRequest:
+        """The same fetch, asking to wait for `min_bytes` or `max_wait_ms`."""
+        return FetchRequest(self.max_wait_ms, self.min_bytes, request._max_bytes, request._isolation_level,
+                            request._topics, rack_id=request._rack_id)
 
 
 @dataclass
@@ -231,8 +250,12 @@ class SessionFetcher(Fetcher):
     _fetch_sessions: dict[int, FetchSession] | None  # None: sessions off
     ends_heard: dict[TopicPartition, HeardEnd]
     _answers: dict[int, int]
+    _gathering: Gathering | None  # None: every fetch asks as the consumer was configured
+    _brought_records: dict[int, bool]  # per broker: whether its last answer brought records
 
     async def _proc_fetch_request(self, assignment: Any, node_id: int, request: Any) -> bool:
+        if self._gathering is not None and self._brought_records.get(node_id):
+            request = self._gathering.applied_to(request)
         if self._fetch_sessions is not None:
             session = self._fetch_sessions.setdefault(node_id, FetchSession())
             request = SessionFetchRequest(request, session)
@@ -253,15 +276,18 @@ class SessionFetcher(Fetcher):
         with_lso = response.API_VERSION >= 4
         heard = self.ends_heard
         listed = set()
+        brought = False
         for topic, partitions in response.topics:
             for partition, error_code, highwater, *part_data in partitions:
                 tp = TopicPartition(topic, partition)
                 listed.add(tp)
+                brought = brought or bool(part_data and part_data[-1])  # the record bytes come last
                 if error_code == 0:
                     lso = part_data[0] if with_lso else None
                     heard[tp] = HeardEnd(node_id, answer, asked_at, highwater, lso)
                     if session is not None:
                         session.ends[tp] = (highwater, lso)
+        self._brought_records[node_id] = brought
         if session is None or plan is None or plan.epoch == OPEN_EPOCH:
             return  # a full answer lists every partition; aiokafka stamps them
         subscription = self._subscriptions.subscription
@@ -293,33 +319,39 @@ class SessionFetcher(Fetcher):
         return self._fetch_sessions or {}
 
 
-def use_fetch_sessions(fetcher: Fetcher, sessions: bool = True) -> SessionFetcher:
-    """Make a running aiokafka fetcher note every answer's ends, and fetch within sessions
-    (unless `sessions` is off) from its next fetch on. A fetch already under way finishes as it
-    began."""
+def use_fetch_sessions(fetcher: Fetcher, sessions: bool = True, gathering: Gathering | None = None) -> SessionFetcher:
+    """Make a running aiokafka fetcher note every answer's ends, fetch within sessions (unless
+    `sessions` is off) and gather while records flow (with `gathering`) from its next fetch on. A
+    fetch already under way finishes as it began."""
     fetcher.__class__ = SessionFetcher
     fetcher._fetch_sessions = {} if sessions else None
     fetcher.ends_heard = {}
     fetcher._answers = {}
+    fetcher._gathering = gathering
+    fetcher._brought_records = {}
     fetcher._client = SessionClient(fetcher._client, fetcher)  # type: ignore[assignment]
     return fetcher  # type: ignore[return-value]
 
 
 class SessionFetchingConsumer(AIOKafkaConsumer):
-    """aiokafka's consumer, whose fetcher notes every answer's ends and fetches within sessions
-    (unless `fetch_sessions` is off) once it starts."""
+    """aiokafka's consumer, whose fetcher notes every answer's ends, fetches within sessions
+    (unless `fetch_sessions` is off) and gathers while records flow (`fetch_gathering`) once it
+    starts."""
 
     fetch_sessions = True
+    fetch_gathering: Gathering | None = None
 
     async def start(self) -> None:
         await super().start()
-        use_fetch_sessions(self._fetcher, self.fetch_sessions)
+        use_fetch_sessions(self._fetcher, self.fetch_sessions, self.fetch_gathering)
 
 
-def fetch_in_sessions(consumer: AIOKafkaConsumer, sessions: bool = True) -> None:
-    """Make a consumer not yet started note its fetch answers' ends, and fetch within sessions
-    unless `sessions` is off (faust creates the consumer itself)."""
+def fetch_in_sessions(consumer: AIOKafkaConsumer, sessions: bool = True, gathering: Gathering | None = None) -> None:
+    """Make a consumer not yet started note its fetch answers' ends, fetch within sessions unless
+    `sessions` is off, and gather while records flow with `gathering` (faust creates the consumer
+    itself)."""
     if type(consumer) is not AIOKafkaConsumer:
         raise TypeError(f"expected aiokafka's own consumer, got {type(consumer).__name__}")
     consumer.__class__ = SessionFetchingConsumer
     consumer.fetch_sessions = sessions
+    consumer.fetch_gathering = gathering

@@ -84,6 +84,7 @@ def delivering_consumer(handler, handled_topics: set[str], in_transaction: bool 
     subscription = SubscriptionState()
     fetcher = SessionFetcher.__new__(SessionFetcher)
     fetcher._subscriptions, fetcher.ends_heard, fetcher._answers = subscription, {}, {}
+    fetcher._gathering, fetcher._brought_records = None, {}
     monitor = SimpleNamespace(track_tp_end_offset=lambda tp, offset: None, messages_received_total=0,
                               messages_received_by_topic={t: 0 for t in handled_topics}, tp_read_offsets={},
                               stream_inbound_time={})

@@ -20,6 +20,7 @@ from remarket.shell.app import Worker
 from remarket.shell.fetch_sessions import (
     LAST_EPOCH,
     FetchSession,
+    Gathering,
     HeardEnd,
     SessionClient,
     SessionFetchingConsumer,
@@ -172,14 +173,16 @@ def test_only_aiokafkas_own_consumer_is_switched():
 def bare_fetcher(subscription: SubscriptionState | None = None) -> SessionFetcher:
     fetcher = SessionFetcher.__new__(SessionFetcher)
     fetcher._subscriptions, fetcher.ends_heard, fetcher._answers = subscription, {}, {}
+    fetcher._gathering, fetcher._brought_records = None, {}
     return fetcher
 
 
-def answer(*partitions: tuple[TopicPartition, int, int, int]) -> SimpleNamespace:
-    """A v11 fetch answer listing (tp, error code, highwater, last stable offset), no records."""
+def answer(*partitions: tuple[TopicPartition, int, int, int], records: bytes = b"") -> SimpleNamespace:
+    """A v11 fetch answer listing (tp, error code, highwater, last stable offset), each partition
+    with `records` (none by default)."""
     topics: dict[str, list] = {}
     for tp, error, highwater, lso in partitions:
-        topics.setdefault(tp.topic, []).append((tp.partition, error, highwater, lso, 0, [], -1, b""))
+        topics.setdefault(tp.topic, []).append((tp.partition, error, highwater, lso, 0, [], -1, records))
     return SimpleNamespace(API_VERSION=11, error_code=0, session_id=42, topics=list(topics.items()))
 
 
@@ -271,3 +274,61 @@ def test_a_partition_fetched_again_after_a_pause_is_not_vouched_for_with_its_end
     heard = asyncio.run(scenario())
     assert heard[A0].answer == 3  # left out, unchanged: heard
     assert heard[B0].answer == 1  # still only what the first answer told
+
+
+GATHERING = Gathering(min_bytes=65_536, max_wait_ms=5)
+
+
+def asked(fetcher: SessionFetcher, node_id: int, monkeypatch) -> tuple[int, int]:
+    """(max wait ms, min bytes) of the fetch the fetcher sends to `node_id` next."""
+    seen = []
+
+    async def aiokafkas(self, assignment, node_id, request):
+        seen.append((request._max_wait_ms, request._min_bytes))
+        return True
+
+    monkeypatch.setattr("aiokafka.consumer.fetcher.Fetcher._proc_fetch_request", aiokafkas)
+    asyncio.run(fetcher._proc_fetch_request(None, node_id, request({A0: 3, B0: 4})))
+    return seen[0]
+
+
+@pytest.mark.parametrize("sessions", [True, False])
+def test_while_records_flow_a_fetch_gathers_and_after_an_empty_answer_it_long_polls_again(monkeypatch, sessions):
+    fetcher = bare_fetcher()
+    fetcher._fetch_sessions = {} if sessions else None
+    fetcher._gathering = GATHERING
+    assert asked(fetcher, 1, monkeypatch) == (100, 1)  # nothing heard yet: as the consumer is configured
+    fetcher.answered(1, 1.0, answer((A0, 0, 5, 5), (B0, 0, 7, 7), records=b"\x00records"))
+    assert asked(fetcher, 1, monkeypatch) == (5, 65_536)  # records came: gather the next ones
+    assert asked(fetcher, 2, monkeypatch) == (100, 1)  # another broker's answers are its own
+    fetcher.answered(1, 2.0, answer((A0, 0, 5, 5), (B0, 0, 7, 7)))  # waited its whole wait: nothing
+    assert asked(fetcher, 1, monkeypatch) == (100, 1)  # idle: the first record is answered at once
+
+
+def test_without_gathering_every_fetch_asks_as_configured(monkeypatch):
+    fetcher = bare_fetcher()
+    fetcher._fetch_sessions = {}
+    fetcher.answered(1, 1.0, answer((A0, 0, 5, 5), records=b"\x00records"))
+    assert asked(fetcher, 1, monkeypatch) == (100, 1)
+
+
+def test_a_gathering_fetch_is_the_same_fetch_otherwise():
+    base = request({A0: 3, B0: 4})
+    gathering = GATHERING.applied_to(base)
+    assert (gathering._max_wait_ms, gathering._min_bytes) == (5, 65_536)
+    assert (gathering._max_bytes, gathering._isolation_level, gathering._topics, gathering._rack_id) == (
+        base._max_bytes, base._isolation_level, base._topics, base._rack_id)
+
+
+def test_the_worker_consumer_gathers_as_set_and_not_at_all_with_zero(tmp_path):
+    def gathering_of(**settings) -> Gathering | None:
+        async def build() -> Gathering | None:
+            worker = Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path, **settings), Policy(),
+                            load_catalog())
+            return worker.app.consumer._new_consumer_thread()._create_worker_consumer(
+                worker.app.transport).fetch_gathering
+        return asyncio.run(build())
+
+    assert gathering_of() == Gathering(min_bytes=65_536, max_wait_ms=5)
+    assert gathering_of(fetch_gather_ms=20, fetch_gather_bytes=1_000) == Gathering(min_bytes=1_000, max_wait_ms=20)
+    assert gathering_of(fetch_gather_ms=0) is None

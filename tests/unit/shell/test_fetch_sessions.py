@@ -320,7 +320,7 @@ def test_a_gathering_fetch_is_the_same_fetch_otherwise():
         base._max_bytes, base._isolation_level, base._topics, base._rack_id)
 
 
-def test_the_worker_consumer_gathers_as_set_and_not_at_all_with_zero(tmp_path):
+def test_the_worker_consumer_gathers_under_exactly_once_as_set_and_not_at_all_with_zero(tmp_path):
     def gathering_of(**settings) -> Gathering | None:
         async def build() -> Gathering | None:
             worker = Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path, **settings), Policy(),
@@ -329,6 +329,8 @@ def test_the_worker_consumer_gathers_as_set_and_not_at_all_with_zero(tmp_path):
                 worker.app.transport).fetch_gathering
         return asyncio.run(build())
 
-    assert gathering_of() == Gathering(min_bytes=65_536, max_wait_ms=5)
+    assert gathering_of() == Gathering(min_bytes=65_536, max_wait_ms=5)  # exactly-once: hidden by the commit
+    assert gathering_of(processing_guarantee="at_least_once") is None  # every ms would be a ms of latency
+    assert gathering_of(processing_guarantee="at_least_once", fetch_gather_ms=5) == Gathering(65_536, 5)
     assert gathering_of(fetch_gather_ms=20, fetch_gather_bytes=1_000) == Gathering(min_bytes=1_000, max_wait_ms=20)
     assert gathering_of(fetch_gather_ms=0) is None

@@ -244,6 +244,19 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
             **figures}
 
 
+async def _send_paced(tag: str, rate: float, total: int, sent: dict[str, float], send) -> float:
+    """The latency events, each at its moment (`rate` a second) and stamped in `sent` as it goes
+    out through `send(key, value)`; the seconds it took."""
+    started = time.perf_counter()
+    for i in range(total):
+        if (delay := started + i / rate - time.perf_counter()) > 0:
+            await asyncio.sleep(delay)
+        customer, value = latency_event(tag, i)
+        sent[customer] = time.perf_counter()
+        await send(customer.encode(), value)
+    return time.perf_counter() - started
+
+
 async def _aiokafka_harness(bootstrap: str, topics: dict[str, str], tag: str, rate: float, seconds: float,
                             worker) -> dict:
     """One event per send (linger 0), read back by a read_committed consumer, in this event loop."""
@@ -267,15 +280,13 @@ async def _aiokafka_harness(bootstrap: str, topics: dict[str, str], tag: str, ra
                         latencies.append(now - sent.pop(customer))
 
     reader = asyncio.create_task(read_actions(time.perf_counter() + seconds + 60))
-    started, cpu_started = time.perf_counter(), worker.cpu_seconds()
-    for i in range(total):
-        target = started + i / rate
-        if (delay := target - time.perf_counter()) > 0:
-            await asyncio.sleep(delay)
-        customer, value = latency_event(tag, i)
-        sent[customer] = time.perf_counter()
-        await producer.send(topics["visits"], value, key=customer.encode())
-    sending, worker_cpu = time.perf_counter() - started, worker.cpu_seconds() - cpu_started
+
+    async def send(key: bytes, value: bytes) -> None:
+        await producer.send(topics["visits"], value, key=key)
+
+    cpu_started = worker.cpu_seconds()
+    sending = await _send_paced(tag, rate, total, sent, send)
+    worker_cpu = worker.cpu_seconds() - cpu_started
     await reader
     await producer.stop()
     await consumer.stop()
@@ -323,16 +334,13 @@ async def _librdkafka_harness(bootstrap: str, topics: dict[str, str], tag: str, 
         if error is not None:
             failures.append(str(error))
 
-    started, cpu_started = time.perf_counter(), worker.cpu_seconds()
-    for i in range(total):
-        target = started + i / rate
-        if (delay := target - time.perf_counter()) > 0:
-            await asyncio.sleep(delay)
-        customer, value = latency_event(tag, i)
-        sent[customer] = time.perf_counter()
-        producer.produce(topics["visits"], value, key=customer.encode(), on_delivery=delivered)
+    async def send(key: bytes, value: bytes) -> None:
+        producer.produce(topics["visits"], value, key=key, on_delivery=delivered)
         producer.poll(0)
-    sending, worker_cpu = time.perf_counter() - started, worker.cpu_seconds() - cpu_started
+
+    cpu_started = worker.cpu_seconds()
+    sending = await _send_paced(tag, rate, total, sent, send)
+    worker_cpu = worker.cpu_seconds() - cpu_started
     await asyncio.to_thread(producer.flush, 30)
     await reader
     consumer.close()

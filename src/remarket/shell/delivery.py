@@ -161,7 +161,7 @@ class _ConsumerInLoop(AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.consumer.fetch_max_wait_ms  # read when it starts its fetcher
         consumer._fetch_min_bytes = self.consumer.fetch_min_bytes
-        # notes every answer's ends, either way
+        # notes every answer's ends, with sessions or without
         fetch_in_sessions(consumer, self.consumer.fetch_sessions, self.consumer.fetch_gathering)
         self.consumer.kafka = consumer  # read by input_progress
         return consumer

@@ -305,6 +305,7 @@ async def _librdkafka_harness(bootstrap: str, topics: dict[str, str], tag: str, 
     sent: dict[str, float] = {}
     latencies: list[float] = []
     total = int(rate * seconds)
+    # no Nagle delay on the harness's own sockets: what is measured is the worker's
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all",
                          "enable.idempotence": False, "socket.nagle.disable": True})
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-lat-reader-{tag}",
@@ -328,7 +329,7 @@ async def _librdkafka_harness(bootstrap: str, topics: dict[str, str], tag: str, 
                     latencies.append(now - at)
 
     reader = asyncio.create_task(asyncio.to_thread(read_actions))
-    failures: list[str] = []
+    failures: list[str] = []  # events the broker refused: the run is void
 
     def delivered(error, message) -> None:  # noqa: ANN001
         if error is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -26,18 +25,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import run  # noqa: E402  (bench/run.py: measure_latency, WorkerRun)
 from ab_throughput import parse_sides, revisions_checked_out  # noqa: E402
+from remarket.devkit.workers import process_cpu_seconds  # noqa: E402
 
 
 def broker_cpu_reader():
     pids = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True).stdout.split()
     if not pids:
         return lambda: float("nan")
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def read() -> float:
-        fields = Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks
-    return read
+    return lambda: process_cpu_seconds(pids[0])
 
 
 def add_harness_arguments(parser: argparse.ArgumentParser, rounds: int) -> None:

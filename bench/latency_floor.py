@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import run  # noqa: E402  (bench/run.py: measure_latency)
 from ab_latency import add_harness_arguments  # noqa: E402
+from remarket.devkit.workers import process_cpu_seconds  # noqa: E402
 
 ECHO = r'''
 import asyncio, sys, time
@@ -72,8 +72,7 @@ class EchoRun:
         time.sleep(2)  # its group joined and its first fetch sent, as a worker is by /readyz
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -33,7 +33,7 @@ from run import CATALOG, EVENTS_TOPIC, PY, ROOT, generate_events, latency_event,
 
 from remarket.devkit.broker import LocalBroker, free_port
 from remarket.devkit.metrics import metric_sum
-from remarket.devkit.workers import http_get
+from remarket.devkit.workers import http_get, process_cpu_seconds
 
 LINE = re.compile(r":\d+\)$")
 SPY = str(Path(sys.executable).with_name("py-spy"))
@@ -86,10 +86,9 @@ def _cpu_seconds(pids: set[str]) -> float:
     total = 0.0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            total += process_cpu_seconds(pid)
+        except OSError:  # exited
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
 
 

@@ -12,6 +12,12 @@ import urllib.request
 from pathlib import Path
 
 
+def process_cpu_seconds(pid: int | str) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def http_get(port: int, path: str, token: str | None = None, authorization: str | None = None,
              timeout: float = 5) -> tuple[int, bytes]:
     """GET a worker's web port with `Authorization: Bearer <token>`, or the exact `authorization`
@@ -85,8 +91,7 @@ class WorkerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return process_cpu_seconds(self.proc.pid)
 
     def peak_rss_mb(self) -> float:
         try:

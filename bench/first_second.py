@@ -6,7 +6,7 @@
 Each latency run of bench/run.py starts a worker on topics created just before it and sends at
 once; its first second's actions came up to ~1 s late, which decided many runs' p99. This starts
 a worker on new topics, waits for /readyz and sends `--rate` events/s of the latency workload for
-`--seconds` (produced and read back through librdkafka, as bench/run.py's harness); then stops the
+`--seconds` through bench/run.py's latency harness (librdkafka); then stops the
 worker cleanly and starts it again (same app id, same data dir, the same topics) `--restarts`
 times, each time with the same load of new customers. Prints the worst latency of each 100 ms of
 sending: a fresh worker on new topics against a restarted one (docs/benchmarks.md, 2026-12-07).
@@ -14,62 +14,24 @@ sending: a fresh worker on new topics against a restarted one (docs/benchmarks.m
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
-import threading
-import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run  # noqa: E402  (bench/run.py: latency_topics, latency_event, apply_topics, WorkerRun)
+import run  # noqa: E402  (bench/run.py: its latency harness, topics and worker)
 
 
-def load(bootstrap: str, topics: dict[str, str], tag: str, rate: float, seconds: float) -> tuple[list[int], int]:
-    """`rate` events/s for `seconds`; the worst latency (ms) of each 100 ms of sending, and how many were answered."""
-    from confluent_kafka import Consumer, Producer, TopicPartition
-
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all", "socket.nagle.disable": True})
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"first-second-{tag}",
-                         "isolation.level": "read_committed", "fetch.wait.max.ms": 100,
-                         "socket.nagle.disable": True, "enable.auto.commit": False})
-    actions = topics["actions"]
-    partitions = consumer.list_topics(actions, timeout=10).topics[actions].partitions
-    consumer.assign([TopicPartition(actions, p, consumer.get_watermark_offsets(TopicPartition(actions, p), timeout=10)[1])
-                     for p in partitions])  # from the end: only this load's actions
-    producer.list_topics(topics["visits"], timeout=10)
-    moments = [i / rate for i in range(int(rate * seconds))]
-    sent: dict[str, float] = {}
-    seen: list[tuple[str, float]] = []
-
-    def read() -> None:
-        until = time.perf_counter() + seconds + 30
-        while len(seen) < len(moments) and time.perf_counter() < until:
-            message = consumer.poll(0.2)
-            if message is None or message.error() is not None:
-                continue
-            customer = message.key().decode()
-            if (at := sent.get(customer)) is not None:
-                seen.append((customer, time.perf_counter() - at))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    started = time.perf_counter()
-    for i, moment in enumerate(moments):
-        while time.perf_counter() < started + moment:
-            time.sleep(0.0005)
-        customer, value = run.latency_event(tag, i)
-        sent[customer] = time.perf_counter()
-        producer.produce(topics["visits"], value, key=customer.encode())
-        producer.poll(0)
-    producer.flush(10)
-    reader.join(seconds + 30)
-    consumer.close()
-    slices: dict[int, float] = {}
-    for customer, latency in seen:
-        i = int(customer.rsplit("-", 1)[1])
-        slices[int(moments[i] * 10)] = max(slices.get(int(moments[i] * 10), 0.0), latency * 1000)
-    return [round(slices[k]) for k in sorted(slices)], len(seen)
+def worst_by_slice(answered: list[tuple[float, float]], slice_s: float = 0.1) -> list[int]:
+    """The worst latency (ms) among the events sent in each `slice_s` of the sending."""
+    first = min(at for at, _ in answered)
+    worst: dict[int, float] = {}
+    for at, latency in answered:
+        index = int((at - first) / slice_s)
+        worst[index] = max(worst.get(index, 0.0), latency * 1000)
+    return [round(worst[i]) for i in sorted(worst)]
 
 
 def main() -> None:
@@ -94,12 +56,13 @@ def main() -> None:
                                REMARKET_POLICY_FILE=str(run.ROOT / "bench" / "policy.latency.toml"), **env)
         try:
             worker.wait_ready(interval=0.02)
-            worst, answered = load(args.bootstrap, topics, f"{tag}s{start}", args.rate, args.seconds)
+            figures = asyncio.run(run._librdkafka_harness(args.bootstrap, topics, f"{tag}s{start}", args.rate,
+                                                          args.seconds, worker))
         finally:
             worker.stop()
         label = "fresh worker, new topics" if start == 0 else f"restart {start}, same topics"
-        print(f"{label}: worst ms of each 100 ms {worst[:args.show]}; "
-              f"{answered} of {int(args.rate * args.seconds)} answered", flush=True)
+        print(f"{label}: worst ms of each 100 ms {worst_by_slice(figures['latencies'])[:args.show]}; "
+              f"{len(figures['latencies'])} of {int(args.rate * args.seconds)} answered", flush=True)
 
 
 if __name__ == "__main__":

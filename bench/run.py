@@ -211,9 +211,10 @@ def latency_workload_rate(bootstrap: str, workdir: Path, n: int, guarantee: str)
 
 
 WARMUP_SECONDS = 5.0
-"""Each latency run starts a fresh worker; its first second or so under load answers up to ~1 s
-late while a warmed one does not (docs/benchmarks.md). Every run reports its p99 over all
-events and over those sent after this many seconds."""
+"""Each latency run creates its topics just before it, and the broker answers the first second of
+load on new topics several times slower: its actions came up to ~1 s late, where the same worker
+restarted on the same topics answers at once (bench/first_second.py, docs/benchmarks.md). Every
+run reports its p99 over all events and over those sent after this many seconds."""
 
 
 def _p99_after(answered: list[tuple[float, float]], seconds: float) -> float:
@@ -239,8 +240,8 @@ def live_sustained_rate(bootstrap: str, workdir: Path, drained: float, seconds: 
     with 0.1 s commits (the sustainable throughput of the stream-processing benchmarks: the highest
     constant input rate at which latency does not keep growing). Bisection between half and all of
     the drained rate (`drained`), `probes` live runs of `seconds` each; below half, halving."""
-    lo, hi, runs = drained / 2, drained, []
-    rate = lo
+    kept, behind, runs = 0.0, drained, []  # the highest rate kept up with so far, the lowest not
+    rate = drained / 2
     for _ in range(probes):
         probe = asyncio.run(measure_latency(bootstrap, workdir, rate, seconds, "exactly_once", 0.1, client))
         runs.append(probe)
@@ -248,15 +249,11 @@ def live_sustained_rate(bootstrap: str, workdir: Path, drained: float, seconds: 
             f"(median latency {probe['first_third_p50_ms']:,.0f} → {probe['last_third_p50_ms']:,.0f} ms, "
             f"missing {probe['missing']}, worker {probe['worker_cores']:.2f} cores)")
         if kept_up(probe):
-            lo = rate
-            rate = (lo + hi) / 2
+            kept = rate
         else:
-            hi = rate
-            rate = hi / 2 if hi <= drained / 2 else (lo + hi) / 2
-            if hi <= drained / 2:
-                lo = rate
-    kept = [r["rate"] for r in runs if kept_up(r)]
-    return {"rate": max(kept) if kept else float("nan"), "drained_rate": drained, "probe_seconds": seconds,
+            behind = rate
+        rate = (kept + behind) / 2 if kept else behind / 2
+    return {"rate": kept or float("nan"), "drained_rate": drained, "probe_seconds": seconds,
             "probes": [{key: round(r[key], 2) for key in ("rate", "first_third_p50_ms", "last_third_p50_ms",
                                                          "p99_ms", "missing", "worker_cores")} for r in runs]}
 
@@ -292,9 +289,8 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
     third, nan = max(1, len(answered) // 3), float("nan")
     return {"rate": rate, "events": total, "actions_seen": len(latencies), "missing": figures.pop("missing"),
             "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99), "guarantee": guarantee,
-            # a worker that does not keep up answers each event later than the one before
-            # without the worker's first seconds under load (it starts cold in each run: docs/benchmarks.md)
             "p99_after_warmup_ms": _p99_after(answered, WARMUP_SECONDS),
+            # a worker that does not keep up answers each event later than the one before
             "first_third_p50_ms": 1000 * statistics.median([latency for _, latency in answered[:third]] or [nan]),
             "last_third_p50_ms": 1000 * statistics.median([latency for _, latency in answered[-third:]] or [nan]),
             "commit_interval_s": commit_interval, "client": client,
@@ -371,8 +367,8 @@ async def _librdkafka_harness(bootstrap: str, topics: dict[str, str], tag: str, 
                          "fetch.wait.max.ms": 100, "socket.nagle.disable": True})
     partitions = consumer.list_topics(topics["actions"], timeout=10).topics[topics["actions"]].partitions
     # Connected, and the first offsets resolved, before the first event: librdkafka otherwise connects
-    # to the partitions' leader and looks up OFFSET_BEGINNING once the first events are on their way
-    # (the first second's actions were read up to ~1 s late: docs/benchmarks.md).
+    # to the partitions' leader and looks up OFFSET_BEGINNING once the first events are on their way,
+    # and the harness's own start would be timed with the worker.
     consumer.assign([TopicPartition(topics["actions"], p, consumer.get_watermark_offsets(
         TopicPartition(topics["actions"], p), timeout=10)[0]) for p in partitions])
     producer.list_topics(topics["visits"], timeout=10)

@@ -17,6 +17,14 @@ a fetch answer told after the tick was written, never an older one still held: a
 restart (an input answering NOT_LEADER for a while, most likely) its end from before the outage
 let a payment reminder pass the payment (CI, 2026-12-04). A tick whose input is read up with no
 record of the partition after it gets a new tick within FOLLOW_UP_SECONDS, which runs it.
+
+The end it waits for is heard after the tick was written, and records written after the tick can
+still be older, in event time, than the tick's `now`: a storefront's backlog sent after an outage.
+The end can fall between two of a customer's records (an order placed, then paid, in that
+backlog), and the due work ran between them: a payment reminder passed its payment (CI,
+2026-12-07, after a broker restart). So a customer due by the tick's time who was handled after
+the tick was read is left due for the next tick, by which its records written alongside have been
+read; its own records run what falls due up to their time meanwhile.
 """
 from __future__ import annotations
 
@@ -66,6 +74,7 @@ class WaitingTick(NamedTuple):
     since: float  # monotonic, when read
     behind: set[TP]  # the inputs not known to be read up yet
     mark: FetchMark | None  # what an end must be heard after to count (delivery's fetch_mark)
+    handled_since: set[str]  # customers due by `now` handled since it was read: left for the next tick
 
 
 class DueWork:
@@ -107,18 +116,24 @@ class DueWork:
         if partition not in self.waiting:
             mark = self.app.consumer.fetch_mark(TP(self.ticks_topic, partition))
             tps = [TP(topic, partition) for topic in self._input_topics]
-            waiting = self.waiting[partition] = WaitingTick(now, dict.fromkeys(tps), time.monotonic(), set(tps), mark)
+            waiting = self.waiting[partition] = WaitingTick(now, dict.fromkeys(tps), time.monotonic(), set(tps), mark,
+                                                            set())
             self._read_up(waiting)  # takes each end heard since the tick; what is read up is not waited for
 
-    def take_ready(self, partition: int, handled: tuple[Any, int] | None = None
+    def take_ready(self, partition: int, handled: tuple[Any, int] | None = None, customer: str | None = None
                    ) -> tuple[datetime, list[tuple[str, datetime]]] | None:
         """The tick of `partition` and its due customers, once its input is read up; else None.
-        `handled`: (tp, offset) of the record being handled now, which counts as read. With it only
-        that input is looked at (a backlog's every record asks: it must cost next to nothing); an
-        input read up without a record (transaction markers) is found by the next round's check."""
+        `handled`: (tp, offset) of the record being handled now, which counts as read, and
+        `customer` the one it was about (scheduled already). With it only that input is looked at
+        (a backlog's every record asks: it must cost next to nothing); an input read up without a
+        record (transaction markers) is found by the next round's check. Customers handled since
+        the tick was read stay due for the next tick (the module's docstring says why)."""
         waiting = self.waiting.get(partition)
         if waiting is None:
             return None
+        if customer is not None and (index := self.index.get(partition)) is not None \
+                and index.due_by(customer, waiting.now):  # only those the tick would take: a bounded set
+            waiting.handled_since.add(customer)
         if handled is None:
             if not self._read_up(waiting):
                 return None
@@ -134,7 +149,14 @@ class DueWork:
             if behind:
                 return None
         del self.waiting[partition]
-        return waiting.now, self.take_due(partition, waiting.now)
+        due = self.take_due(partition, waiting.now)
+        if waiting.handled_since and due:
+            handled_since, index = waiting.handled_since, self.index[partition]
+            for customer, at in due:
+                if customer in handled_since:
+                    index.set(customer, at)  # the next round ticks the partition again
+            due = [(customer, at) for customer, at in due if customer not in handled_since]
+        return waiting.now, due
 
     def _read_up(self, waiting: WaitingTick) -> bool:
         """Every input of the tick's partition read up to where it ended when the tick was read."""

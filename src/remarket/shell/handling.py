@@ -48,7 +48,7 @@ class RecordHandler:
             handled = self.pipeline.handle(record, state, datetime.now(timezone.utc))
             await self._carry_out(handled, key, record, started)
             if record.partition in self.due_work.waiting:  # this record may be the one it waits for
-                await self._advance_due(record, (record.tp, record.offset))
+                await self._advance_due(record, (record.tp, record.offset), handled.customer_id)
         self.observer.processed_offsets[record.tp] = record.offset  # lag, and whether a tick was read
         self.sink.processed(record.tp, record.offset)  # what commit_before_revoke commits
         return handled
@@ -65,10 +65,11 @@ class RecordHandler:
             self.observer.tick_waited_for_input()
         return Handled("tick")
 
-    async def _advance_due(self, message: Any, handled: tuple[Any, int] | None = None) -> bool:
+    async def _advance_due(self, message: Any, handled: tuple[Any, int] | None = None,
+                           customer: str | None = None) -> bool:
         """Run the due work of the partition's waiting tick if its input is read up, in this
-        record's transaction; whether it ran."""
-        ready = self.due_work.take_ready(message.partition, handled)
+        record's transaction; whether it ran. `customer`: the one this record was about."""
+        ready = self.due_work.take_ready(message.partition, handled, customer)
         if ready is None:
             return False
         now, due = ready

@@ -29,6 +29,10 @@ class DueIndex:
         if len(self._heap) > 4 * len(self._due) + 1024:
             self._compact()
 
+    def due_by(self, customer_id: str, now: datetime) -> bool:
+        due_at = self._due.get(customer_id)
+        return due_at is not None and due_at <= now
+
     def earliest(self) -> datetime | None:
         while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
             heapq.heappop(self._heap)  # stale: re-set or removed since

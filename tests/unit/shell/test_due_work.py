@@ -287,6 +287,25 @@ def test_a_tick_read_up_with_no_record_after_it_is_followed_up_before_the_next_r
     assert now == tick_now and [c for c, _ in due] == ["c-1"]
 
 
+def test_a_customer_handled_since_the_tick_was_read_is_left_due_for_the_next_tick():
+    """Records written after a tick can be older than the tick in event time (a backlog sent after
+    an outage), and the end the tick waits for can fall between a customer's order placed and its
+    payment: the reminder passed the payment (CI, 2026-12-07). That customer waits for the next
+    tick; the others due are handed over."""
+    work, producer = due_work({})
+    partition = owner_partition(b"c-1", work.partitions)
+    other = next(c for c in (f"c-{i}" for i in range(2, 500)) if owner_partition(c.encode(), work.partitions) == partition)
+    orders = TP(ORDERS, partition)
+    work.app.consumer.of[orders] = (500, 100)
+    partition, tick_now = waiting_tick(work, producer)
+    work.schedule(other, tick_now - timedelta(seconds=1))
+    assert work.take_ready(partition, handled=(orders, 300), customer="c-1") is None  # its order placed
+    now, due = work.take_ready(partition, handled=(orders, 499), customer="somebody-else")
+    assert now == tick_now and [customer for customer, _ in due] == [other]
+    asyncio.run(work.fire())  # c-1 is still due: the partition is ticked again
+    assert handed_over(work, producer) == ["c-1"]
+
+
 def test_an_assignment_change_forgets_the_waiting_ticks():
     work, producer = due_work({})
     partition = owner_partition(b"c-1", work.partitions)

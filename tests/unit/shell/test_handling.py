@@ -126,4 +126,11 @@ def test_a_tick_read_ahead_of_the_input_runs_its_due_work_with_the_record_that_r
     asyncio.run(h.handle(message("orders", p, 2, b"c-1", paid_order_placed("c-1", datetime.now(timezone.utc)))))
     assert p not in h.due_work.waiting  # run with the record that read the input up
     assert "actions" not in {role for role, key, offset in sink.sent if key == b"c-0"}  # paid: no reminder
+    # c-0 was handled since the tick was read: left due for the next tick (shell.due_work), which
+    # runs it, with no reminder either
+    assert h.due_work.index[p].earliest() <= datetime.now(timezone.utc)
+    h.due_work.app.consumer.of[orders] = (3, 3)
+    asyncio.run(h.handle(message("ticks", p, 100, None, tick_value(datetime.now(timezone.utc), p))))
+    assert p not in h.due_work.waiting
+    assert "actions" not in {role for role, key, offset in sink.sent if key == b"c-0"}
     assert h.due_work.take_due(p, datetime.now(timezone.utc)) == []

@@ -217,11 +217,15 @@ restarted on the same topics answers at once (bench/first_second.py, docs/benchm
 run reports its p99 over all events and over those sent after this many seconds."""
 
 
+def percentile_ms(ordered: list[float], p: float) -> float:
+    """The `p` quantile (0..1) of latencies in seconds, sorted, in ms; nan when there are none."""
+    return 1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
+
+
 def _p99_after(answered: list[tuple[float, float]], seconds: float) -> float:
     if not answered:
         return float("nan")
-    later = sorted(latency for at, latency in answered if at - answered[0][0] >= seconds)
-    return 1000 * later[min(len(later) - 1, int(0.99 * len(later)))] if later else float("nan")
+    return percentile_ms(sorted(latency for at, latency in answered if at - answered[0][0] >= seconds), 0.99)
 
 
 LIVE_GROWTH_MS = 250
@@ -285,10 +289,10 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
     answered = sorted(figures.pop("latencies"))  # by the time each event was sent
     latencies = sorted(latency for _, latency in answered)
     total = int(rate * seconds)
-    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000  # noqa: E731
     third, nan = max(1, len(answered) // 3), float("nan")
     return {"rate": rate, "events": total, "actions_seen": len(latencies), "missing": figures.pop("missing"),
-            "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99), "guarantee": guarantee,
+            "p50_ms": percentile_ms(latencies, 0.50), "p95_ms": percentile_ms(latencies, 0.95),
+            "p99_ms": percentile_ms(latencies, 0.99), "guarantee": guarantee,
             "p99_after_warmup_ms": _p99_after(answered, WARMUP_SECONDS),
             # a worker that does not keep up answers each event later than the one before
             "first_third_p50_ms": 1000 * statistics.median([latency for _, latency in answered[:third]] or [nan]),

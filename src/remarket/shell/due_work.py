@@ -151,11 +151,13 @@ class DueWork:
         del self.waiting[partition]
         due = self.take_due(partition, waiting.now)
         if waiting.handled_since and due:
-            handled_since, index = waiting.handled_since, self.index[partition]
+            handled_since, index, taken = waiting.handled_since, self.index[partition], []
             for customer, at in due:
                 if customer in handled_since:
-                    index.set(customer, at)  # the next round ticks the partition again
-            due = [(customer, at) for customer, at in due if customer not in handled_since]
+                    index.set(customer, at)  # back in the index: the next round ticks the partition again
+                else:
+                    taken.append((customer, at))
+            due = taken
         return waiting.now, due
 
     def _read_up(self, waiting: WaitingTick) -> bool:

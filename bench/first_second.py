@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1087)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--restarts", type=int, default=2)
+    parser.add_argument("--partitioner", choices=tuple(run.LATENCY_PARTITIONERS), default="murmur2")
     parser.add_argument("--show", type=int, default=15, help="100 ms slices printed")
     args = parser.parse_args()
     tag = uuid.uuid4().hex[:6]
@@ -57,7 +58,7 @@ def main() -> None:
         try:
             worker.wait_ready(interval=0.02)
             figures = asyncio.run(run._librdkafka_harness(args.bootstrap, topics, f"{tag}s{start}", args.rate,
-                                                          args.seconds, worker))
+                                                          args.seconds, worker, args.partitioner))
         finally:
             worker.stop()
         label = "fresh worker, new topics" if start == 0 else f"restart {start}, same topics"

@@ -239,7 +239,7 @@ def kept_up(probe: dict) -> bool:
 
 
 def live_sustained_rate(bootstrap: str, workdir: Path, drained: float, seconds: float, client: str,
-                        probes: int = 5) -> dict:
+                        probes: int = 5, partitioner: str = "murmur2") -> dict:
     """The highest rate the worker keeps up with while the latency workload arrives live, exactly-once
     with 0.1 s commits (the sustainable throughput of the stream-processing benchmarks: the highest
     constant input rate at which latency does not keep growing). Bisection between half and all of
@@ -247,7 +247,8 @@ def live_sustained_rate(bootstrap: str, workdir: Path, drained: float, seconds: 
     kept, behind, runs = 0.0, drained, []  # the highest rate kept up with so far, the lowest not
     rate = drained / 2
     for _ in range(probes):
-        probe = asyncio.run(measure_latency(bootstrap, workdir, rate, seconds, "exactly_once", 0.1, client))
+        probe = asyncio.run(measure_latency(bootstrap, workdir, rate, seconds, "exactly_once", 0.1, client,
+                                            partitioner))
         runs.append(probe)
         log(f"live probe at {rate:,.0f} ev/s: {'kept up' if kept_up(probe) else 'fell behind'} "
             f"(median latency {probe['first_third_p50_ms']:,.0f} → {probe['last_third_p50_ms']:,.0f} ms, "
@@ -270,7 +271,8 @@ event itself (docs/benchmarks.md): kept for comparison with the earlier figures.
 
 
 async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: float,
-                          guarantee: str, commit_interval: float, client: str = "librdkafka") -> dict:
+                          guarantee: str, commit_interval: float, client: str = "librdkafka",
+                          partitioner: str = "murmur2") -> dict:
     tag = uuid.uuid4().hex[:6]
     topics = latency_topics(tag)
     env = {f"REMARKET_TOPIC_{role.upper()}": name for role, name in topics.items()}
@@ -282,8 +284,11 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
         await asyncio.to_thread(worker.wait_ready)
         harness = _librdkafka_harness if client == "librdkafka" else _aiokafka_harness
         cpu_started = time.process_time()
-        figures = await harness(bootstrap, topics, tag, rate, seconds, worker)
+        figures = await harness(bootstrap, topics, tag, rate, seconds, worker, partitioner)
         figures["harness_cores"] = (time.process_time() - cpu_started) / figures.pop("sending_s")
+        exposition = worker.metrics()  # a forwarded event counts twice: "rerouted", then its outcome
+        rerouted = metric_sum(exposition, "remarket_events_total", outcome="rerouted")
+        handled = metric_sum(exposition, "remarket_events_total") - rerouted
     finally:
         worker.stop()
     answered = sorted(figures.pop("latencies"))  # by the time each event was sent
@@ -297,7 +302,8 @@ async def measure_latency(bootstrap: str, workdir: Path, rate: float, seconds: f
             # a worker that does not keep up answers each event later than the one before
             "first_third_p50_ms": 1000 * statistics.median([latency for _, latency in answered[:third]] or [nan]),
             "last_third_p50_ms": 1000 * statistics.median([latency for _, latency in answered[-third:]] or [nan]),
-            "commit_interval_s": commit_interval, "client": client,
+            "commit_interval_s": commit_interval, "client": client, "partitioner": partitioner,
+            "rerouted_share": rerouted / handled if handled else nan,
             # while events arrive: how busy the worker was, and its CPU per event (against the drain's)
             **figures}
 
@@ -316,8 +322,11 @@ async def _send_paced(tag: str, rate: float, total: int, sent: dict[str, float],
 
 
 async def _aiokafka_harness(bootstrap: str, topics: dict[str, str], tag: str, rate: float, seconds: float,
-                            worker) -> dict:
-    """One event per send (linger 0), read back by a read_committed consumer, in this event loop."""
+                            worker, partitioner: str = "murmur2") -> dict:
+    """One event per send (linger 0, aiokafka's murmur2 partitioner), read back by a read_committed
+    consumer, in this event loop."""
+    if partitioner != "murmur2":
+        raise ValueError("the aiokafka harness partitions as aiokafka does: murmur2")
     sent: dict[str, float] = {}
     latencies: list[tuple[float, float]] = []  # (sent at, seconds until its action was read)
     consumer = AIOKafkaConsumer(topics["actions"], bootstrap_servers=bootstrap, group_id=None,
@@ -352,12 +361,20 @@ async def _aiokafka_harness(bootstrap: str, topics: dict[str, str], tag: str, ra
             "worker_cores": worker_cpu / sending, "worker_cpu_ms_per_event": 1000 * worker_cpu / total}
 
 
+LATENCY_PARTITIONERS = {"murmur2": "murmur2_random", "crc32": "consistent_random"}
+"""The harness producer's partitioner (librdkafka's names). murmur2, as Kafka's Java client, aiokafka
+and faust, puts each event on its customer's partition; crc32, librdkafka's default, puts ~3 of 4
+elsewhere, and the worker forwards those to its `rerouted` topic first (docs/senders.md): under
+exactly-once a forwarded event is readable by the worker only once the transaction that forwarded
+it commits, so its action waits for a second commit (docs/benchmarks.md, 2026-12-08)."""
+
+
 async def _librdkafka_harness(bootstrap: str, topics: dict[str, str], tag: str, rate: float, seconds: float,
-                              worker) -> dict:
+                              worker, partitioner: str = "murmur2") -> dict:
     """The same load and reading through confluent-kafka: each event produced on its own (linger 0,
-    acks=all, idempotent off as a plain storefront client), the actions read back read_committed
-    by a thread polling librdkafka's queue (each poll answers at its first message, and takes what
-    else is queued); both stamp the same perf_counter."""
+    acks=all, idempotent off as a plain storefront client, `partitioner` of LATENCY_PARTITIONERS),
+    the actions read back read_committed by a thread polling librdkafka's queue (each poll answers
+    at its first message, and takes what else is queued); both stamp the same perf_counter."""
     from confluent_kafka import Consumer, Producer, TopicPartition
 
     sent: dict[str, float] = {}
@@ -365,7 +382,8 @@ async def _librdkafka_harness(bootstrap: str, topics: dict[str, str], tag: str, 
     total = int(rate * seconds)
     # no Nagle delay on the harness's own sockets: what is measured is the worker's
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all",
-                         "enable.idempotence": False, "socket.nagle.disable": True})
+                         "enable.idempotence": False, "socket.nagle.disable": True,
+                         "partitioner": LATENCY_PARTITIONERS[partitioner]})
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-lat-reader-{tag}",
                          "enable.auto.commit": False, "isolation.level": "read_committed",
                          "fetch.wait.max.ms": 100, "socket.nagle.disable": True})
@@ -419,7 +437,7 @@ def median_latency(runs: list[dict]) -> dict:
     and every run's p99."""
     middle = dict(runs[0])
     for key in ("p50_ms", "p95_ms", "p99_ms", "p99_after_warmup_ms", "worker_cores", "worker_cpu_ms_per_event",
-                "harness_cores"):
+                "harness_cores", "rerouted_share"):
         middle[key] = statistics.median(r[key] for r in runs)
     middle["missing"] = sum(r["missing"] for r in runs)
     middle["runs_p99_ms"] = [round(r["p99_ms"]) for r in runs]
@@ -591,7 +609,9 @@ def markdown(results: dict, command: str) -> str:
                     f"{lat.get('p99_after_warmup_ms', float('nan')):.1f} "
                     f"({', '.join(map(str, lat.get('runs_p99_after_warmup_ms', [])))}) | {lat['missing']} | "
                     f"{lat['worker_cores']:.2f} | {lat['worker_cpu_ms_per_event']:.2f} | "
-                    f"{lat.get('harness_cores', float('nan')):.2f} ({lat.get('client', 'aiokafka')}) |")
+                    f"{lat.get('harness_cores', float('nan')):.2f} ({lat.get('client', 'aiokafka')}, "
+                    f"{lat.get('partitioner', 'crc32' if lat.get('client') == 'librdkafka' else 'murmur2')}, "
+                    f"{100 * lat.get('rerouted_share', float('nan')):.0f} % rerouted) |")
     r, s = results.get("restore"), results["state"]
     rows += ["", "| state | value | target |", "|---|---:|---:|"]
     if r is not None:
@@ -643,6 +663,10 @@ def main() -> None:
                         help="the sustained rate the latency runs take half of: drained from a backlog (the "
                              "protocol of issue 11's figures), or the highest rate kept up with live (bisection "
                              "from half to all of the drained rate; docs/benchmarks.md)")
+    parser.add_argument("--latency-partitioner", choices=tuple(LATENCY_PARTITIONERS), default="murmur2",
+                        help="how the harness's producer partitions the latency events: murmur2 (Kafka's Java "
+                             "client, aiokafka, faust; the keying contract's advice, docs/senders.md) or crc32 "
+                             "(librdkafka's default: ~3 of 4 events take the worker's rerouted hop)")
     parser.add_argument("--live-probes", type=int, default=5, help="live runs of the bisection (--latency-basis live)")
     parser.add_argument("--live-probe-seconds", type=float, default=30, help="seconds of each live probe")
     args = parser.parse_args()
@@ -706,7 +730,7 @@ def main() -> None:
                 half = sustained["rate"] / 2
                 if args.latency_basis == "live":
                     live = live_sustained_rate(bootstrap, workdir, sustained["rate"], args.live_probe_seconds,
-                                               args.latency_client, args.live_probes)
+                                               args.latency_client, args.live_probes, args.latency_partitioner)
                     results["latency_live_sustained"] = live
                     log(json.dumps(live))
                     half = live["rate"] / 2
@@ -716,7 +740,8 @@ def main() -> None:
                     log(f"latency run {repetition}/{args.latency_repeat} at {half:.0f} ev/s, {guarantee}, "
                         f"commit every {commit} s")
                     runs_of.setdefault((guarantee, commit), []).append(asyncio.run(measure_latency(
-                        bootstrap, workdir, half, args.latency_seconds, guarantee, commit, args.latency_client)))
+                        bootstrap, workdir, half, args.latency_seconds, guarantee, commit, args.latency_client,
+                        args.latency_partitioner)))
                     log(json.dumps(runs_of[(guarantee, commit)][-1]))
             results["latency"] = [median_latency(runs) for runs in runs_of.values()]
 

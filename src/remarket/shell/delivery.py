@@ -32,6 +32,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 from faust.types import TP
 from mode import Service
 from mode.utils.futures import maybe_async, notify
@@ -185,6 +186,34 @@ class BatchDeliveryConsumer(FaustAIOKafkaConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unhandled: dict[TP, int] = {}  # the fetch being delivered: each partition's first record not handled
+
+    def pause_partitions(self, tps: Iterable[TP]) -> None:
+        """faust's pause is its own bookkeeping (the partitions are left out of what it takes from
+        aiokafka), and aiokafka went on fetching them. Its changelog partitions stay assigned and
+        paused after recovery: once the worker's first commit wrote to them, aiokafka fetched
+        those records, nobody took them, and aiokafka held every fetch to that broker for its
+        prefetch backoff (100 ms) while input records waited: the backlog took ~0.5 s to drain and
+        made the first second of every worker's life its slowest (docs/benchmarks.md, 2026-12-08).
+        aiokafka pauses them too, so it fetches only what faust takes."""
+        super().pause_partitions(tps)
+        self._pause_in_aiokafka()
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        super().resume_partitions(tps)
+        self._pause_in_aiokafka()
+
+    def _pause_in_aiokafka(self) -> None:
+        """aiokafka's paused partitions: faust's, of those assigned (aiokafka forgets a pause when
+        the assignment changes, and faust pauses and resumes again as it recovers)."""
+        kafka = self.kafka
+        if kafka is None:
+            return
+        assigned = kafka.assignment()
+        paused = {TopicPartition(tp.topic, tp.partition) for tp in self._paused_partitions} & assigned
+        if resumed := kafka.paused() - paused:
+            kafka.resume(*resumed)
+        if newly := paused - kafka.paused():
+            kafka.pause(*newly)
 
     def fetch_mark(self, tp: TP) -> FetchMark | None:
         """What an input's end must be heard after to count every record written before the

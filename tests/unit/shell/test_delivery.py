@@ -8,6 +8,7 @@ from time import monotonic
 from types import SimpleNamespace
 
 from aiokafka.consumer.subscription_state import SubscriptionState
+from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 from remarket.catalog import load_catalog
@@ -301,3 +302,38 @@ def test_a_fetch_counts_as_not_read_from_the_moment_aiokafka_hands_it_over(tmp_p
 
     assert asyncio.run(scenario()) is fetched
     assert noted_when_returned == [{orders: 40}]
+
+
+def test_partitions_faust_pauses_are_paused_in_aiokafka_too(tmp_path):
+    """faust's pause only left the partitions out of what it took: aiokafka fetched the paused
+    changelog partitions after the first commit wrote to them, nobody took those records, and
+    aiokafka held every fetch to the broker for its prefetch backoff (100 ms) meanwhile."""
+    consumer, kafka = _consumers_of(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path))
+    assert consumer.kafka is kafka
+    changelog = [TopicPartition("remarket-customers-changelog", p) for p in range(2)]
+    orders = TopicPartition("remarket.orders", 0)
+
+    async def pauses() -> list[set[TopicPartition]]:  # aiokafka's partition states make futures
+        kafka._subscription.assign_from_user({*changelog, orders})
+        seen = []
+        consumer.pause_partitions({TP(tp.topic, tp.partition) for tp in changelog} | {TP("not.assigned", 0)})
+        seen.append(kafka.paused())  # an unassigned partition is faust's alone
+        consumer.resume_partitions({TP(changelog[0].topic, 0)})  # recovery reads a changelog again
+        seen.append(kafka.paused())
+        consumer.pause_partitions({TP(orders.topic, orders.partition)})  # a rebalance stops the inputs
+        seen.append(kafka.paused())
+        consumer.resume_partitions({TP(orders.topic, orders.partition), TP(changelog[1].topic, 1)})
+        seen.append(kafka.paused())
+        return seen
+
+    assert asyncio.run(pauses()) == [set(changelog), {changelog[1]}, {changelog[1], orders}, set()]
+
+
+def test_a_consumer_not_started_yet_keeps_its_pauses_to_itself(tmp_path):
+    async def build():
+        return Worker(Settings(kafka_bootstrap="127.0.0.1:9", data_dir=tmp_path), Policy(), load_catalog()).app.consumer
+
+    consumer = asyncio.run(build())
+    assert consumer.kafka is None
+    consumer.pause_partitions({TP("remarket.orders", 0)})
+    assert TP("remarket.orders", 0) in consumer._paused_partitions

@@ -211,10 +211,10 @@ def latency_workload_rate(bootstrap: str, workdir: Path, n: int, guarantee: str)
 
 
 WARMUP_SECONDS = 5.0
-"""Each latency run creates its topics just before it, and the broker answers the first second of
-load on new topics several times slower: its actions came up to ~1 s late, where the same worker
-restarted on the same topics answers at once (bench/first_second.py, docs/benchmarks.md). Every
-run reports its p99 over all events and over those sent after this many seconds."""
+"""A worker's first second under load was its slowest: its first commit's changelog records held
+aiokafka's fetches for 100 ms (fixed in c7980b4), and under exactly-once the broker still takes
+longest then to complete transactions (docs/benchmarks.md, 2026-12-08). Every run reports its p99
+over all events and over those sent after this many seconds."""
 
 
 def percentile_ms(ordered: list[float], p: float) -> float:

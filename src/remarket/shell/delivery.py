@@ -29,10 +29,10 @@ import asyncio
 from time import monotonic, perf_counter
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
+from aiokafka.structs import TopicPartition
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 from faust.types import TP
 from mode import Service
 from mode.utils.futures import maybe_async, notify
